@@ -1,0 +1,3 @@
+from mcpmux.cli import main
+
+main()

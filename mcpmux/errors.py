@@ -1,0 +1,77 @@
+"""The exceptions mcpmux raises, as one small tree.
+
+    MCPMuxError                  anything mcpmux reports to a person
+    ├── ProfileError             a profile is missing, unreadable or invalid (carries every Problem)
+    ├── TrustError               a profile's content has not been trusted (reserved for the trust feature)
+    ├── SecretError              a secret reference cannot be resolved (names the secret and the fix)
+    └── DownstreamError          one downstream failed: spawn, handshake, transport, or a call
+        └── DownstreamUnavailable  the downstream is not running (failed to start, exited, restarting)
+
+Errors carry their context as fields (`path`, `server`, `secret`), so callers can
+render them; `str(err)` is always one complete sentence with the fix. The CLI is
+the one place that turns them into exit codes, the front the one place that turns
+them into `is_error` results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class MCPMuxError(Exception):
+    """Base of every error a user can cause or fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong in a profile: where, what, and how to fix it."""
+
+    path: Path
+    line: int | None
+    key: str
+    message: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else str(self.path)
+        fix = f" ({self.fix})" if self.fix else ""
+        key = f"{self.key}: " if self.key else ""
+        return f"{where}: {key}{self.message}{fix}"
+
+
+class ProfileError(MCPMuxError):
+    """A profile could not be found, read or validated; `problems` lists every one found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class TrustError(MCPMuxError):
+    """A profile's exact content has not been trusted by the user."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class SecretError(MCPMuxError):
+    """A secret reference could not be resolved: missing entry, keyring unavailable or timed out."""
+
+    def __init__(self, secret: str, message: str) -> None:
+        self.secret = secret
+        super().__init__(message)
+
+
+class DownstreamError(MCPMuxError):
+    """One downstream failed; `server` names it and `log_path` points at its stderr log."""
+
+    def __init__(self, server: str, message: str, log_path: Path | None = None) -> None:
+        self.server = server
+        self.log_path = log_path
+        super().__init__(message)
+
+
+class DownstreamUnavailable(DownstreamError):
+    """The downstream is not running: it failed to start, exited, or is being restarted."""

@@ -1,0 +1,62 @@
+"""Where mcpmux keeps its own state.
+
+`MCPMUX_HOME`, when set, holds everything (tests and CI rely on it); otherwise the
+platform's config and state directories (via platformdirs) are used.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+APP = "mcpmux"
+
+
+@dataclass(frozen=True, slots=True)
+class StatePaths:
+    """Every file and folder of mcpmux's own state."""
+
+    config_dir: Path
+    state_dir: Path
+
+    @property
+    def profiles_dir(self) -> Path:
+        """User-level profiles (trusted by being the user's own)."""
+        return self.config_dir / "profiles"
+
+    @property
+    def active_profile_file(self) -> Path:
+        return self.config_dir / "active-profile"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.state_dir / "audit.jsonl"
+
+    @property
+    def logs_dir(self) -> Path:
+        """Per-downstream stderr logs."""
+        return self.state_dir / "logs"
+
+    def server_log(self, server: str) -> Path:
+        return self.logs_dir / f"{server}.log"
+
+
+def state_paths() -> StatePaths:
+    """The state locations for this process, honouring `MCPMUX_HOME`."""
+    home = os.environ.get("MCPMUX_HOME")
+    if home:
+        root = Path(home).expanduser()
+        return StatePaths(config_dir=root, state_dir=root)
+    return StatePaths(
+        config_dir=Path(platformdirs.user_config_dir(APP)),
+        state_dir=Path(platformdirs.user_state_dir(APP)),
+    )
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create `path` (and parents) owner-only, since it may hold logs and audit records."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
