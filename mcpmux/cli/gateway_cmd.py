@@ -1,0 +1,165 @@
+"""`mcpmux serve`, `mcpmux tools` and `mcpmux call`: the commands that start downstreams."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import anyio
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from mcpmux.cli._console import err_console, out_console
+from mcpmux.errors import MCPMuxError
+from mcpmux.wire import as_object
+
+ProfileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--profile", "-p", help="Profile name or path; default: the active profile (or ./profiles/demo.toml)."
+    ),
+]
+READY_WAIT_SECONDS = 60.0
+
+_T = TypeVar("_T")
+
+
+def _log_to_stderr(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("mcpmux: %(message)s"))
+    logger = logging.getLogger("mcpmux")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def _run(fn: Callable[[], Awaitable[_T]]) -> _T:
+    return anyio.run(fn, backend="asyncio")
+
+
+def serve(profile: ProfileOption = None, quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False) -> None:
+    """Run the gateway as a stdio MCP server for a host (stdout carries only the protocol)."""
+    from mcpmux.app import serve as serve_profile
+    from mcpmux.profile import resolve_profile
+
+    resolved = resolve_profile(profile)
+    _log_to_stderr(verbose=not quiet)
+    _run(lambda: serve_profile(resolved))
+
+
+def tools(
+    profile: ProfileOption = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Show denied tools too.")] = False,
+) -> None:
+    """Start the profile's downstreams, print the merged, namespaced, policy-filtered catalog, and exit."""
+    from mcpmux.app import open_gateway
+    from mcpmux.catalog import Catalog
+    from mcpmux.profile import resolve_profile
+
+    resolved = resolve_profile(profile)
+    _log_to_stderr(verbose=False)
+
+    async def collect() -> tuple[Catalog, list[tuple[str, str, str]]]:
+        async with open_gateway(resolved) as gateway:
+            with err_console.status(f"starting {len(gateway.supervisor.states)} servers…"):
+                with anyio.move_on_after(READY_WAIT_SECONDS):
+                    await gateway.supervisor.ready.wait()
+            states = gateway.supervisor.states.values()
+            down = [(s.spec.name, s.status, s.last_error or "") for s in states if s.status != "running"]
+            return gateway.supervisor.catalog, down
+
+    catalog, down = _run(collect)
+    table = Table(title=f"profile {resolved.name}: {len(catalog.visible)} tools exposed")
+    table.add_column("tool", no_wrap=True)
+    for column in ("server", "original", "policy", "note"):
+        table.add_column(column, overflow="fold")
+    for route in catalog.routes.values():
+        if not route.decision.allowed and not show_all:
+            continue
+        verdict = "allowed" if route.decision.allowed else f"[red]denied[/red] by {escape(route.decision.rule)}"
+        table.add_row(route.exposed, route.server, route.tool, verdict, escape(route.naming_note or ""))
+    out_console.print(table)
+    hidden = sum(1 for r in catalog.routes.values() if not r.decision.allowed)
+    if hidden and not show_all:
+        out_console.print(f"{hidden} tools hidden by policy (show them with --all)", highlight=False)
+    for note in catalog.notes:
+        err_console.print(f"note: {escape(note)}", highlight=False)
+    for name, status, error in down:
+        err_console.print(f"[red]server '{name}' {status}[/red]: {escape(error)}", highlight=False)
+    if down:
+        raise typer.Exit(1)
+
+
+def _parse_arguments(raw: list[str]) -> dict[str, Any]:
+    """One JSON object, or key=value pairs (values parsed as JSON when they are valid JSON, else strings)."""
+    if len(raw) == 1 and raw[0].lstrip().startswith("{"):
+        try:
+            value = json.loads(raw[0])
+        except json.JSONDecodeError as exc:
+            raise MCPMuxError(f"arguments are not valid JSON: {exc}; pass an object like '{{\"key\": 1}}'") from exc
+        if not isinstance(value, dict):
+            raise MCPMuxError("arguments must be a JSON object")
+        return value  # pyright: ignore[reportUnknownVariableType]
+    arguments: dict[str, Any] = {}
+    for item in raw:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise MCPMuxError(f"argument '{item}' is neither a JSON object nor key=value")
+        try:
+            arguments[key] = json.loads(text)
+        except json.JSONDecodeError:
+            arguments[key] = text
+    return arguments
+
+
+def call(
+    tool: Annotated[str, typer.Argument(help="Exposed tool name, e.g. time__get_current_time.")],
+    arguments: Annotated[list[str] | None, typer.Argument(help="A JSON object, or key=value pairs.")] = None,
+    profile: ProfileOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw CallToolResult as JSON.")] = False,
+) -> None:
+    """Call one tool through the gateway (policy, secrets and audit apply), print the result, and exit."""
+    from mcpmux.app import open_gateway
+    from mcpmux.profile import resolve_profile
+
+    resolved = resolve_profile(profile)
+    parsed = _parse_arguments(arguments or [])
+    _log_to_stderr(verbose=False)
+
+    async def run_call() -> dict[str, Any]:
+        async with open_gateway(resolved) as gateway:
+            with anyio.move_on_after(READY_WAIT_SECONDS):
+                await gateway.supervisor.ready.wait()
+            gateway.relay.host_name = "mcpmux-cli"
+            return await gateway.relay.call(tool, parsed)
+
+    result = _run(run_call)
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    else:
+        _print_result(result)
+    if result.get("isError"):
+        raise typer.Exit(1)
+
+
+def _print_result(result: dict[str, Any]) -> None:
+    content = result.get("content")
+    for item in content if isinstance(content, list) else []:  # pyright: ignore[reportUnknownVariableType]
+        block = as_object(item) or {}  # pyright: ignore[reportUnknownArgumentType]
+        kind = block.get("type")
+        if kind == "text":
+            out_console.print(block.get("text", ""), markup=False, highlight=False, soft_wrap=True)
+        else:
+            out_console.print(f"[{kind} content]", markup=False, highlight=False)
+    structured = result.get("structuredContent")
+    if structured is not None and not result.get("content"):
+        out_console.print_json(data=structured)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(tools)
+    app.command()(call)

@@ -1,0 +1,110 @@
+"""`mcpmux secret`: store, delete and list the keyring secrets profiles reference.
+
+There is deliberately no command that prints a value: the keyring's own tools do
+that, behind the keyring's own access control.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import anyio
+import typer
+
+from mcpmux.cli._console import err_console, out_console
+from mcpmux.errors import ProfileError, SecretError
+from mcpmux.profile_model import Profile
+from mcpmux.secrets import SERVICE, KeyringStore, backend_name, check_secret_name
+
+sub = typer.Typer(help="Store, delete and list keyring secrets (service 'mcpmux'). Values are never printed.")
+
+
+def _read_value(name: str) -> str:
+    if sys.stdin.isatty():
+        value: str = typer.prompt(f"Value for secret '{name}'", hide_input=True, confirmation_prompt=True)
+    else:
+        value = sys.stdin.read()
+        value = value.removesuffix("\n").removesuffix("\r") if value.endswith("\n") else value
+    if not value:
+        raise SecretError(name, f"secret '{name}': the value is empty; nothing was stored")
+    return value
+
+
+@sub.command("set")
+def set_secret(name: Annotated[str, typer.Argument(help="Secret name, as profiles reference it.")]) -> None:
+    """Store a secret: prompted for (hidden, twice) on a terminal, else read from stdin.
+
+    From stdin, one trailing newline is dropped, so `echo VALUE | mcpmux secret set NAME` works.
+    """
+    check_secret_name(name)
+    value = _read_value(name)
+    anyio.run(KeyringStore().set, name, value)
+    err_console.print(f"stored secret '{name}' in {backend_name()} (service '{SERVICE}')", highlight=False)
+
+
+@sub.command("delete")
+def delete_secret(name: Annotated[str, typer.Argument(help="Secret name.")]) -> None:
+    """Remove a secret from the keyring."""
+    check_secret_name(name)
+    if not anyio.run(KeyringStore().delete, name):
+        raise SecretError(name, f"secret '{name}' is not in the keyring (service '{SERVICE}'); nothing to delete")
+    err_console.print(f"deleted secret '{name}'", highlight=False)
+
+
+def _profiles(names: list[str]) -> list[Profile]:
+    from mcpmux.profile import list_profiles, load_profile, resolve_profile
+
+    if names:
+        return [resolve_profile(name) for name in names]
+    profiles: list[Profile] = []
+    for entry in list_profiles():
+        try:
+            profiles.append(load_profile(entry.path))
+        except ProfileError as exc:
+            err_console.print(f"[yellow]warning:[/yellow] skipping {entry.path}: {exc}", highlight=False)
+    return profiles
+
+
+def references(profiles: list[Profile]) -> dict[str, list[str]]:
+    """Secret name → the `profile/server` entries that reference it, sorted."""
+    refs: dict[str, list[str]] = {}
+    for profile in profiles:
+        for server in profile.servers:
+            for secret in server.secret_names:
+                refs.setdefault(secret, []).append(f"{profile.name}/{server.name}")
+    return {name: sorted(set(where)) for name, where in sorted(refs.items())}
+
+
+async def _presence(names: list[str]) -> dict[str, bool]:
+    store = KeyringStore()
+    return {name: await store.get(name) is not None for name in names}
+
+
+@sub.command("list")
+def list_secrets(
+    profile: Annotated[
+        list[str] | None,
+        typer.Option("--profile", "-p", help="Profile name or path (repeatable); default: every profile found."),
+    ] = None,
+) -> None:
+    """List the secrets profiles reference, whether each is in the keyring, and who uses it."""
+    from rich.table import Table
+
+    refs = references(_profiles(profile or []))
+    err_console.print(f"keyring backend: {backend_name()}", highlight=False)
+    if not refs:
+        err_console.print("no secrets are referenced", highlight=False)
+        return
+    present = anyio.run(_presence, list(refs))
+    table = Table("secret", "present", "referenced by")
+    for name, where in refs.items():
+        table.add_row(name, "yes" if present[name] else "[red]no[/red]", ", ".join(where))
+    out_console.print(table)
+    missing = [name for name, ok in present.items() if not ok]
+    if missing:
+        err_console.print(f"store missing ones with: mcpmux secret set {missing[0]}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(sub, name="secret")

@@ -1,0 +1,256 @@
+"""One downstream: a spawned MCP server spoken to as raw JSON-RPC lines.
+
+mcpmux is a relay, so it speaks to downstreams below the SDK's session layer:
+requests are addressed with ids of its own (`mx-N`, disjoint from anything a
+host sends) and replies are handed to a `ReplySink` straight from the pipe
+callback, without a task, a memory stream or a model per message. The SDK's
+types still validate what mcpmux itself consumes (the handshake, catalogs).
+
+The handshake is the 2025-11-25 `initialize` one on purpose: a 2.x SDK server
+probed with `server/discover` switches to 2026-07-28, where server-initiated
+requests, `logging/setLevel` and subscriptions are not available over stdio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio
+import mcp_types as types
+import pydantic
+
+from mcpmux import __version__, wire
+from mcpmux.errors import DownstreamError, DownstreamUnavailable
+from mcpmux.wire import JSON
+
+HANDSHAKE_VERSION = "2025-11-25"
+MAX_LIST_PAGES = 1000
+
+
+class ReplySink(Protocol):
+    """Receives the one answer to a request: the reply line, or the failure that means none will come."""
+
+    def reply(self, line: bytes, message: JSON) -> None: ...
+
+    def fail(self, error: DownstreamError) -> None: ...
+
+
+class _FutureSink:
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[JSON] = asyncio.get_running_loop().create_future()
+
+    def reply(self, line: bytes, message: JSON) -> None:
+        if not self.future.done():
+            self.future.set_result(message)
+
+    def fail(self, error: DownstreamError) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+@dataclass(slots=True)
+class Hooks:
+    """What a downstream's own messages are handed to (the supervisor and relay wire these)."""
+
+    on_notification: Callable[[Downstream, str, JSON, bytes], None] = lambda ds, method, msg, line: None
+    on_request: Callable[[Downstream, JSON], None] | None = None
+
+
+@dataclass(slots=True, eq=False)
+class Downstream(asyncio.SubprocessProtocol):
+    """The protocol object of one downstream process and its request table."""
+
+    name: str
+    log_path: Path
+    hooks: Hooks = field(default_factory=Hooks)
+    pid: int | None = None
+    exit_code: int | None = None
+    initialize_result: types.InitializeResult | None = None
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+    _transport: asyncio.SubprocessTransport | None = None
+    _stdin: asyncio.WriteTransport | None = None
+    _lines: wire.LineBuffer = field(default_factory=wire.LineBuffer)
+    _pending: dict[str, ReplySink] = field(default_factory=dict[str, ReplySink])
+    _ids: itertools.count[int] = field(default_factory=itertools.count)
+    _closing_reason: str | None = None
+
+    # --- asyncio.SubprocessProtocol -------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.SubprocessTransport)
+        self._transport = transport
+        self.pid = transport.get_pid()
+        stdin = transport.get_pipe_transport(0)
+        assert isinstance(stdin, asyncio.WriteTransport)
+        self._stdin = stdin
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        try:
+            lines = self._lines.feed(data)
+        except wire.LineTooLong as exc:
+            self._broken(str(exc))
+            return
+        for line in lines:
+            self._on_line(line)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self._fail_pending(f"server '{self.name}' closed its stdout")
+
+    def process_exited(self) -> None:
+        assert self._transport is not None
+        self.exit_code = self._transport.get_returncode()
+        self._fail_pending(f"server '{self.name}' exited with code {self.exit_code}")
+        self.exited.set()
+
+    # --- inbound --------------------------------------------------------------------
+    def _on_line(self, line: bytes) -> None:
+        try:
+            message = wire.loads(line)
+        except ValueError:
+            self._log(b"mcpmux: ignored a line that is not JSON: " + line[:200])
+            return
+        msg = wire.as_object(message)
+        if msg is None:
+            return
+        method = msg.get("method")
+        if method is None:
+            rid = msg.get("id")
+            sink = self._pending.pop(rid, None) if isinstance(rid, str) else None
+            if sink is not None:
+                sink.reply(line, msg)
+            return
+        if "id" in msg:
+            self._on_request(msg)
+        elif isinstance(method, str):
+            self.hooks.on_notification(self, method, msg, line)
+
+    def _on_request(self, msg: JSON) -> None:
+        if msg.get("method") == "ping":
+            self.write(wire.result_response(msg["id"], {}))
+        elif self.hooks.on_request is not None:
+            self.hooks.on_request(self, msg)
+        else:
+            self.write(wire.error_response(msg["id"], wire.METHOD_NOT_FOUND, "mcpmux does not relay this request"))
+
+    # --- outbound -------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self._stdin is not None and not self.exited.is_set() and self._closing_reason is None
+
+    def write(self, line: bytes) -> None:
+        if self._stdin is not None and not self._stdin.is_closing():
+            self._stdin.write(line + b"\n")
+
+    def send_request(self, method: str, params: JSON | None, sink: ReplySink) -> str:
+        """Send a request now; `sink` gets exactly one reply or failure. Returns mcpmux's request id."""
+        if not self.alive:
+            sink.fail(self.unavailable())
+            return ""
+        rid = f"mx-{next(self._ids)}"
+        self._pending[rid] = sink
+        message: JSON = {"jsonrpc": "2.0", "id": rid, "method": method}
+        if params is not None:
+            message["params"] = params
+        self.write(wire.dumps(message))
+        return rid
+
+    def abandon(self, rid: str, reason: str) -> None:
+        """Stop waiting for `rid` and tell the downstream to cancel it."""
+        if self._pending.pop(rid, None) is not None:
+            self.write(wire.notification("notifications/cancelled", {"requestId": rid, "reason": reason}))
+
+    async def request(self, method: str, params: JSON | None, wait_seconds: float) -> JSON:
+        """Send a request and wait for its result; JSON-RPC errors raise `DownstreamError`."""
+        sink = _FutureSink()
+        rid = self.send_request(method, params, sink)
+        try:
+            with anyio.fail_after(wait_seconds):
+                message = await sink.future
+        except TimeoutError:
+            self.abandon(rid, "timed out")
+            raise DownstreamError(
+                self.name, f"server '{self.name}' did not answer {method} within {wait_seconds:g} s"
+            ) from None
+        except BaseException:
+            self.abandon(rid, "cancelled")
+            raise
+        if "error" in message:
+            err: JSON = message["error"]
+            raise DownstreamError(self.name, f"server '{self.name}' answered {method} with error: {err.get('message')}")
+        return wire.as_object(message.get("result")) or {}
+
+    async def initialize(self, wait_seconds: float) -> types.InitializeResult:
+        params: JSON = {
+            "protocolVersion": HANDSHAKE_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "mcpmux", "version": __version__},
+        }
+        raw = await self.request("initialize", params, wait_seconds)
+        try:
+            result = types.InitializeResult.model_validate(raw)
+        except pydantic.ValidationError as exc:
+            raise DownstreamError(self.name, f"server '{self.name}' sent an invalid initialize result: {exc}") from exc
+        self.write(wire.notification("notifications/initialized"))
+        self.initialize_result = result
+        return result
+
+    async def list_tools(self, wait_seconds: float) -> list[types.Tool]:
+        """Every tool, following `nextCursor` to the end; invalid tool definitions are logged and skipped."""
+        tools: list[types.Tool] = []
+        cursor: str | None = None
+        for _ in range(MAX_LIST_PAGES):
+            page = await self.request("tools/list", {"cursor": cursor} if cursor else None, wait_seconds)
+            raw_tools = page.get("tools")
+            for raw in raw_tools if isinstance(raw_tools, list) else []:  # pyright: ignore[reportUnknownVariableType]
+                try:
+                    tools.append(types.Tool.model_validate(raw))
+                except pydantic.ValidationError as exc:
+                    self._log(f"mcpmux: skipped an invalid tool definition: {exc}".encode())
+            cursor = page.get("nextCursor")
+            if not cursor:
+                break
+        return tools
+
+    # --- failure --------------------------------------------------------------------
+    def unavailable(self) -> DownstreamUnavailable:
+        reason = self._closing_reason or (
+            f"exited with code {self.exit_code}" if self.exited.is_set() else "is not connected"
+        )
+        return DownstreamUnavailable(
+            self.name, f"server '{self.name}' is unavailable: {reason} (log: {self.log_path})", self.log_path
+        )
+
+    def _fail_pending(self, reason: str) -> None:
+        if self._closing_reason is None:
+            self._closing_reason = reason
+        pending, self._pending = self._pending, {}
+        error = DownstreamUnavailable(self.name, f"{reason} (log: {self.log_path})", self.log_path)
+        for sink in pending.values():
+            sink.fail(error)
+
+    def _broken(self, reason: str) -> None:
+        self._log(f"mcpmux: {reason}; stopping the server".encode())
+        self._fail_pending(f"server '{self.name}' broke the protocol: {reason}")
+        if self._transport is not None:
+            self._transport.kill()
+
+    def _log(self, text: bytes) -> None:
+        with self.log_path.open("ab") as f:
+            f.write(text + b"\n")
+
+    def begin_close(self, reason: str) -> None:
+        self._fail_pending(reason)
+
+    @property
+    def transport(self) -> asyncio.SubprocessTransport | None:
+        return self._transport
+
+    def describe(self) -> dict[str, Any]:
+        return {"server": self.name, "pid": self.pid, "exit_code": self.exit_code}

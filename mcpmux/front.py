@@ -1,0 +1,202 @@
+"""The front: mcpmux's own MCP server, spoken to by the host over stdio.
+
+mcpmux owns the host's wire. Each line from stdin is parsed once; on a
+handshake-era connection a `tools/call` (and the `notifications/cancelled` for
+one) goes straight to the relay, and everything else is handed to the SDK's
+low-level `Server`, which serves the `initialize` handshake, the 2026-07-28
+per-request envelopes, listings and errors. Both write to one stdout
+transport, whose writes are whole lines and never interleave.
+
+fd 1 is the protocol wire: it is duplicated for the wire and then pointed at
+stderr, so a stray print anywhere in the process cannot corrupt the protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import mcp_types as types
+import pydantic
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.server import Server
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.server import NotificationOptions
+from mcp.shared.message import SessionMessage
+
+from mcpmux import __version__, wire
+from mcpmux.catalog import Catalog
+from mcpmux.relay import Relay
+from mcpmux.supervisor import Supervisor
+from mcpmux.wire import JSON
+
+logger = logging.getLogger("mcpmux")
+
+MODERN_ENVELOPE_KEY = "io.modelcontextprotocol/protocolVersion"
+LIST_WAIT_SECONDS = 30.0
+"""How long a `tools/list` during start-up waits for the slowest downstream before answering with what is up."""
+
+
+class Front:
+    def __init__(self, supervisor: Supervisor, relay: Relay) -> None:
+        self.supervisor = supervisor
+        self.relay = relay
+        self.server: Server[Any] = Server(
+            "mcpmux", version=__version__, on_list_tools=self._list_tools, on_call_tool=self._call_tool
+        )
+        self._handshake_era = False
+        self._write: Callable[[bytes], None] = lambda line: None
+        self._to_sdk: MemoryObjectSendStream[SessionMessage | Exception] | None = None
+        supervisor.on_catalog = self._catalog_changed
+
+    # --- SDK handlers (everything but the hot path) --------------------------------------
+    async def _list_tools(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        with anyio.move_on_after(LIST_WAIT_SECONDS):
+            await self.supervisor.ready.wait()
+        return types.ListToolsResult(tools=list(self.supervisor.catalog.visible))
+
+    async def _call_tool(
+        self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        result = await self.relay.call(params.name, params.arguments)
+        return types.CallToolResult.model_validate(result)
+
+    def _catalog_changed(self, catalog: Catalog) -> None:
+        if self._handshake_era:
+            self._write(wire.notification("notifications/tools/list_changed"))
+
+    # --- the wire -------------------------------------------------------------------------
+    def on_line(self, line: bytes) -> None:
+        try:
+            message = wire.loads(line)
+        except ValueError:
+            self._write(wire.error_response(None, wire.PARSE_ERROR, "parse error: a line that is not JSON"))
+            return
+        msg = wire.as_object(message)
+        if msg is not None:
+            method = msg.get("method")
+            params = wire.as_object(msg.get("params"))
+            if method == "tools/call" and self._handshake_era and "id" in msg and params is not None:
+                self.relay.call_from_host(msg["id"], params, self._write, self._write)
+                return
+            if (
+                method == "notifications/cancelled"
+                and params is not None
+                and self.relay.cancel_from_host(params.get("requestId"), params.get("reason"))
+            ):
+                return
+            if method == "initialize" and params is not None and not _is_modern(params):
+                self._handshake_era = True
+                info = wire.as_object(params.get("clientInfo")) or {}
+                self.relay.host_name = str(info.get("name"))
+        self._to_sdk_line(message)
+
+    def _to_sdk_line(self, message: Any) -> None:
+        try:
+            parsed = types.jsonrpc_message_adapter.validate_python(message, by_name=False)
+        except pydantic.ValidationError:
+            request_id = (wire.as_object(message) or {}).get("id")
+            self._write(wire.error_response(request_id, wire.INVALID_REQUEST, "invalid JSON-RPC message"))
+            return
+        if self._to_sdk is not None:
+            self._to_sdk.send_nowait(SessionMessage(parsed))
+
+    async def _pump_sdk(self, stream: MemoryObjectReceiveStream[SessionMessage]) -> None:
+        async with stream:
+            async for session_message in stream:
+                self._write(session_message.message.model_dump_json(by_alias=True, exclude_unset=True).encode())
+
+    async def run(self, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
+        """Serve the host until it closes stdin."""
+        out = await _open_output(stdout_fd)
+        self._write = out
+        to_sdk, sdk_in = anyio.create_memory_object_stream[SessionMessage | Exception](math.inf)
+        sdk_out, from_sdk = anyio.create_memory_object_stream[SessionMessage](math.inf)
+        self._to_sdk = to_sdk
+        options = self.server.create_initialization_options(NotificationOptions(tools_changed=True))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.server.run, sdk_in, sdk_out, options)
+            tg.start_soon(self._pump_sdk, from_sdk)
+            await _read_lines(stdin_fd, self.on_line)
+            tg.cancel_scope.cancel()
+
+
+def _is_modern(params: JSON) -> bool:
+    meta = wire.as_object(params.get("_meta"))
+    return meta is not None and MODERN_ENVELOPE_KEY in meta
+
+
+class _LineProtocol(asyncio.Protocol):
+    def __init__(self, on_line: Callable[[bytes], None]) -> None:
+        self._lines = wire.LineBuffer()
+        self._on_line = on_line
+        self.eof = asyncio.Event()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            lines = self._lines.feed(data)
+        except wire.LineTooLong:
+            logger.error("the host sent a message larger than %d bytes; closing", wire.MAX_LINE_BYTES)
+            self.eof.set()
+            return
+        for line in lines:
+            self._on_line(line)
+
+    def eof_received(self) -> bool | None:
+        self.eof.set()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof.set()
+
+
+async def _read_lines(fd: int, on_line: Callable[[bytes], None]) -> None:
+    loop = asyncio.get_running_loop()
+    protocol = _LineProtocol(on_line)
+    pipe = os.fdopen(os.dup(fd), "rb", buffering=0)
+    try:
+        transport, _ = await loop.connect_read_pipe(lambda: protocol, pipe)
+    except ValueError:  # a regular file: no pipe transport for it
+        pipe.close()
+        await _read_lines_blocking(fd, protocol)
+        return
+    try:
+        await protocol.eof.wait()
+    finally:
+        transport.close()
+
+
+async def _read_lines_blocking(fd: int, protocol: _LineProtocol) -> None:
+    while chunk := await anyio.to_thread.run_sync(os.read, fd, 1 << 16, abandon_on_cancel=True):
+        protocol.data_received(chunk)
+
+
+async def _open_output(fd: int) -> Callable[[bytes], None]:
+    """A line writer on a private duplicate of `fd`; `fd` itself is then pointed at stderr."""
+    wire_fd = os.dup(fd)
+    if fd == 1:
+        os.dup2(2, 1)
+    pipe = os.fdopen(wire_fd, "wb", buffering=0)
+    loop = asyncio.get_running_loop()
+    try:
+        transport, _ = await loop.connect_write_pipe(asyncio.Protocol, pipe)
+    except ValueError:  # a regular file: write it directly; small and rare
+
+        def write_blocking(line: bytes) -> None:
+            pipe.write(line + b"\n")
+
+        return write_blocking
+
+    def write(line: bytes) -> None:
+        if not transport.is_closing():
+            transport.write(line + b"\n")
+
+    return write

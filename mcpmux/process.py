@@ -1,0 +1,121 @@
+"""Spawning and ending downstream processes so that none outlives mcpmux.
+
+Contract:
+- Every downstream starts in its own session (so its process group holds its
+  children too: `npx` → `node` → a browser), with stdin/stdout pipes for the
+  protocol and stderr straight into its own log file (never a pipe that could
+  fill up and stall it, never the host's stderr).
+- On Linux each child also asks the kernel for SIGKILL when mcpmux dies
+  (`PR_SET_PDEATHSIG`), which covers a SIGKILLed mcpmux for direct children.
+- `terminate` closes stdin, waits, then SIGTERMs and finally SIGKILLs the whole
+  process group, each wait bounded; it then signals the group once more so that
+  grandchildren which outlived a cooperative leader go too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO
+
+import anyio
+
+STDIN_GRACE_SECONDS = 2.0
+TERM_GRACE_SECONDS = 2.0
+
+INHERITED_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
+"""The only variables a downstream inherits from mcpmux's environment; the profile's `env` adds the rest."""
+
+MARK_ENV = "MCPMUX_PARENT_PID"
+"""Set in every downstream's environment so that orphans of a dead mcpmux can be recognised."""
+
+
+def base_environment() -> dict[str, str]:
+    env = {k: v for k in INHERITED_ENV if (v := os.environ.get(k)) is not None}
+    env[MARK_ENV] = str(os.getpid())
+    return env
+
+
+def resolve_command(command: str, env: Mapping[str, str], cwd: Path | None) -> str | None:
+    """The executable a downstream's `command` names, searched on the downstream's own PATH."""
+    if os.sep in command:
+        path = Path(command) if Path(command).is_absolute() or cwd is None else cwd / command
+        return str(path) if os.access(path, os.X_OK) else None
+    return shutil.which(command, path=env.get("PATH", os.defpath))
+
+
+def _parent_death_hook() -> Callable[[], None] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    # Resolved before fork: the child runs only the C call.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+    return hook
+
+
+_PDEATHSIG_HOOK = _parent_death_hook()
+
+
+async def spawn(
+    protocol_factory: Callable[[], asyncio.SubprocessProtocol],
+    argv: list[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path | None,
+    stderr: IO[bytes],
+) -> tuple[asyncio.SubprocessTransport, asyncio.SubprocessProtocol]:
+    loop = asyncio.get_running_loop()
+    return await loop.subprocess_exec(
+        protocol_factory,
+        *argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=stderr,
+        env=dict(env),
+        cwd=cwd,
+        start_new_session=True,
+        preexec_fn=_PDEATHSIG_HOOK,
+    )
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> bool:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+async def _wait(exited: asyncio.Event, seconds: float) -> bool:
+    with anyio.move_on_after(seconds):
+        await exited.wait()
+    return exited.is_set()
+
+
+async def terminate(transport: asyncio.SubprocessTransport, exited: asyncio.Event) -> None:
+    """End a downstream and its process group: stdin EOF → SIGTERM → SIGKILL, each wait bounded."""
+    pid = transport.get_pid()
+    stdin = transport.get_pipe_transport(0)
+    if stdin is not None and not exited.is_set():
+        stdin.close()
+        await _wait(exited, STDIN_GRACE_SECONDS)
+    if not exited.is_set():
+        _signal_group(pid, signal.SIGTERM)
+        if not await _wait(exited, TERM_GRACE_SECONDS):
+            _signal_group(pid, signal.SIGKILL)
+            await _wait(exited, TERM_GRACE_SECONDS)
+    # The leader is gone; anything left in its group was started by it and goes too.
+    if _signal_group(pid, signal.SIGTERM):
+        await anyio.sleep(0.05)  # a brief chance to exit cleanly, not a synchronisation point
+        _signal_group(pid, signal.SIGKILL)
+    transport.close()

@@ -1,0 +1,398 @@
+"""Profiles: TOML → a frozen, validated `Profile`; discovery; the active profile.
+
+`load_profile` collects every problem before raising, so one `mcpmux validate`
+shows the whole list. Unknown keys are errors, not warnings: a typo in a shared
+profile (say `timout_seconds`) must never be silently ignored. tomllib reports no
+line numbers for values, so `_LineIndex` scans the text for key paths itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import hashlib
+import os
+import re
+import tempfile
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal, TypeVar, cast
+from urllib.parse import urlsplit
+
+from mcpmux.errors import Problem, ProfileError
+from mcpmux.paths import ensure_private_dir, state_paths
+from mcpmux.profile_model import DEFAULT_MAX_NAME_LENGTH, EnvValue, PolicySpec, Profile, SecretRef, ServerSpec
+
+PROJECT_DIR = "profiles"
+DEFAULT_PROFILE = "demo"
+
+_TOP_KEYS = ("description", "max_name_length", "servers", "policy")
+# Keys only a local (`command`) or only a remote (`url`) downstream uses; the rest apply to both.
+_ONLY_FOR = {"args": "command", "cwd": "command", "env": "command", "headers": "url"}
+_SERVER_KEYS = ("command", "url", *_ONLY_FOR, "timeout_seconds", "startup_timeout_seconds", "enabled", "aliases")
+_POLICY_KEYS = ("default", "allow", "deny")
+
+_SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_EXPOSED_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_SECRET_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
+_CREDENTIAL_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "CREDENTIALS", "AUTHORIZATION")
+# A name ending like this points at a credential (a file, an id) rather than holding one.
+_NOT_A_CREDENTIAL_SUFFIX = ("PATH", "FILE", "DIR", "NAME", "ID", "URL", "HOST", "USER")
+
+_SECRET_FIX = 'write { secret = "NAME" } with NAME of [A-Za-z0-9._-], 1-128 chars'
+
+Key = tuple[str, ...]
+T = TypeVar("T")
+
+
+# ---- line numbers --------------------------------------------------------------------------------------------
+
+_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
+_DOTTED = rf"{_KEY_PART}(?:\s*\.\s*{_KEY_PART})*"
+_HEADER_LINE = re.compile(rf"\s*\[\[?\s*({_DOTTED})\s*\]\]?")
+_KEY_LINE = re.compile(rf"\s*({_DOTTED})\s*=")
+
+
+def _split_key(dotted: str) -> Key:
+    parts = re.findall(_KEY_PART, dotted)
+    return tuple(p[1:-1] if p[:1] in "\"'" else p for p in parts)
+
+
+class _LineIndex:
+    """Key path → first line it appears on (table headers and `key =` lines). Good enough, not a TOML parser."""
+
+    def __init__(self, text: str) -> None:
+        self._lines: dict[Key, int] = {}
+        table: Key = ()
+        for number, line in enumerate(text.splitlines(), start=1):
+            if header := _HEADER_LINE.match(line):
+                table = _split_key(header.group(1))
+                self._add(table, number)
+            elif key := _KEY_LINE.match(line):
+                self._add(table + _split_key(key.group(1)), number)
+
+    def _add(self, key: Key, number: int) -> None:
+        for end in range(1, len(key) + 1):
+            self._lines.setdefault(key[:end], number)
+
+    def line(self, key: Key) -> int | None:
+        # Keys inside inline tables (`env = { A = ... }`) fall back to their enclosing key's line.
+        for end in range(len(key), 0, -1):
+            if key[:end] in self._lines:
+                return self._lines[key[:end]]
+        return None
+
+
+def _toml_type(value: object) -> str:
+    names: list[tuple[type, str]] = [(bool, "a boolean"), (int, "an integer"), (float, "a float"), (str, "a string")]
+    names += [(list, "an array"), (dict, "a table"), (datetime, "a datetime"), (date, "a date"), (time, "a time")]
+    return next((name for kind, name in names if isinstance(value, kind)), type(value).__name__)
+
+
+def _is_credential_name(name: str) -> bool:
+    parts = [p for p in re.split(r"[_.\-]", name.upper()) if p]
+    if not parts or parts[-1] in _NOT_A_CREDENTIAL_SUFFIX:
+        return False
+    return any(p == "PAT" or p.endswith(_CREDENTIAL_WORDS) for p in parts)
+
+
+class _Checker:
+    """Collects problems against one profile file while reading its parsed tables."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = _LineIndex(text)
+        self.problems: list[Problem] = []
+
+    def problem(self, key: Key, message: str, fix: str = "") -> None:
+        self.problems.append(Problem(self.path, self.lines.line(key), ".".join(key), message, fix))
+
+    def unknown_keys(self, table: Mapping[str, object], known: tuple[str, ...], where: Key) -> None:
+        for name in table:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                fix = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
+                self.problem((*where, name), f"unknown key '{name}'", fix)
+
+    def typed(self, table: Mapping[str, object], name: str, where: Key, kind: type[T], what: str) -> T | None:
+        """The value at `name` if it has the right type; a problem and None if not; None if absent."""
+        value = table.get(name)
+        # bool is an int in Python but not in TOML.
+        if value is None or (isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)):
+            return value
+        self.problem((*where, name), f"must be {what}, not {_toml_type(value)}", f"write it as {what}")
+        return None
+
+    def table(self, table: Mapping[str, object], name: str, where: Key, what: str = "a table") -> dict[str, object]:
+        """The sub-table at `name`; empty if absent, or (with a problem) if it is not a table."""
+        value = table.get(name, {})
+        if isinstance(value, dict):
+            return cast(dict[str, object], value)
+        self.problem((*where, name), f"must be {what}, not {_toml_type(value)}", f"write it as {what}")
+        return {}
+
+    def string_list(self, table: Mapping[str, object], name: str, where: Key) -> tuple[str, ...]:
+        items = table.get(name, [])
+        if not isinstance(items, list):
+            self.problem((*where, name), f"must be an array of strings, not {_toml_type(items)}", 'write ["..."]')
+            return ()
+        for index, item in enumerate(cast(list[object], items)):
+            if not isinstance(item, str):
+                self.problem((*where, name), f"item {index} must be a string, not {_toml_type(item)}", "quote it")
+        return tuple(i for i in cast(list[object], items) if isinstance(i, str))
+
+    def positive(self, table: Mapping[str, object], name: str, where: Key) -> float | None:
+        value = table.get(name)
+        if value is None or (isinstance(value, int | float) and not isinstance(value, bool) and value > 0):
+            return None if value is None else float(value)
+        self.problem((*where, name), f"must be a number of seconds above 0, not {value!r}", "write e.g. 30")
+        return None
+
+    def env_table(self, table: Mapping[str, object], name: str, where: Key, header: bool) -> Mapping[str, EnvValue]:
+        result: dict[str, EnvValue] = {}
+        for var, value in self.table(table, name, where).items():
+            key = (*where, name, var)
+            if header and not _HEADER_NAME.fullmatch(var):
+                self.problem(key, f"'{var}' is not a valid HTTP header name", "use letters, digits and dashes")
+            elif not header and not _ENV_NAME.fullmatch(var):
+                self.problem(key, f"'{var}' is not a valid environment variable name", "use [A-Za-z_][A-Za-z0-9_]*")
+            if isinstance(value, str):
+                if value and _is_credential_name(var):
+                    fix = f'write {{ secret = "{var.lower()}" }} and run `mcpmux secret set {var.lower()}`'
+                    self.problem(key, "looks like a credential; secrets never sit in the profile", fix)
+                result[var] = value
+            elif isinstance(value, dict):
+                ref = self.secret_ref(cast(dict[str, object], value), key)
+                if ref is not None:
+                    result[var] = ref
+            else:
+                self.problem(key, f'must be a string or {{ secret = "NAME" }}, not {_toml_type(value)}', "quote it")
+        return MappingProxyType(result)
+
+    def secret_ref(self, value: Mapping[str, object], key: Key) -> SecretRef | None:
+        self.unknown_keys(value, ("secret",), key)
+        name = value.get("secret")
+        if isinstance(name, str) and _SECRET_NAME.fullmatch(name):
+            return SecretRef(name)
+        shown = "nothing" if name is None else repr(name)
+        self.problem((*key, "secret"), f"a secret reference needs a secret name, not {shown}", _SECRET_FIX)
+        return None
+
+    def aliases(self, table: Mapping[str, object], where: Key) -> Mapping[str, str]:
+        result: dict[str, str] = {}
+        for original, exposed in self.table(table, "aliases", where, "a table of tool name = exposed name").items():
+            key = (*where, "aliases", original)
+            if not isinstance(exposed, str):
+                self.problem(key, f"must be a string, not {_toml_type(exposed)}", "write the exposed name in quotes")
+            elif not _EXPOSED_NAME.fullmatch(exposed):
+                self.problem(key, f"'{exposed}' is not a valid exposed name", "use [A-Za-z0-9_-], 1-128 chars")
+            elif exposed in result.values():
+                self.problem(key, f"'{exposed}' is already the alias of another tool", "give each tool its own name")
+            else:
+                result[original] = exposed
+        return MappingProxyType(result)
+
+
+def _check_server(c: _Checker, name: str, raw: object) -> ServerSpec | None:
+    where: Key = ("servers", name)
+    if not _SERVER_NAME.fullmatch(name) or "__" in name:
+        c.problem(where, f"server name '{name}' is invalid", "use [A-Za-z0-9_-], at most 32 chars, and no '__'")
+    if not isinstance(raw, dict):
+        c.problem(where, f"must be a table, not {_toml_type(raw)}", f"write it as [servers.{name}]")
+        return None
+    table = cast(dict[str, object], raw)
+    c.unknown_keys(table, _SERVER_KEYS, where)
+    command = c.typed(table, "command", where, str, "a string")
+    url = c.typed(table, "url", where, str, "a string")
+    if ("command" in table) == ("url" in table):
+        c.problem(where, "needs exactly one of 'command' or 'url'", "set 'command' for a local server, 'url' for HTTP")
+    if url is not None and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc):
+        c.problem((*where, "url"), f"'{url}' is not an http(s) URL", "write it like https://host/mcp")
+    for key, needs in _ONLY_FOR.items():
+        if key in table and needs not in table and ("command" in table or "url" in table):
+            c.problem((*where, key), f"'{key}' only applies to a server with '{needs}'", f"remove '{key}'")
+    cwd = c.typed(table, "cwd", where, str, "a string")
+    spec = ServerSpec(
+        name=name,
+        command=command,
+        args=c.string_list(table, "args", where),
+        cwd=None if cwd is None else (c.path.parent / Path(cwd).expanduser()).resolve(),
+        env=c.env_table(table, "env", where, header=False),
+        url=url,
+        headers=c.env_table(table, "headers", where, header=True),
+        enabled=c.typed(table, "enabled", where, bool, "true or false") is not False,
+        aliases=c.aliases(table, where),
+    )
+    # Only set what the profile sets, so the defaults stay in one place (profile_model.py).
+    if (timeout := c.positive(table, "timeout_seconds", where)) is not None:
+        spec = replace(spec, timeout_seconds=timeout)
+    if (startup := c.positive(table, "startup_timeout_seconds", where)) is not None:
+        spec = replace(spec, startup_timeout_seconds=startup)
+    return spec
+
+
+def _check_policy(c: _Checker, table: Mapping[str, object]) -> PolicySpec:
+    where: Key = ("policy",)
+    c.unknown_keys(table, _POLICY_KEYS, where)
+    default = c.typed(table, "default", where, str, "a string")
+    if default is not None and default not in ("allow", "deny"):
+        c.problem((*where, "default"), f"must be 'allow' or 'deny', not '{default}'", 'write default = "deny"')
+        default = None
+    globs: dict[str, tuple[str, ...]] = {}
+    for key in ("allow", "deny"):
+        globs[key] = c.string_list(table, key, where)
+        if any(not g for g in globs[key]):
+            c.problem((*where, key), "an empty pattern matches nothing", "remove it, or write a glob like 'git__*'")
+    mode: Literal["allow", "deny"] = "deny" if default == "deny" else "allow"
+    return PolicySpec(default=mode, allow=globs["allow"], deny=globs["deny"])
+
+
+def _check_profile(c: _Checker, data: Mapping[str, object]) -> Profile:
+    c.unknown_keys(data, _TOP_KEYS, ())
+    description = c.typed(data, "description", (), str, "a string") or ""
+    max_len = c.typed(data, "max_name_length", (), int, "an integer")
+    if max_len is not None and not 16 <= max_len <= 128:
+        c.problem(("max_name_length",), f"must be between 16 and 128, not {max_len}", "51 fits Claude's 64-char limit")
+        max_len = None
+    servers_raw = c.table(data, "servers", (), "a table of [servers.NAME] tables")
+    servers = [_check_server(c, name, raw) for name, raw in servers_raw.items()]
+    policy = _check_policy(c, c.table(data, "policy", (), "a [policy] table"))
+    return Profile(
+        name=c.path.stem,
+        path=c.path,
+        servers=tuple(s for s in servers if s is not None),
+        policy=policy,
+        description=description,
+        max_name_length=DEFAULT_MAX_NAME_LENGTH if max_len is None else max_len,
+    )
+
+
+def load_profile(path: Path) -> Profile:
+    """Parse and validate one profile file; `ProfileError` lists every problem found."""
+    path = path.expanduser().absolute()
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise ProfileError([Problem(path, None, "", f"cannot read the profile: {reason}", "check the path")]) from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        where = re.search(r"at line (\d+)", str(exc))
+        line = int(where.group(1)) if where else None
+        problem = Problem(path, line, "", f"TOML syntax error: {exc}", "fix the syntax on that line")
+        raise ProfileError([problem]) from exc
+    checker = _Checker(path, text)
+    profile = _check_profile(checker, data)
+    if checker.problems:
+        raise ProfileError(sorted(checker.problems, key=lambda p: p.line or 0))
+    return profile
+
+
+def profile_hash(path: Path) -> str:
+    """sha256 of the file's exact bytes: what trust and audit records pin."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileEntry:
+    name: str
+    path: Path
+    source: Literal["project", "user"]
+    active: bool
+
+
+def _is_path(value: str, base: Path) -> bool:
+    return "/" in value or os.sep in value or value.endswith(".toml") or (base / value).expanduser().is_file()
+
+
+def _search_dirs(base: Path) -> list[tuple[Literal["project", "user"], Path]]:
+    return [("project", base / PROJECT_DIR), ("user", state_paths().profiles_dir)]
+
+
+def _profile_files(base: Path) -> Iterator[tuple[Literal["project", "user"], Path]]:
+    for source, folder in _search_dirs(base):
+        for path in sorted(folder.glob("*.toml")) if folder.is_dir() else ():
+            yield source, path
+
+
+def find_profile(name_or_path: str, *, cwd: Path | None = None) -> Path:
+    """A path (has `/`, ends in `.toml`, or exists) as is; a name in `./profiles/`, then the user's profiles."""
+    base = cwd or Path.cwd()
+    if _is_path(name_or_path, base):
+        path = (base / Path(name_or_path).expanduser()).resolve()
+        if path.is_file():
+            return path
+        raise ProfileError([Problem(path, None, "", "no such profile file", "check the path")])
+    candidates = [folder / f"{name_or_path}.toml" for _, folder in _search_dirs(base)]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    names = sorted({path.stem for _, path in _profile_files(base)})
+    available = f"available: {', '.join(names)}" if names else "no profiles exist yet"
+    looked = " and ".join(str(c) for c in candidates)
+    message = f"no profile named '{name_or_path}' (looked for {looked}; {available})"
+    fix = "run `mcpmux profile list` to see the names, or pass a path"
+    raise ProfileError([Problem(candidates[0], None, "", message, fix)])
+
+
+def list_profiles(*, cwd: Path | None = None) -> list[ProfileEntry]:
+    """Project profiles first, then the user's; a name in both is listed twice (the project one wins lookups)."""
+    base, name, active = cwd or Path.cwd(), active_profile_name(), None
+    with contextlib.suppress(ProfileError):  # a stale active name just marks nothing active
+        active = None if name is None else find_profile(name, cwd=base)
+    return [ProfileEntry(path.stem, path, source, path.resolve() == active) for source, path in _profile_files(base)]
+
+
+def active_profile_name() -> str | None:
+    """What `mcpmux profile use` recorded: a profile name, or an absolute path; None if nothing is."""
+    try:
+        value = state_paths().active_profile_file.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return value or None
+
+
+def set_active_profile(name_or_path: str, *, cwd: Path | None = None) -> Path:
+    """Record the active profile once it resolves and loads cleanly; returns its path."""
+    base = cwd or Path.cwd()
+    path = find_profile(name_or_path, cwd=base)
+    load_profile(path)
+    value = str(path) if _is_path(name_or_path, base) else name_or_path
+    target = state_paths().active_profile_file
+    ensure_private_dir(target.parent)
+    # Temp file + os.replace: a running `serve` watching this file never reads half a name.
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".active-profile.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(value + "\n")
+        Path(tmp).replace(target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def resolve_profile_path(arg: str | None, *, cwd: Path | None = None) -> Path:
+    """The profile to use: `arg`, else the active one, else `./profiles/demo.toml`."""
+    base = cwd or Path.cwd()
+    chosen = arg or active_profile_name()
+    if chosen is not None:
+        return find_profile(chosen, cwd=base)
+    demo = base / PROJECT_DIR / f"{DEFAULT_PROFILE}.toml"
+    if demo.is_file():
+        return demo.resolve()
+    fix = "run `mcpmux profile use NAME`, or pass `--profile NAME`"
+    message = f"no profile given, no active profile set, and no {PROJECT_DIR}/{DEFAULT_PROFILE}.toml here"
+    raise ProfileError([Problem(state_paths().active_profile_file, None, "", message, fix)])
+
+
+def resolve_profile(arg: str | None, *, cwd: Path | None = None) -> Profile:
+    """Find and load the profile to use (see `resolve_profile_path`)."""
+    return load_profile(resolve_profile_path(arg, cwd=cwd))

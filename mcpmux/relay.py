@@ -1,0 +1,273 @@
+"""The `tools/call` path: route, decide, forward, re-address, redact, audit.
+
+Every agent call crosses this module, so it is built from callbacks rather than
+tasks: a host's request line is parsed once, checked against the current
+catalog snapshot and the policy, and written to the downstream with an id of
+mcpmux's own; the downstream's reply is spliced back to the host's id straight
+from the pipe callback. A per-call timer bounds the wait; a host's
+`notifications/cancelled` and a downstream's exit end the call at once.
+
+`Relay.call` wraps the same machinery in an awaitable for the SDK-served front
+(2026-07-28 hosts) and the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from mcpmux import wire
+from mcpmux.audit import AuditLog, args_digest
+from mcpmux.catalog import Route
+from mcpmux.downstream import Downstream
+from mcpmux.errors import DownstreamError
+from mcpmux.naming import closest
+from mcpmux.secrets import Redactor
+from mcpmux.supervisor import Supervisor
+from mcpmux.wire import JSON
+
+Writer = Callable[[bytes], None]
+
+
+class Relay:
+    def __init__(self, supervisor: Supervisor, audit: AuditLog) -> None:
+        self.supervisor = supervisor
+        self.audit = audit
+        self.host_name: str | None = None
+        self._calls: dict[Hashable, _Call] = {}
+        self._progress: dict[Hashable, _Call] = {}
+        self._ids = 0
+        supervisor.listeners.append(self._on_notification)
+
+    # --- entry points -----------------------------------------------------------------
+    def call_from_host(self, host_id: Any, params: JSON, respond: Writer, notify: Writer | None = None) -> None:
+        """Start a host's `tools/call`; `respond` gets exactly one response line for `host_id`."""
+        name = params.get("name")
+        arguments = params.get("arguments")
+        exposed = name if isinstance(name, str) else ""
+        route = self.supervisor.catalog.routes.get(exposed)
+        if route is None:
+            self._refuse(host_id, exposed, arguments, respond, "unknown", self._unknown_text(exposed))
+            return
+        if not route.decision.allowed:
+            text = f"tool '{exposed}' is not allowed: {route.decision.reason}"
+            self._refuse(host_id, exposed, arguments, respond, "denied", text, route)
+            return
+        state = self.supervisor.live(route.server)
+        ds = state.downstream if state is not None else None
+        call = _Call(self, host_id, route, arguments, respond, notify)
+        if ds is None or state is None:
+            reason = state.last_error if state is not None and state.last_error else "it is not running"
+            call.fail(DownstreamError(route.server, f"server '{route.server}' is unavailable: {reason}"))
+            return
+        forwarded = dict(params)
+        forwarded["name"] = route.tool
+        call.redactor = state.redactor
+        self._calls[host_id] = call
+        token = _progress_token(params)
+        if token is not None and notify is not None:
+            call.token = token
+            self._progress[token] = call
+        call.start(ds, forwarded, state.spec.timeout_seconds)
+
+    async def call(self, name: str, arguments: JSON | None = None, meta: JSON | None = None) -> JSON:
+        """Call an exposed tool and return its `CallToolResult` as a dict (never raises for tool failures)."""
+        self._ids += 1
+        host_id = f"local-{self._ids}"
+        done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+        def respond(line: bytes) -> None:
+            if not done.done():
+                done.set_result(line)
+
+        params: JSON = {"name": name, "arguments": arguments or {}}
+        if meta:
+            params["_meta"] = meta
+        self.call_from_host(host_id, params, respond)
+        try:
+            line = await done
+        except BaseException:
+            self.cancel_from_host(host_id, "cancelled")
+            raise
+        reply = wire.as_object(wire.loads(line)) or {}
+        return wire.as_object(reply.get("result")) or wire.tool_error_result("the relay produced no result")
+
+    def cancel_from_host(self, host_id: Any, reason: str | None) -> bool:
+        """Apply a host's `notifications/cancelled`; False when the id is not a relayed call."""
+        try:
+            call = self._calls[host_id]
+        except (KeyError, TypeError):
+            return False
+        call.cancel(reason or "cancelled by the host")
+        return True
+
+    # --- internals --------------------------------------------------------------------
+    def _unknown_text(self, exposed: str) -> str:
+        hint = closest(exposed, self.supervisor.catalog.names())
+        starting = "" if self.supervisor.ready.is_set() else " (downstreams are still starting)"
+        suggestion = f"; did you mean '{hint}'?" if hint else ""
+        return f"unknown tool '{exposed}'{starting}{suggestion}"
+
+    def _refuse(
+        self,
+        host_id: Any,
+        exposed: str,
+        arguments: Any,
+        respond: Writer,
+        decision: str,
+        text: str,
+        route: Route | None = None,
+    ) -> None:
+        respond(wire.result_response(host_id, wire.tool_error_result(text)))
+        self.audit_call(exposed, route, arguments, decision, decision, 0.0, text, 0)
+
+    def _on_notification(self, ds: Downstream, method: str, msg: JSON, line: bytes) -> None:
+        if method != "notifications/progress":
+            return
+        params = wire.as_object(msg.get("params")) or {}
+        token = params.get("progressToken")
+        call = self._progress.get(token) if isinstance(token, str | int) else None
+        if call is not None and call.ds is ds and call.notify is not None:
+            call.notify(call.redactor.redact_bytes(line) if call.redactor else line)
+
+    def _forget(self, call: _Call) -> None:
+        self._calls.pop(call.host_id, None)
+        if call.token is not None:
+            self._progress.pop(call.token, None)
+
+    def audit_call(
+        self,
+        exposed: str,
+        route: Route | None,
+        arguments: Any,
+        decision: str,
+        outcome: str,
+        duration_ms: float,
+        error: str | None,
+        result_bytes: int,
+    ) -> None:
+        self.audit.write(
+            {
+                "event": "tool_call",
+                "profile": self.supervisor.profile.name,
+                "host": self.host_name,
+                "exposed": exposed,
+                "server": route.server if route else None,
+                "tool": route.tool if route else None,
+                "decision": decision,
+                "rule": route.decision.rule if route else None,
+                "outcome": outcome,
+                "duration_ms": round(duration_ms, 3),
+                "args": args_digest(arguments),
+                "error": error,
+                "result_bytes": result_bytes,
+            }
+        )
+
+
+def _progress_token(params: JSON) -> Hashable | None:
+    meta = wire.as_object(params.get("_meta")) or {}
+    token = meta.get("progressToken")
+    return token if isinstance(token, str | int) else None
+
+
+class _Call:
+    """One relayed call in flight; gets exactly one of reply, fail, timeout or cancel."""
+
+    __slots__ = (
+        "arguments",
+        "ds",
+        "finished",
+        "host_id",
+        "notify",
+        "redactor",
+        "relay",
+        "respond",
+        "rid",
+        "route",
+        "started",
+        "timer",
+        "token",
+    )
+
+    def __init__(
+        self, relay: Relay, host_id: Any, route: Route, arguments: Any, respond: Writer, notify: Writer | None
+    ):
+        self.relay = relay
+        self.host_id = host_id
+        self.route = route
+        self.arguments = arguments
+        self.respond = respond
+        self.notify = notify
+        self.started = time.perf_counter()
+        self.redactor: Redactor | None = None
+        self.ds: Downstream | None = None
+        self.rid = ""
+        self.timer: asyncio.TimerHandle | None = None
+        self.token: Hashable | None = None
+        self.finished = False
+
+    def start(self, ds: Downstream, params: JSON, timeout: float) -> None:
+        self.ds = ds
+        self.timer = asyncio.get_running_loop().call_later(timeout, self.on_timeout, timeout)
+        self.rid = ds.send_request("tools/call", params, self)
+
+    # ReplySink
+    def reply(self, line: bytes, message: JSON) -> None:
+        if not self._finish():
+            return
+        error = message.get("error")
+        if error is not None:
+            text = f"server '{self.route.server}' failed tool '{self.route.tool}': {_error_text(error)}"
+            self._answer_error(text, "error")
+            return
+        result = wire.as_object(message.get("result")) or {}
+        outcome = "tool_error" if result.get("isError") else "ok"
+        out = wire.with_id(line, message, self.rid, self.host_id)
+        if self.redactor:
+            out = self.redactor.redact_bytes(out)
+        self.respond(out)
+        self._audit(outcome, None, len(line))
+
+    def fail(self, error: DownstreamError) -> None:
+        if self._finish():
+            self._answer_error(str(error), "error")
+
+    def on_timeout(self, timeout: float) -> None:
+        if self._finish():
+            if self.ds is not None:
+                self.ds.abandon(self.rid, "timed out")
+            text = f"server '{self.route.server}' did not answer tool '{self.route.tool}' within {timeout:g} s"
+            self._answer_error(text, "timeout")
+
+    def cancel(self, reason: str) -> None:
+        if self._finish():
+            if self.ds is not None:
+                self.ds.abandon(self.rid, reason)
+            self._audit("cancelled", reason, 0)
+
+    def _finish(self) -> bool:
+        if self.finished:
+            return False
+        self.finished = True
+        if self.timer is not None:
+            self.timer.cancel()
+        self.relay._forget(self)  # pyright: ignore[reportPrivateUsage]
+        return True
+
+    def _answer_error(self, text: str, outcome: str) -> None:
+        if self.redactor:
+            text = self.redactor.redact_text(text)
+        self.respond(wire.result_response(self.host_id, wire.tool_error_result(text)))
+        self._audit(outcome, text, 0)
+
+    def _audit(self, outcome: str, error: str | None, size: int) -> None:
+        duration = (time.perf_counter() - self.started) * 1000
+        self.relay.audit_call(self.route.exposed, self.route, self.arguments, "allowed", outcome, duration, error, size)
+
+
+def _error_text(error: Any) -> str:
+    obj = wire.as_object(error)
+    return f"{obj.get('message')} (code {obj.get('code')})" if obj is not None else str(error)

@@ -1,0 +1,259 @@
+"""All downstreams of one profile: parallel start, restarts with backoff, the live catalog, shutdown.
+
+One task per downstream keeps it alive (start → serve until exit → back off →
+start again, within a restart budget). A downstream that cannot start because of
+its configuration (command not found, missing secret) fails at once without
+retries; one that crashes is restarted. Either way the others keep serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import anyio
+import anyio.abc
+import mcp_types as types
+
+from mcpmux.catalog import Catalog, build_catalog
+from mcpmux.downstream import Downstream, Hooks
+from mcpmux.errors import DownstreamError, MCPMuxError, SecretError
+from mcpmux.paths import StatePaths, ensure_private_dir
+from mcpmux.policy import Policy
+from mcpmux.process import base_environment, resolve_command, spawn, terminate
+from mcpmux.profile_model import Profile, ServerSpec
+from mcpmux.secrets import Redactor, SecretStore, resolve_env
+from mcpmux.wire import JSON
+
+logger = logging.getLogger("mcpmux")
+
+Status = Literal["starting", "running", "restarting", "failed", "stopped"]
+
+MAX_RESTARTS = 5
+RESTART_WINDOW_SECONDS = 300.0
+BACKOFF_INITIAL_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 30.0
+LOG_ROTATE_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(slots=True, eq=False)
+class ServerState:
+    spec: ServerSpec
+    status: Status = "starting"
+    downstream: Downstream | None = None
+    tools: list[types.Tool] = field(default_factory=list[types.Tool])
+    redactor: Redactor = field(default_factory=lambda: Redactor({}))
+    last_error: str | None = None
+    restarts: list[float] = field(default_factory=list[float])
+    started_at: float | None = None
+
+
+NotificationListener = Callable[[Downstream, str, JSON, bytes], None]
+
+
+class Supervisor:
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        store: SecretStore,
+        paths: StatePaths,
+    ) -> None:
+        self.profile = profile
+        self.policy = Policy.from_spec(profile.policy)
+        self.paths = paths
+        self._store = store
+        self.on_catalog: Callable[[Catalog], None] = lambda catalog: None
+        """Called with each new catalog whose visible tools differ from the last (the front notifies the host)."""
+        self.states = {spec.name: ServerState(spec) for spec in profile.enabled_servers}
+        self.catalog = Catalog()
+        self.ready = anyio.Event()
+        self._first_attempts_left = len(self.states)
+        self._tg: anyio.abc.TaskGroup | None = None
+        self.listeners: list[NotificationListener] = []
+        if not self.states:
+            self.ready.set()
+
+    # --- running ----------------------------------------------------------------------
+    async def run(self) -> None:
+        """Keep every enabled downstream alive until cancelled; then end them all (shielded, bounded)."""
+        ensure_private_dir(self.paths.logs_dir)
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                for state in self.states.values():
+                    tg.start_soon(self._keep, state, name=f"keep {state.spec.name}")
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.stop_all()
+
+    async def stop_all(self) -> None:
+        async with anyio.create_task_group() as tg:
+            for state in self.states.values():
+                if state.downstream is not None:
+                    tg.start_soon(self._stop, state)
+
+    async def _stop(self, state: ServerState) -> None:
+        ds = state.downstream
+        if ds is None or ds.transport is None:
+            return
+        ds.begin_close(f"server '{state.spec.name}' is shutting down")
+        await terminate(ds.transport, ds.exited)
+        state.status = "stopped"
+
+    async def _keep(self, state: ServerState) -> None:
+        name = state.spec.name
+        first = True
+        while True:
+            state.status = "starting" if first else "restarting"
+            up = False
+            try:
+                await self._start(state)
+                up = True
+            except MCPMuxError as exc:
+                state.last_error = str(exc)
+                logger.error("%s", exc)
+                retry = isinstance(exc, DownstreamError) and not isinstance(exc, _ConfigError)
+            else:
+                retry = True
+                logger.info(
+                    "server '%s' is up (pid %s, %d tools)",
+                    name,
+                    state.downstream and state.downstream.pid,
+                    len(state.tools),
+                )
+            if first:
+                first = False
+                self._first_attempt_done()
+            if up and state.downstream is not None:
+                await state.downstream.exited.wait()
+                state.last_error = f"exited with code {state.downstream.exit_code}"
+                logger.warning("server '%s' %s (log: %s)", name, state.last_error, self.paths.server_log(name))
+                await self._stop(state)
+                state.downstream = None
+                state.tools = []
+                self._rebuild()
+            if not retry or not self._may_restart(state):
+                state.status = "failed"
+                logger.error("server '%s' failed and will not be restarted: %s", name, state.last_error)
+                return
+            await anyio.sleep(self._backoff(state))
+
+    def _may_restart(self, state: ServerState) -> bool:
+        now = time.monotonic()
+        state.restarts = [t for t in state.restarts if now - t < RESTART_WINDOW_SECONDS]
+        if len(state.restarts) >= MAX_RESTARTS:
+            return False
+        state.restarts.append(now)
+        return True
+
+    @staticmethod
+    def _backoff(state: ServerState) -> float:
+        delay = min(BACKOFF_MAX_SECONDS, BACKOFF_INITIAL_SECONDS * 2 ** (len(state.restarts) - 1))
+        return delay * random.uniform(0.8, 1.2)  # jitter keeps crashing siblings from restarting in lockstep
+
+    def _first_attempt_done(self) -> None:
+        self._first_attempts_left -= 1
+        if self._first_attempts_left <= 0:
+            self.ready.set()
+
+    async def _start(self, state: ServerState) -> None:
+        spec = state.spec
+        log_path = self.paths.server_log(spec.name)
+        if spec.command is None:
+            raise _ConfigError(spec.name, f"server '{spec.name}': remote (url) downstreams are not supported yet")
+        try:
+            resolved, used = await resolve_env(spec.env, self._store)
+        except SecretError as exc:
+            raise _ConfigError(spec.name, f"server '{spec.name}' not started: {exc}") from exc
+        env = base_environment() | resolved
+        exe = resolve_command(spec.command, env, spec.cwd)
+        if exe is None:
+            raise _ConfigError(
+                spec.name,
+                f"server '{spec.name}': command '{spec.command}' not found on PATH; "
+                "install it or give an absolute path in the profile",
+            )
+        _rotate(log_path)
+        hooks = Hooks(on_notification=self._on_notification)
+        try:
+            with log_path.open("ab") as log:
+                log.write(f"--- mcpmux: starting {spec.name}: {exe} {' '.join(spec.args)}\n".encode())
+                log.flush()
+                _, protocol = await spawn(
+                    lambda: Downstream(spec.name, log_path, hooks), [exe, *spec.args], env=env, cwd=spec.cwd, stderr=log
+                )
+        except OSError as exc:
+            raise _ConfigError(spec.name, f"server '{spec.name}' could not be started: {exc}") from exc
+        assert isinstance(protocol, Downstream)
+        state.downstream = protocol
+        state.redactor = Redactor(used)
+        try:
+            with anyio.fail_after(spec.startup_timeout_seconds):
+                await protocol.initialize(spec.startup_timeout_seconds)
+                state.tools = await protocol.list_tools(spec.startup_timeout_seconds)
+        except TimeoutError:
+            await self._stop(state)
+            raise DownstreamError(
+                spec.name,
+                f"server '{spec.name}' did not finish starting within "
+                f"{spec.startup_timeout_seconds:g} s (log: {log_path})",
+                log_path,
+            ) from None
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._stop(state)
+            raise
+        state.status = "running"
+        state.started_at = time.monotonic()
+        state.last_error = None
+        self._rebuild()
+
+    # --- catalog ----------------------------------------------------------------------
+    def _rebuild(self) -> None:
+        listings = {name: s.tools for name, s in self.states.items() if s.status == "running"}
+        catalog = build_catalog(self.profile, self.policy, listings)
+        changed = catalog.visible != self.catalog.visible
+        self.catalog = catalog
+        if changed:
+            self.on_catalog(catalog)
+
+    def _on_notification(self, ds: Downstream, method: str, msg: JSON, line: bytes) -> None:
+        if method == "notifications/tools/list_changed" and self._tg is not None:
+            self._tg.start_soon(self._relist, ds)
+        for listener in self.listeners:
+            listener(ds, method, msg, line)
+
+    async def _relist(self, ds: Downstream) -> None:
+        state = self.states.get(ds.name)
+        if state is None or state.downstream is not ds or state.status != "running":
+            return
+        try:
+            tools = await ds.list_tools(state.spec.startup_timeout_seconds)
+        except DownstreamError as exc:
+            logger.warning("server '%s': could not re-list tools after list_changed: %s", ds.name, exc)
+            return
+        if state.downstream is ds:
+            state.tools = tools
+            self._rebuild()
+
+    def live(self, server: str) -> ServerState | None:
+        return self.states.get(server)
+
+
+class _ConfigError(DownstreamError):
+    """A start failure that a restart cannot fix (the profile or the machine must change)."""
+
+
+def _rotate(log_path: Path) -> None:
+    """Keep one previous log: enough to read why the last run died, bounded in size."""
+    try:
+        if log_path.stat().st_size > LOG_ROTATE_BYTES:
+            log_path.replace(log_path.with_suffix(".log.1"))
+    except FileNotFoundError:
+        pass
