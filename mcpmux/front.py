@@ -32,15 +32,13 @@ from mcp.shared.message import SessionMessage
 
 from mcpmux import __version__, wire
 from mcpmux.catalog import Catalog
-from mcpmux.relay import Relay
+from mcpmux.relay import STARTUP_WAIT_SECONDS, Relay
 from mcpmux.supervisor import Supervisor
 from mcpmux.wire import JSON
 
 logger = logging.getLogger("mcpmux")
 
 MODERN_ENVELOPE_KEY = "io.modelcontextprotocol/protocolVersion"
-LIST_WAIT_SECONDS = 30.0
-"""How long a `tools/list` during start-up waits for the slowest downstream before answering with what is up."""
 
 
 class Front:
@@ -59,7 +57,7 @@ class Front:
     async def _list_tools(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        with anyio.move_on_after(LIST_WAIT_SECONDS):
+        with anyio.move_on_after(STARTUP_WAIT_SECONDS):
             await self.supervisor.ready.wait()
         return types.ListToolsResult(tools=list(self.supervisor.catalog.visible))
 

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
+import anyio
+
 from mcpmux import wire
 from mcpmux.audit import AuditLog, args_digest
 from mcpmux.catalog import Route
@@ -29,6 +31,9 @@ from mcpmux.supervisor import Supervisor
 from mcpmux.wire import JSON
 
 Writer = Callable[[bytes], None]
+
+STARTUP_WAIT_SECONDS = 30.0
+"""How long a call or listing made during start-up waits for the slowest downstream."""
 
 
 class Relay:
@@ -48,6 +53,10 @@ class Relay:
         arguments = params.get("arguments")
         exposed = name if isinstance(name, str) else ""
         route = self.supervisor.catalog.routes.get(exposed)
+        if route is None and not self.supervisor.ready.is_set():
+            # A host may call before the downstreams are up (it knows names from an earlier run).
+            self.supervisor.start_soon(self._call_when_ready, host_id, params, respond, notify)
+            return
         if route is None:
             self._refuse(host_id, exposed, arguments, respond, "unknown", self._unknown_text(exposed))
             return
@@ -71,6 +80,12 @@ class Relay:
             call.token = token
             self._progress[token] = call
         call.start(ds, forwarded, state.spec.timeout_seconds)
+
+    async def _call_when_ready(self, host_id: Any, params: JSON, respond: Writer, notify: Writer | None) -> None:
+        with anyio.move_on_after(STARTUP_WAIT_SECONDS):
+            await self.supervisor.ready.wait()
+        self.supervisor.ready.set()  # past the bound, answer with what is up rather than wait again
+        self.call_from_host(host_id, params, respond, notify)
 
     async def call(self, name: str, arguments: JSON | None = None, meta: JSON | None = None) -> JSON:
         """Call an exposed tool and return its `CallToolResult` as a dict (never raises for tool failures)."""

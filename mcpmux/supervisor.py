@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 import anyio.abc
@@ -241,6 +241,12 @@ class Supervisor:
         if state.downstream is ds:
             state.tools = tools
             self._rebuild()
+
+    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run `fn` in the supervisor's task group (it is cancelled with the gateway)."""
+        if self._tg is None:
+            raise RuntimeError("the supervisor is not running")
+        self._tg.start_soon(fn, *args)
 
     def live(self, server: str) -> ServerState | None:
         return self.states.get(server)
