@@ -47,7 +47,9 @@ def resolve_command(command: str, env: Mapping[str, str], cwd: Path | None) -> s
     if os.sep in command:
         path = Path(command) if Path(command).is_absolute() or cwd is None else cwd / command
         return str(path) if os.access(path, os.X_OK) else None
-    return shutil.which(command, path=env.get("PATH", os.defpath))
+    # mcpmux's own bin folder comes last, so servers installed beside it (in its venv) resolve unactivated.
+    search = os.pathsep.join([env.get("PATH", os.defpath), str(Path(sys.executable).parent)])
+    return shutil.which(command, path=search)
 
 
 def _parent_death_hook() -> Callable[[], None] | None:

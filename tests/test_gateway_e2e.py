@@ -75,7 +75,9 @@ async def test_a_downstream_sees_its_profile_env_but_not_the_parent_environment(
     assert "MCPMUX_HOME" not in names.structured_content["result"]
 
 
-async def test_a_downstream_that_fails_to_start_leaves_the_others_serving(write_profile: WriteProfile, mcpmux_home: Path):
+async def test_a_downstream_that_fails_to_start_leaves_the_others_serving(
+    write_profile: WriteProfile, mcpmux_home: Path
+):
     profile = write_profile(fixture_server_toml("broken", "--fail-start") + fixture_server_toml("alpha"))
     async with host_session(profile) as host:
         names = {t.name for t in (await host.list_tools()).tools}
@@ -116,11 +118,11 @@ async def test_progress_reaches_the_host_and_cancellation_reaches_the_downstream
 ):
     profile = write_profile(fixture_server_toml("alpha"))
     got_progress = anyio.Event()
-    progress: list[float] = []
+    seen: list[float] = []
 
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append(value)
-        if len(progress) == 3:
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(progress)
+        if len(seen) == 3:
             got_progress.set()
 
     async with host_session(profile) as host:
@@ -134,7 +136,7 @@ async def test_progress_reaches_the_host_and_cancellation_reaches_the_downstream
                 await got_progress.wait()
             tg.cancel_scope.cancel()
         still_alive = await host.call_tool("alpha__echo", {"text": "after cancel"})
-    assert progress == [1, 2, 3]
+    assert seen == [1, 2, 3]
     assert text_of(still_alive) == "after cancel"
     outcomes = [e["outcome"] for e in audit_events(mcpmux_home, "tool_call") if e["tool"] == "slow"]
     assert outcomes == ["cancelled"]

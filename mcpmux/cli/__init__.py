@@ -33,7 +33,10 @@ def _register() -> None:
 def main() -> None:
     _register()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        # click returns a command's `typer.Exit` code instead of raising when not standalone.
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except MCPMuxError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
         sys.exit(1)
