@@ -1,0 +1,179 @@
+"""Processes and sessions: the echo server, `mcpmux serve`, profiles, RSS and leftover checks.
+
+Every process the benchmark starts goes through the SDK's `stdio_client`, whose exit
+closes stdin and then terminates the whole process tree. Each one (and each downstream
+mcpmux spawns, via the profile's `env`) carries `MCPMUX_BENCH_TAG=<run id>` in its
+environment, so `leftover_processes` can prove nothing outlived the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import anyio
+import mcp_types as types
+from mcp import ClientSession, StdioServerParameters, stdio_client
+
+ECHO_SERVER = Path(__file__).resolve().parent / "echo_server.py"
+TAG_ENV = "MCPMUX_BENCH_TAG"
+
+
+class BenchError(Exception):
+    """A measurement could not be made (a call failed, a result was wrong, a process misbehaved)."""
+
+
+@dataclass(slots=True)
+class Endpoint:
+    """One connected client session and the names its echo server's tools have there."""
+
+    label: str
+    session: ClientSession
+    prefix: str = ""
+    serve_pid: int | None = None
+
+    async def echo(self, text: str) -> None:
+        result = await self.session.call_tool(self.prefix + "echo", {"text": text})
+        if result.is_error:
+            raise BenchError(f"{self.label}: echo failed: {_text(result)[:200]}")
+
+    async def echo_checked(self, text: str) -> None:
+        result = await self.session.call_tool(self.prefix + "echo", {"text": text})
+        if result.is_error or _text(result) != text:
+            raise BenchError(f"{self.label}: echo returned something else: {_text(result)[:200]}")
+
+    async def blob(self, size: int) -> None:
+        result = await self.session.call_tool(self.prefix + "blob", {"size": size})
+        if result.is_error or len(_text(result)) != size:
+            raise BenchError(f"{self.label}: blob({size}) returned {len(_text(result))} characters")
+
+
+def _text(result: types.CallToolResult) -> str:
+    block = result.content[0] if result.content else None
+    return block.text if isinstance(block, types.TextContent) else ""
+
+
+@dataclass(slots=True)
+class Workspace:
+    """A temporary directory for profiles, MCPMUX_HOMEs and server stderr; one tag for the run."""
+
+    root: Path
+    errlog: IO[str]
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex)
+    _homes: int = 0
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls) -> AsyncIterator[Workspace]:
+        with tempfile.TemporaryDirectory(prefix="mcpmux-bench-") as tmp:
+            root = Path(tmp)
+            with (root / "stderr.log").open("w") as errlog:
+                yield cls(root, errlog)
+
+    # --- parameters -----------------------------------------------------------------
+    def direct_params(self, name: str = "echo") -> StdioServerParameters:
+        return StdioServerParameters(
+            command=sys.executable, args=[str(ECHO_SERVER), "--name", name], env={TAG_ENV: self.tag}
+        )
+
+    def write_profile(self, names: list[str]) -> Path:
+        lines: list[str] = []
+        for name in names:
+            lines += [
+                f"[servers.{name}]",
+                f"command = {json.dumps(sys.executable)}",
+                f"args = [{json.dumps(str(ECHO_SERVER))}, {json.dumps('--name')}, {json.dumps(name)}]",
+                f"env = {{ {TAG_ENV} = {json.dumps(self.tag)} }}",
+                "",
+            ]
+        path = self.root / f"profile-{len(names)}.toml"
+        path.write_text("\n".join(lines))
+        return path
+
+    def new_home(self) -> Path:
+        self._homes += 1
+        return self.root / f"home-{self._homes}"
+
+    def mcpmux_params(self, profile: Path, home: Path) -> StdioServerParameters:
+        return StdioServerParameters(
+            command=sys.executable,
+            args=["-m", "mcpmux", "serve", "--profile", str(profile), "--quiet"],
+            env={"MCPMUX_HOME": str(home), TAG_ENV: self.tag},
+        )
+
+    # --- sessions -------------------------------------------------------------------
+    @asynccontextmanager
+    async def session(self, params: StdioServerParameters) -> AsyncIterator[ClientSession]:
+        """A connected, not yet initialized session; leaving it ends the process tree."""
+        async with stdio_client(params, errlog=self.errlog) as (read, write), ClientSession(read, write) as session:
+            yield session
+
+    @asynccontextmanager
+    async def direct(self) -> AsyncIterator[Endpoint]:
+        async with self.session(self.direct_params()) as session:
+            await session.initialize()
+            yield Endpoint("direct", session)
+
+    @asynccontextmanager
+    async def mcpmux(self, profile: Path) -> AsyncIterator[Endpoint]:
+        home = self.new_home()
+        async with self.session(self.mcpmux_params(profile, home)) as session:
+            await session.initialize()
+            yield Endpoint("mcpmux", session, prefix="echo__", serve_pid=serve_pid(home))
+
+
+def serve_pid(home: Path) -> int | None:
+    """The pid `mcpmux serve` recorded in its audit log's `serve_start` event."""
+    try:
+        lines = (home / "audit.jsonl").read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    for line in reversed(lines):
+        event = json.loads(line)
+        if event.get("event") == "serve_start":
+            return int(event["pid"])
+    return None
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of `pid` in MiB, from /proc/<pid>/status."""
+    fields: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def tagged_processes(tag: str) -> list[int]:
+    """Live (non-zombie) processes whose environment carries this run's tag."""
+    marker = f"{TAG_ENV}={tag}".encode()
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(") ", 1)[1][0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and marker in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+async def leftover_processes(tag: str, wait_seconds: float = 5.0) -> list[int]:
+    """Tagged processes still alive after `wait_seconds` (a clean run returns [])."""
+    deadline = time.monotonic() + wait_seconds
+    while (found := tagged_processes(tag)) and time.monotonic() < deadline:
+        await anyio.sleep(0.1)
+    return found
