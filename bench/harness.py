@@ -12,17 +12,16 @@ import json
 import os
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import TextIO
 
 import anyio
 import mcp_types as types
-from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp import Client, ClientSession, StdioServerParameters, stdio_client
 
 ECHO_SERVER = Path(__file__).resolve().parent / "echo_server.py"
 TAG_ENV = "MCPMUX_BENCH_TAG"
@@ -34,10 +33,15 @@ class BenchError(Exception):
 
 @dataclass(slots=True)
 class Endpoint:
-    """One connected client session and the names its echo server's tools have there."""
+    """One connected client and the names its echo server's tools have there.
+
+    `session` is an initialized `ClientSession` (the 2025-11-25 handshake) or an
+    entered `mcp.Client` (by default it probes `server/discover` and speaks 2026-07-28
+    to a 2.x SDK server).
+    """
 
     label: str
-    session: ClientSession
+    session: ClientSession | Client
     prefix: str = ""
     serve_pid: int | None = None
 
@@ -67,7 +71,7 @@ class Workspace:
     """A temporary directory for profiles, MCPMUX_HOMEs and server stderr; one tag for the run."""
 
     root: Path
-    errlog: IO[str]
+    errlog: TextIO
     tag: str = field(default_factory=lambda: uuid.uuid4().hex)
     _homes: int = 0
 
@@ -130,6 +134,16 @@ class Workspace:
             await session.initialize()
             yield Endpoint("mcpmux", session, prefix="echo__", serve_pid=serve_pid(home))
 
+    @asynccontextmanager
+    async def modern_pair(self, profile: Path) -> AsyncIterator[tuple[Endpoint, Endpoint]]:
+        """`mcp.Client` (mode 'auto') directly and through mcpmux; its stdio transport also ends the tree."""
+        home = self.new_home()
+        async with (
+            Client(stdio_client(self.direct_params(), errlog=self.errlog)) as direct,
+            Client(stdio_client(self.mcpmux_params(profile, home), errlog=self.errlog)) as mux,
+        ):
+            yield Endpoint("direct", direct), Endpoint("mcpmux", mux, prefix="echo__", serve_pid=serve_pid(home))
+
 
 def serve_pid(home: Path) -> int | None:
     """The pid `mcpmux serve` recorded in its audit log's `serve_start` event."""
@@ -154,6 +168,15 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return fields["VmRSS"], fields["VmHWM"]
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time `pid` has used so far: /proc/<pid>/schedstat (ns), else utime+stime from /proc/<pid>/stat."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def tagged_processes(tag: str) -> list[int]:
     """Live (non-zombie) processes whose environment carries this run's tag."""
     marker = f"{TAG_ENV}={tag}".encode()
@@ -173,7 +196,10 @@ def tagged_processes(tag: str) -> list[int]:
 
 async def leftover_processes(tag: str, wait_seconds: float = 5.0) -> list[int]:
     """Tagged processes still alive after `wait_seconds` (a clean run returns [])."""
-    deadline = time.monotonic() + wait_seconds
-    while (found := tagged_processes(tag)) and time.monotonic() < deadline:
+    found = tagged_processes(tag)
+    for _ in range(int(wait_seconds / 0.1)):
+        if not found:
+            break
         await anyio.sleep(0.1)
+        found = tagged_processes(tag)
     return found

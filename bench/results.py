@@ -1,9 +1,8 @@
 """Result rows, their comparison against targets, and the two outputs (a rich table, JSON).
 
 A row holds per-round values for both variants. The cells show the median over
-rounds with the spread (min-max); the comparison (overhead, ratio or % of direct)
-is computed per round from the paired values and its median is judged against the
-target, so a noisy round moves both variants of that round together.
+rounds with the spread (min-max) beneath; the comparison (overhead, ratio or % of
+direct) is computed from the two medians, so it matches the cells a reader sees.
 """
 
 from __future__ import annotations
@@ -44,18 +43,18 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict[str, Any])
 
     # --- derived --------------------------------------------------------------------
-    def _paired(self, fn: Any) -> float | None:
-        if not self.direct:
-            return None
-        return statistics.median(fn(m, d) for m, d in zip(self.mcpmux, self.direct, strict=True))
-
     @property
     def overhead(self) -> float | None:
-        return self._paired(lambda m, d: m - d)
+        if not self.direct:
+            return None
+        return statistics.median(self.mcpmux) - statistics.median(self.direct)
 
     @property
     def ratio(self) -> float | None:
-        return self._paired(lambda m, d: m / d if d else float("inf"))
+        if not self.direct:
+            return None
+        direct = statistics.median(self.direct)
+        return statistics.median(self.mcpmux) / direct if direct else float("inf")
 
     @property
     def passed(self) -> bool | None:
@@ -102,7 +101,7 @@ class Row:
 def _fmt(value: float, unit: str) -> str:
     if unit == "calls/s":
         return f"{value:,.0f}"
-    if unit == "ms":
+    if unit in ("ms", "µs"):
         return f"{value:.3f}" if value < 10 else f"{value:.1f}"
     if unit == "s":
         return f"{value:.3f}"

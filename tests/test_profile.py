@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from mcpmux.errors import Problem, ProfileError
-from mcpmux.profile import (
+from mcpmux.profile import load_profile
+from mcpmux.profile_lookup import (
     active_profile_name,
     find_profile,
     list_profiles,
-    load_profile,
     profile_hash,
     resolve_profile,
     set_active_profile,

@@ -38,7 +38,8 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except MCPMuxError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        # One problem per line, never wrapped: editors and CI jump to `file:line:` prefixes.
+        err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -43,7 +43,7 @@ def _run(fn: Callable[[], Awaitable[_T]]) -> _T:
 def serve(profile: ProfileOption = None, quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False) -> None:
     """Run the gateway as a stdio MCP server for a host (stdout carries only the protocol)."""
     from mcpmux.app import serve as serve_profile
-    from mcpmux.profile import resolve_profile
+    from mcpmux.profile_lookup import resolve_profile
 
     resolved = resolve_profile(profile)
     _log_to_stderr(verbose=not quiet)
@@ -57,7 +57,7 @@ def tools(
     """Start the profile's downstreams, print the merged, namespaced, policy-filtered catalog, and exit."""
     from mcpmux.app import open_gateway
     from mcpmux.catalog import Catalog
-    from mcpmux.profile import resolve_profile
+    from mcpmux.profile_lookup import resolve_profile
 
     resolved = resolve_profile(profile)
     _log_to_stderr(verbose=False)
@@ -123,7 +123,7 @@ def call(
 ) -> None:
     """Call one tool through the gateway (policy, secrets and audit apply), print the result, and exit."""
     from mcpmux.app import open_gateway
-    from mcpmux.profile import resolve_profile
+    from mcpmux.profile_lookup import resolve_profile
 
     resolved = resolve_profile(profile)
     parsed = _parse_arguments(arguments or [])

@@ -14,9 +14,10 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
-from mcpmux import profile as profiles
+from mcpmux import profile_lookup as profiles
 from mcpmux.cli._console import err_console, out_console
 from mcpmux.errors import MCPMuxError, ProfileError
+from mcpmux.profile import load_profile
 
 sub = typer.Typer(help="List, choose and show profiles.", no_args_is_help=True)
 
@@ -54,7 +55,7 @@ def list_cmd() -> None:
     table = Table("", "name", "source", "servers", "path")
     for entry in entries:
         try:
-            servers = str(len(profiles.load_profile(entry.path).servers))
+            servers = str(len(load_profile(entry.path).servers))
         except ProfileError:
             servers = "[red]invalid[/red]"
         # A user profile named like a project one is never picked by name: say so.
@@ -77,7 +78,7 @@ def show(target: Target = None) -> None:
     """Print a profile's TOML and a summary of its servers (secrets by name only, never values)."""
     path = profiles.resolve_profile_path(target)
     out_console.print(Syntax(path.read_text(encoding="utf-8"), "toml", line_numbers=True, word_wrap=True))
-    profile = profiles.load_profile(path)
+    profile = load_profile(path)
     title = f"{profile.name}: {profile.description}" if profile.description else profile.name
     table = Table("server", "runs", "secrets", "enabled", title=escape(title))
     for server in profile.servers:

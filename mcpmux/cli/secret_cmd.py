@@ -53,7 +53,8 @@ def delete_secret(name: Annotated[str, typer.Argument(help="Secret name.")]) -> 
 
 
 def _profiles(names: list[str]) -> list[Profile]:
-    from mcpmux.profile import list_profiles, load_profile, resolve_profile
+    from mcpmux.profile import load_profile
+    from mcpmux.profile_lookup import list_profiles, resolve_profile
 
     if names:
         return [resolve_profile(name) for name in names]
