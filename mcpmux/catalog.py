@@ -1,8 +1,9 @@
-"""The merged, filtered, immutable route table: exposed name → (server, original tool).
+"""The merged, filtered, immutable route table: exposed name → (server, original name).
 
-Pure: built from each server's listing, the profile's naming settings and its
+Pure: built from each server's listings, the profile's naming settings and its
 policy. A new `Catalog` replaces the old one whole whenever any listing changes,
-so a call always routes against one consistent snapshot.
+so a call always routes against one consistent snapshot. Tools and prompts are
+named `<namespace>__<name>` (see naming.py); resource URIs as in uris.py.
 """
 
 from __future__ import annotations
@@ -10,12 +11,24 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 import mcp_types as types
 
 from mcpmux.naming import assign_names
 from mcpmux.policy import Decision, Policy
-from mcpmux.profile_model import Profile
+from mcpmux.profile_model import Profile, ServerSpec
+from mcpmux.uris import expose_uri
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What one running downstream offers."""
+
+    tools: Sequence[types.Tool] = ()
+    prompts: Sequence[types.Prompt] = ()
+    resources: Sequence[types.Resource] = ()
+    templates: Sequence[types.ResourceTemplate] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,36 +42,94 @@ class Route:
     naming_note: str | None = None
 
 
-def _no_routes() -> Mapping[str, Route]:
+@dataclass(frozen=True, slots=True)
+class PromptRoute:
+    exposed: str
+    server: str
+    prompt: str
+    definition: types.Prompt
+
+
+def _empty() -> Mapping[str, Any]:
     return MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
-    routes: Mapping[str, Route] = field(default_factory=_no_routes)
+    routes: Mapping[str, Route] = field(default_factory=_empty)
     """Every tool, allowed or not, so that a call to a hidden tool is refused with its rule."""
     visible: tuple[types.Tool, ...] = ()
     notes: tuple[str, ...] = ()
+    prompts: Mapping[str, PromptRoute] = field(default_factory=_empty)
+    resources: tuple[types.Resource, ...] = ()
+    templates: tuple[types.ResourceTemplate, ...] = ()
+    namespaces: Mapping[str, str] = field(default_factory=_empty)
+    """Namespace → server, for routing namespaced resource URIs."""
+    plain_uris: Mapping[str, str] = field(default_factory=_empty)
+    """URI → server for resources of servers with `namespace = false`."""
 
     def names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.visible)
 
 
-def build_catalog(profile: Profile, policy: Policy, listings: Mapping[str, Sequence[types.Tool]]) -> Catalog:
-    """Merge listings in profile order (so names are stable), then name and filter them."""
-    pairs: list[tuple[str, types.Tool]] = []
+def _aliases(spec: ServerSpec, names: Sequence[str]) -> dict[tuple[str, str], str]:
+    if not spec.namespaced:  # exposed unchanged; a clash is reported by assign_names and resolved by hashing
+        return {(spec.prefix, n): n for n in names}
+    return {(spec.prefix, original): exposed for original, exposed in spec.aliases.items()}
+
+
+def _name_all(
+    profile: Profile, items: Sequence[tuple[ServerSpec, str]]
+) -> tuple[list[str], list[str | None], list[str]]:
+    aliases: dict[tuple[str, str], str] = {}
     for spec in profile.servers:
-        pairs.extend((spec.name, tool) for tool in listings.get(spec.name, ()))
-    aliases = {(spec.name, original): exposed for spec in profile.servers for original, exposed in spec.aliases.items()}
+        aliases |= _aliases(spec, [name for s, name in items if s is spec])
     named, problems = assign_names(
-        [(server, tool.name) for server, tool in pairs], max_len=profile.max_name_length, aliases=aliases
+        [(spec.prefix, name) for spec, name in items], max_len=profile.max_name_length, aliases=aliases
     )
+    return [n.exposed for n in named], [n.reason for n in named], problems
+
+
+def build_catalog(profile: Profile, policy: Policy, listings: Mapping[str, Listing]) -> Catalog:
+    """Merge listings in profile order (so names are stable), then name and filter them."""
+    specs = [s for s in profile.servers if s.name in listings]
+    tool_items = [(spec, tool) for spec in specs for tool in listings[spec.name].tools]
+    exposed, notes, problems = _name_all(profile, [(spec, t.name) for spec, t in tool_items])
     routes: dict[str, Route] = {}
     visible: list[types.Tool] = []
-    for (server, tool), name in zip(pairs, named, strict=True):
-        definition = tool.model_copy(update={"name": name.exposed})
-        route = Route(name.exposed, server, tool.name, definition, policy.decide(name.exposed), name.reason)
-        routes[name.exposed] = route
+    for (spec, tool), name, note in zip(tool_items, exposed, notes, strict=True):
+        definition = tool.model_copy(update={"name": name})
+        route = Route(name, spec.name, tool.name, definition, policy.decide(name), note)
+        routes[name] = route
         if route.decision.allowed:
             visible.append(definition)
-    return Catalog(MappingProxyType(routes), tuple(visible), tuple(problems))
+
+    prompt_items = [(spec, p) for spec in specs for p in listings[spec.name].prompts]
+    prompt_names, _, prompt_problems = _name_all(profile, [(spec, p.name) for spec, p in prompt_items])
+    prompts = {
+        name: PromptRoute(name, spec.name, p.name, p.model_copy(update={"name": name}))
+        for (spec, p), name in zip(prompt_items, prompt_names, strict=True)
+    }
+
+    resources: list[types.Resource] = []
+    templates: list[types.ResourceTemplate] = []
+    plain_uris: dict[str, str] = {}
+    for spec in specs:
+        prefix = spec.prefix if spec.namespaced else None
+        for r in listings[spec.name].resources:
+            uri = expose_uri(prefix, str(r.uri))
+            if prefix is None:
+                plain_uris.setdefault(uri, spec.name)
+            resources.append(r.model_copy(update={"uri": uri}))
+        for t in listings[spec.name].templates:
+            templates.append(t.model_copy(update={"uri_template": expose_uri(prefix, t.uri_template)}))
+    return Catalog(
+        routes=MappingProxyType(routes),
+        visible=tuple(visible),
+        notes=tuple(problems + prompt_problems),
+        prompts=MappingProxyType(prompts),
+        resources=tuple(resources),
+        templates=tuple(templates),
+        namespaces=MappingProxyType({s.prefix: s.name for s in specs if s.namespaced}),
+        plain_uris=MappingProxyType(plain_uris),
+    )

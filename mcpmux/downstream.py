@@ -18,7 +18,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import anyio
 import mcp_types as types
@@ -29,6 +29,21 @@ from mcpmux.errors import DownstreamError, DownstreamUnavailable
 from mcpmux.wire import JSON
 
 HANDSHAKE_VERSION = "2025-11-25"
+
+ListKind = Literal["tools", "prompts", "resources", "resource_templates"]
+LISTINGS: dict[ListKind, tuple[str, str, type[pydantic.BaseModel]]] = {
+    "tools": ("tools/list", "tools", types.Tool),
+    "prompts": ("prompts/list", "prompts", types.Prompt),
+    "resources": ("resources/list", "resources", types.Resource),
+    "resource_templates": ("resources/templates/list", "resourceTemplates", types.ResourceTemplate),
+}
+
+CLIENT_CAPABILITIES: JSON = {
+    # Offered to every downstream; a request the host cannot serve gets a clean error (see server_requests.py).
+    "roots": {"listChanged": True},
+    "sampling": {},
+    "elicitation": {"form": {}, "url": {}},
+}
 MAX_LIST_PAGES = 1000
 
 
@@ -189,7 +204,7 @@ class Downstream(asyncio.SubprocessProtocol):
     async def initialize(self, wait_seconds: float) -> types.InitializeResult:
         params: JSON = {
             "protocolVersion": HANDSHAKE_VERSION,
-            "capabilities": {},
+            "capabilities": CLIENT_CAPABILITIES,
             "clientInfo": {"name": "mcpmux", "version": __version__},
         }
         raw = await self.request("initialize", params, wait_seconds)
@@ -201,22 +216,37 @@ class Downstream(asyncio.SubprocessProtocol):
         self.initialize_result = result
         return result
 
-    async def list_tools(self, wait_seconds: float) -> list[types.Tool]:
-        """Every tool, following `nextCursor` to the end; invalid tool definitions are logged and skipped."""
-        tools: list[types.Tool] = []
+    async def list_all(self, kind: ListKind, wait_seconds: float) -> list[Any]:
+        """Every item of one listing, following `nextCursor` to the end; invalid items are logged and skipped."""
+        method, key, model = LISTINGS[kind]
+        items: list[Any] = []
         cursor: str | None = None
         for _ in range(MAX_LIST_PAGES):
-            page = await self.request("tools/list", {"cursor": cursor} if cursor else None, wait_seconds)
-            raw_tools = page.get("tools")
-            for raw in raw_tools if isinstance(raw_tools, list) else []:  # pyright: ignore[reportUnknownVariableType]
+            page = await self.request(method, {"cursor": cursor} if cursor else None, wait_seconds)
+            raw_items = page.get(key)
+            for raw in raw_items if isinstance(raw_items, list) else []:  # pyright: ignore[reportUnknownVariableType]
                 try:
-                    tools.append(types.Tool.model_validate(raw))
+                    items.append(model.model_validate(raw))
                 except pydantic.ValidationError as exc:
-                    self._log(f"mcpmux: skipped an invalid tool definition: {exc}".encode())
+                    self._log(f"mcpmux: skipped an invalid {kind} entry: {exc}".encode())
             cursor = page.get("nextCursor")
             if not cursor:
                 break
-        return tools
+        return items
+
+    async def list_tools(self, wait_seconds: float) -> list[types.Tool]:
+        return await self.list_all("tools", wait_seconds)
+
+    def supports(self, kind: ListKind) -> bool:
+        """Whether the downstream advertised the capability behind a listing."""
+        caps = self.initialize_result.capabilities if self.initialize_result else None
+        if caps is None:
+            return False
+        if kind == "tools":
+            return caps.tools is not None
+        if kind == "prompts":
+            return caps.prompts is not None
+        return caps.resources is not None
 
     # --- failure --------------------------------------------------------------------
     def unavailable(self) -> DownstreamUnavailable:

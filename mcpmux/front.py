@@ -25,14 +25,17 @@ import anyio.to_thread
 import mcp_types as types
 import pydantic
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from mcp.server import Server
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.shared.message import SessionMessage
 
 from mcpmux import __version__, wire
 from mcpmux.catalog import Catalog
-from mcpmux.relay import STARTUP_WAIT_SECONDS, Relay
+from mcpmux.downstream import Downstream
+from mcpmux.front_handlers import Handlers, make_server, page
+from mcpmux.profile_model import Profile
+from mcpmux.relay import Relay
+from mcpmux.server_requests import ServerRequests
 from mcpmux.supervisor import Supervisor
 from mcpmux.wire import JSON
 
@@ -41,25 +44,40 @@ logger = logging.getLogger("mcpmux")
 MODERN_ENVELOPE_KEY = "io.modelcontextprotocol/protocolVersion"
 
 
+_LIST_CHANGED = {
+    "tools": "notifications/tools/list_changed",
+    "prompts": "notifications/prompts/list_changed",
+    "resources": "notifications/resources/list_changed",
+}
+
+
 class Front:
     def __init__(self, supervisor: Supervisor, relay: Relay) -> None:
         self.supervisor = supervisor
         self.relay = relay
-        self.server: Server[Any] = Server(
-            "mcpmux", version=__version__, on_list_tools=self._list_tools, on_call_tool=self._call_tool
+        self.handlers = Handlers(supervisor)
+        self.server = make_server(
+            "mcpmux",
+            __version__,
+            self.handlers,
+            instructions=_instructions(supervisor.profile),
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
         )
         self._handshake_era = False
         self._write: Callable[[bytes], None] = lambda line: None
         self._to_sdk: MemoryObjectSendStream[SessionMessage | Exception] | None = None
+        self.requests = ServerRequests(supervisor, lambda line: self._write(line))
         supervisor.on_catalog = self._catalog_changed
+        supervisor.listeners.append(self._downstream_notification)
 
     # --- SDK handlers (everything but the hot path) --------------------------------------
     async def _list_tools(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        with anyio.move_on_after(STARTUP_WAIT_SECONDS):
-            await self.supervisor.ready.wait()
-        return types.ListToolsResult(tools=list(self.supervisor.catalog.visible))
+        catalog = await self.handlers.catalog()
+        items, cursor = page(list(catalog.visible), params and params.cursor)
+        return types.ListToolsResult(tools=items, next_cursor=cursor)
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
@@ -67,9 +85,25 @@ class Front:
         result = await self.relay.call(params.name, params.arguments)
         return types.CallToolResult.model_validate(result)
 
-    def _catalog_changed(self, catalog: Catalog) -> None:
+    def _catalog_changed(self, catalog: Catalog, kinds: frozenset[str]) -> None:
         if self._handshake_era:
-            self._write(wire.notification("notifications/tools/list_changed"))
+            for kind in sorted(kinds):
+                self._write(wire.notification(_LIST_CHANGED[kind]))
+
+    def _downstream_notification(self, ds: Downstream, method: str, msg: JSON, line: bytes) -> None:
+        if not self._handshake_era:
+            return
+        params = wire.as_object(msg.get("params")) or {}
+        if method == "notifications/message":
+            logger_name = params.get("logger")
+            tagged = {**params, "logger": f"{ds.name}/{logger_name}" if logger_name else ds.name}
+            self._write(self._redact(ds.name, wire.notification(method, tagged)))
+        elif method == "notifications/resources/updated":
+            self._write(wire.notification(method, self.handlers.updated_uri(ds.name, params)))
+
+    def _redact(self, server: str, line: bytes) -> bytes:
+        state = self.supervisor.live(server)
+        return state.redactor.redact_bytes(line) if state is not None and state.redactor else line
 
     # --- the wire -------------------------------------------------------------------------
     def on_line(self, line: bytes) -> None:
@@ -91,10 +125,16 @@ class Front:
                 and self.relay.cancel_from_host(params.get("requestId"), params.get("reason"))
             ):
                 return
+            if method is None and self.requests.from_host(msg):
+                return
+            if method == "notifications/roots/list_changed":
+                self.requests.roots_changed()
+                return
             if method == "initialize" and params is not None and not _is_modern(params):
                 self._handshake_era = True
                 info = wire.as_object(params.get("clientInfo")) or {}
                 self.relay.host_name = str(info.get("name"))
+                self.requests.host_capabilities = wire.as_object(params.get("capabilities")) or {}
         self._to_sdk_line(message)
 
     def _to_sdk_line(self, message: Any) -> None:
@@ -119,12 +159,21 @@ class Front:
         to_sdk, sdk_in = anyio.create_memory_object_stream[SessionMessage | Exception](math.inf)
         sdk_out, from_sdk = anyio.create_memory_object_stream[SessionMessage](math.inf)
         self._to_sdk = to_sdk
-        options = self.server.create_initialization_options(NotificationOptions(tools_changed=True))
+        changes = NotificationOptions(tools_changed=True, prompts_changed=True, resources_changed=True)
+        options = self.server.create_initialization_options(changes)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.server.run, sdk_in, sdk_out, options)
             tg.start_soon(self._pump_sdk, from_sdk)
             await _read_lines(stdin_fd, self.on_line)
             tg.cancel_scope.cancel()
+
+
+def _instructions(profile: Profile) -> str:
+    lines = [f"mcpmux gateway, profile '{profile.name}'. {profile.description}".strip()]
+    for spec in profile.enabled_servers:
+        prefix = f"'{spec.prefix}__'" if spec.namespaced else "no prefix"
+        lines.append(f"- tools of server '{spec.name}': {prefix}")
+    return "\n".join(lines)
 
 
 def _is_modern(params: JSON) -> bool:

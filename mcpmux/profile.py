@@ -25,7 +25,17 @@ from mcpmux.profile_model import DEFAULT_MAX_NAME_LENGTH, EnvValue, PolicySpec, 
 _TOP_KEYS = ("description", "max_name_length", "servers", "policy")
 # Keys only a local (`command`) or only a remote (`url`) downstream uses; the rest apply to both.
 _ONLY_FOR = {"args": "command", "cwd": "command", "env": "command", "headers": "url"}
-_SERVER_KEYS = ("command", "url", *_ONLY_FOR, "timeout_seconds", "startup_timeout_seconds", "enabled", "aliases")
+_SERVER_KEYS = (
+    "command",
+    "url",
+    *_ONLY_FOR,
+    "timeout_seconds",
+    "startup_timeout_seconds",
+    "enabled",
+    "aliases",
+    "namespace",
+    "roots",
+)
 _POLICY_KEYS = ("default", "allow", "deny")
 
 _SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -221,6 +231,16 @@ def _check_server(c: _Checker, name: str, raw: object) -> ServerSpec | None:
         enabled=c.typed(table, "enabled", where, bool, "true or false") is not False,
         aliases=c.aliases(table, where),
     )
+    namespace = table.get("namespace")
+    if namespace is False:
+        spec = replace(spec, namespaced=False)
+    elif isinstance(namespace, str) and _SERVER_NAME.fullmatch(namespace) and "__" not in namespace:
+        spec = replace(spec, namespace=namespace)
+    elif namespace is not None:
+        c.problem((*where, "namespace"), "must be a name like the server's, or false", 'write namespace = "gh"')
+    if "roots" in table:
+        roots = c.string_list(table, "roots", where)
+        spec = replace(spec, roots=tuple(str((c.path.parent / Path(r).expanduser()).resolve()) for r in roots))
     # Only set what the profile sets, so the defaults stay in one place (profile_model.py).
     if (timeout := c.positive(table, "timeout_seconds", where)) is not None:
         spec = replace(spec, timeout_seconds=timeout)

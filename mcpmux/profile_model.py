@@ -46,6 +46,16 @@ class ServerSpec:
     enabled: bool = True
     # exposed-name overrides: original tool name -> exposed name
     aliases: Mapping[str, str] = field(default_factory=_empty_aliases)
+    namespace: str | None = None
+    """The prefix of exposed names (default: the server's name)."""
+    namespaced: bool = True
+    """`namespace = false`: tools, prompts and resource URIs are exposed unchanged."""
+    roots: tuple[str, ...] | None = None
+    """Pinned roots (absolute paths); None relays the host's roots."""
+
+    @property
+    def prefix(self) -> str:
+        return self.namespace or self.name
 
     @property
     def secret_names(self) -> tuple[str, ...]:

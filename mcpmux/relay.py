@@ -33,7 +33,7 @@ from mcpmux.wire import JSON
 Writer = Callable[[bytes], None]
 
 STARTUP_WAIT_SECONDS = 30.0
-"""How long a call or listing made during start-up waits for the slowest downstream."""
+"""How long a call or listing made during start-up waits for the slowest downstream (front_handlers too)."""
 
 
 class Relay:

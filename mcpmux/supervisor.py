@@ -12,16 +12,16 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import anyio
 import anyio.abc
-import mcp_types as types
 
-from mcpmux.catalog import Catalog, build_catalog
-from mcpmux.downstream import Downstream, Hooks
+from mcpmux import wire
+from mcpmux.catalog import Catalog, Listing, build_catalog
+from mcpmux.downstream import Downstream, Hooks, ListKind
 from mcpmux.errors import DownstreamError, MCPMuxError, SecretError
 from mcpmux.paths import StatePaths, ensure_private_dir
 from mcpmux.policy import Policy
@@ -46,7 +46,7 @@ class ServerState:
     spec: ServerSpec
     status: Status = "starting"
     downstream: Downstream | None = None
-    tools: list[types.Tool] = field(default_factory=list[types.Tool])
+    listing: Listing = field(default_factory=Listing)
     redactor: Redactor = field(default_factory=lambda: Redactor({}))
     last_error: str | None = None
     restarts: list[float] = field(default_factory=list[float])
@@ -68,14 +68,16 @@ class Supervisor:
         self.policy = Policy.from_spec(profile.policy)
         self.paths = paths
         self._store = store
-        self.on_catalog: Callable[[Catalog], None] = lambda catalog: None
-        """Called with each new catalog whose visible tools differ from the last (the front notifies the host)."""
+        self.on_catalog: Callable[[Catalog, frozenset[str]], None] = lambda catalog, kinds: None
+        """Called with each new catalog and the kinds whose visible part changed (the front tells the host)."""
         self.states = {spec.name: ServerState(spec) for spec in profile.enabled_servers}
         self.catalog = Catalog()
         self.ready = anyio.Event()
         self._first_attempts_left = len(self.states)
         self._tg: anyio.abc.TaskGroup | None = None
         self.listeners: list[NotificationListener] = []
+        self.request_handler: Callable[[Downstream, JSON], None] | None = None
+        """Where a downstream's own requests (sampling, elicitation, roots) go; None answers them with an error."""
         if not self.states:
             self.ready.set()
 
@@ -125,7 +127,7 @@ class Supervisor:
                     "server '%s' is up (pid %s, %d tools)",
                     name,
                     state.downstream and state.downstream.pid,
-                    len(state.tools),
+                    len(state.listing.tools),
                 )
             if first:
                 first = False
@@ -136,7 +138,7 @@ class Supervisor:
                 logger.warning("server '%s' %s (log: %s)", name, state.last_error, self.paths.server_log(name))
                 await self._stop(state)
                 state.downstream = None
-                state.tools = []
+                state.listing = Listing()
                 self._rebuild()
             if not retry or not self._may_restart(state):
                 state.status = "failed"
@@ -180,7 +182,7 @@ class Supervisor:
                 "install it or give an absolute path in the profile",
             )
         _rotate(log_path)
-        hooks = Hooks(on_notification=self._on_notification)
+        hooks = Hooks(on_notification=self._on_notification, on_request=self._on_request)
         try:
             with log_path.open("ab") as log:
                 log.write(f"--- mcpmux: starting {spec.name}: {exe} {' '.join(spec.args)}\n".encode())
@@ -196,7 +198,7 @@ class Supervisor:
         try:
             with anyio.fail_after(spec.startup_timeout_seconds):
                 await protocol.initialize(spec.startup_timeout_seconds)
-                state.tools = await protocol.list_tools(spec.startup_timeout_seconds)
+                state.listing = await _list_everything(protocol, spec.startup_timeout_seconds)
         except TimeoutError:
             await self._stop(state)
             raise DownstreamError(
@@ -216,30 +218,50 @@ class Supervisor:
 
     # --- catalog ----------------------------------------------------------------------
     def _rebuild(self) -> None:
-        listings = {name: s.tools for name, s in self.states.items() if s.status == "running"}
-        catalog = build_catalog(self.profile, self.policy, listings)
-        changed = catalog.visible != self.catalog.visible
+        listings = {name: s.listing for name, s in self.states.items() if s.status == "running"}
+        catalog, old = build_catalog(self.profile, self.policy, listings), self.catalog
+        changed = frozenset(
+            kind
+            for kind, differs in (
+                ("tools", catalog.visible != old.visible),
+                ("prompts", list(catalog.prompts.values()) != list(old.prompts.values())),
+                ("resources", (catalog.resources, catalog.templates) != (old.resources, old.templates)),
+            )
+            if differs
+        )
         self.catalog = catalog
         if changed:
-            self.on_catalog(catalog)
+            self.on_catalog(catalog, changed)
 
     def _on_notification(self, ds: Downstream, method: str, msg: JSON, line: bytes) -> None:
-        if method == "notifications/tools/list_changed" and self._tg is not None:
-            self._tg.start_soon(self._relist, ds)
+        kinds = _RELIST.get(method)
+        if kinds and self._tg is not None:
+            self._tg.start_soon(self._relist, ds, kinds)
         for listener in self.listeners:
             listener(ds, method, msg, line)
 
-    async def _relist(self, ds: Downstream) -> None:
+    def _on_request(self, ds: Downstream, msg: JSON) -> None:
+        if self.request_handler is not None:
+            self.request_handler(ds, msg)
+        else:
+            ds.write(wire.error_response(msg.get("id"), wire.METHOD_NOT_FOUND, "no host is connected to answer this"))
+
+    async def _relist(self, ds: Downstream, kinds: tuple[ListKind, ...]) -> None:
         state = self.states.get(ds.name)
         if state is None or state.downstream is not ds or state.status != "running":
             return
         try:
-            tools = await ds.list_tools(state.spec.startup_timeout_seconds)
+            fresh: dict[ListKind, list[Any]] = {}
+            for kind in kinds:
+                fresh[kind] = await ds.list_all(kind, state.spec.startup_timeout_seconds)
         except DownstreamError as exc:
-            logger.warning("server '%s': could not re-list tools after list_changed: %s", ds.name, exc)
+            logger.warning("server '%s': could not re-list %s after list_changed: %s", ds.name, kinds, exc)
             return
         if state.downstream is ds:
-            state.tools = tools
+            state.listing = replace(
+                state.listing,
+                **{_LISTING_FIELD[kind]: tuple(items) for kind, items in fresh.items()},
+            )
             self._rebuild()
 
     def start_soon(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
@@ -250,6 +272,29 @@ class Supervisor:
 
     def live(self, server: str) -> ServerState | None:
         return self.states.get(server)
+
+
+_RELIST: dict[str, tuple[ListKind, ...]] = {
+    "notifications/tools/list_changed": ("tools",),
+    "notifications/prompts/list_changed": ("prompts",),
+    "notifications/resources/list_changed": ("resources", "resource_templates"),
+}
+_LISTING_FIELD: dict[ListKind, str] = {
+    "tools": "tools",
+    "prompts": "prompts",
+    "resources": "resources",
+    "resource_templates": "templates",
+}
+
+
+async def _list_everything(ds: Downstream, wait_seconds: float) -> Listing:
+    """Tools, and prompts, resources and templates where the downstream advertised them."""
+    found: dict[str, tuple[Any, ...]] = {}
+    kinds: tuple[ListKind, ...] = ("tools", "prompts", "resources", "resource_templates")
+    for kind in kinds:
+        if ds.supports(kind):
+            found[_LISTING_FIELD[kind]] = tuple(await ds.list_all(kind, wait_seconds))
+    return Listing(**found)
 
 
 class _ConfigError(DownstreamError):
