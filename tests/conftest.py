@@ -7,6 +7,7 @@ import sys
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
@@ -69,11 +70,13 @@ def serve_params(profile: Path, *, env: dict[str, str] | None = None) -> StdioSe
 
 
 @asynccontextmanager
-async def host_session(profile: Path, *, env: dict[str, str] | None = None) -> AsyncGenerator[ClientSession]:
-    """An SDK client acting as the host, with `mcpmux serve` as its stdio server."""
+async def host_session(
+    profile: Path, *, env: dict[str, str] | None = None, **session_options: Any
+) -> AsyncGenerator[ClientSession]:
+    """An SDK client acting as the host, with `mcpmux serve` as its stdio server (options go to ClientSession)."""
     async with (
         stdio_client(serve_params(profile, env=env)) as (read, write),
-        ClientSession(read, write) as session,
+        ClientSession(read, write, **session_options) as session,
     ):
         await session.initialize()
         yield session
