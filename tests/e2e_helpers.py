@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 
 from mcpmux.audit import read_events
 
@@ -33,3 +35,25 @@ async def wait_for_exit(pid: int, seconds: float = 10.0) -> None:
             await anyio.wait_readable(fd)
     finally:
         os.close(fd)
+
+
+async def exchange(profile: Path, messages: list[dict[str, Any]], *, answers: int) -> dict[Any, dict[str, Any]]:
+    """Send raw JSON-RPC lines to `mcpmux serve`, return the first `answers` responses by id, then close stdin."""
+    async with await anyio.open_process(
+        [sys.executable, "-m", "mcpmux", "serve", "--profile", str(profile)], cwd=Path(__file__).parent.parent
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        await proc.stdin.send(b"".join(orjson.dumps(m) + b"\n" for m in messages))
+        replies: dict[Any, dict[str, Any]] = {}
+        buffer = b""
+        with anyio.fail_after(30):
+            while len(replies) < answers:
+                buffer += await proc.stdout.receive()
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    message = orjson.loads(line)
+                    if "id" in message and "method" not in message:
+                        replies[message["id"]] = message
+            await proc.stdin.aclose()
+            await proc.wait()
+    return replies

@@ -9,10 +9,12 @@ from pathlib import Path
 import anyio
 import mcp_types as types
 import pytest
+from mcp import Client
 from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 
-from tests.conftest import FIXTURES, host_session
+from tests.conftest import FIXTURES, host_session, serve_params
+from tests.e2e_helpers import exchange
 from tests.test_third_party_e2e import everything_bin
 
 pytestmark = pytest.mark.anyio
@@ -212,3 +214,28 @@ async def test_roots_come_from_the_host_unless_the_profile_pins_them(write_profi
     assert "file:///host/root" in text(from_host)
     assert pinned.as_uri() in text(from_profile)
     assert "file:///host/root" not in text(from_profile)
+
+
+async def test_a_2026_host_negotiates_the_modern_era_and_calls_through_the_gateway(write_profile: WriteProfile):
+    profile = write_profile(catalog_server("one"))
+    async with Client(serve_params(profile), mode="auto") as host:
+        tools = {t.name for t in (await host.list_tools()).tools}
+        result = await host.call_tool("one__log_something", {"message": "modern"})
+        assert host.session.protocol_version == "2026-07-28"
+    assert "one__add_tool" in tools
+    assert text(result) == "logged"
+
+
+@pytest.mark.parametrize("version", ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"])
+async def test_hosts_of_every_handshake_version_are_served_in_their_version(write_profile: WriteProfile, version: str):
+    profile = write_profile(catalog_server("one"))
+    init = {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "old-host", "version": "1"}}
+    call = {"name": "one__touch", "arguments": {}}
+    lines = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call},
+    ]
+    replies = await exchange(profile, lines, answers=2)
+    assert replies[1]["result"]["protocolVersion"] == version
+    assert replies[2]["result"]["content"] == [{"type": "text", "text": "touched"}]
