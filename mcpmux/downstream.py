@@ -275,6 +275,15 @@ class Downstream(asyncio.SubprocessProtocol):
         with self.log_path.open("ab") as f:
             f.write(text + b"\n")
 
+    @property
+    def busy(self) -> bool:
+        """Whether any request to this downstream is waiting for its answer."""
+        return bool(self._pending)
+
+    def kill(self) -> None:
+        if self._transport is not None and not self.exited.is_set():
+            self._transport.kill()
+
     def begin_close(self, reason: str) -> None:
         self._fail_pending(reason)
 

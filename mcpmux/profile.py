@@ -35,7 +35,13 @@ _SERVER_KEYS = (
     "aliases",
     "namespace",
     "roots",
+    "max_output_bytes",
+    "start",
+    "idle_timeout_seconds",
+    "health_interval_seconds",
+    "restart",
 )
+_RESTART_KEYS = ("max_restarts", "window_seconds", "backoff_initial_seconds", "backoff_max_seconds")
 _POLICY_KEYS = ("default", "allow", "deny")
 
 _SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -241,12 +247,44 @@ def _check_server(c: _Checker, name: str, raw: object) -> ServerSpec | None:
     if "roots" in table:
         roots = c.string_list(table, "roots", where)
         spec = replace(spec, roots=tuple(str((c.path.parent / Path(r).expanduser()).resolve()) for r in roots))
+    spec = _check_supervision(c, table, where, spec)
     # Only set what the profile sets, so the defaults stay in one place (profile_model.py).
     if (timeout := c.positive(table, "timeout_seconds", where)) is not None:
         spec = replace(spec, timeout_seconds=timeout)
     if (startup := c.positive(table, "startup_timeout_seconds", where)) is not None:
         spec = replace(spec, startup_timeout_seconds=startup)
     return spec
+
+
+def _check_supervision(c: _Checker, table: Mapping[str, object], where: Key, spec: ServerSpec) -> ServerSpec:
+    """Start mode, limits, health and restart settings; each only overrides the default when set."""
+    changes: dict[str, object] = {}
+    start = c.typed(table, "start", where, str, "a string")
+    if start is not None and start not in ("eager", "lazy"):
+        c.problem((*where, "start"), f"must be 'eager' or 'lazy', not '{start}'", 'write start = "lazy"')
+    elif start is not None:
+        changes["start"] = start
+    if (idle := c.positive(table, "idle_timeout_seconds", where)) is not None:
+        changes["idle_timeout_seconds"] = idle
+    if table.get("health_interval_seconds") == 0:
+        changes["health_interval_seconds"] = 0.0  # 0 turns health pings off
+    elif (interval := c.positive(table, "health_interval_seconds", where)) is not None:
+        changes["health_interval_seconds"] = interval
+    if (limit := c.typed(table, "max_output_bytes", where, int, "an integer")) is not None:
+        if limit < 1024:
+            c.problem(
+                (*where, "max_output_bytes"), f"{limit} is too small", "use at least 1024 (the default is 16 MiB)"
+            )
+        else:
+            changes["max_output_bytes"] = limit
+    restart = c.table(table, "restart", where, "a table like { max_restarts = 5 }")
+    c.unknown_keys(restart, _RESTART_KEYS, (*where, "restart"))
+    numbers = {k: v for k in _RESTART_KEYS if (v := c.positive(restart, k, (*where, "restart"))) is not None}
+    if "max_restarts" in numbers:
+        numbers["max_restarts"] = int(numbers["max_restarts"])
+    if numbers:
+        changes["restart"] = replace(spec.restart, **numbers)
+    return replace(spec, **changes)  # pyright: ignore[reportArgumentType]
 
 
 def _check_policy(c: _Checker, table: Mapping[str, object]) -> PolicySpec:

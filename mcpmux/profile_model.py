@@ -8,6 +8,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
+DEFAULT_MAX_OUTPUT = 16 * 1024 * 1024
+"""Per call: generous for real results (a 10 MB file read passes), bounded so a runaway server cannot choke the host."""
+
 DEFAULT_MAX_NAME_LENGTH = 51
 """`mcp__mcpmux__` (13 characters, Claude Code's prefix) + 51 = 64, Claude's API limit."""
 
@@ -28,6 +31,16 @@ def _empty_env() -> Mapping[str, EnvValue]:
 
 def _empty_aliases() -> Mapping[str, str]:
     return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class RestartPolicy:
+    """Restarts of a crashed downstream: exponential backoff with jitter, at most `max_restarts` per window."""
+
+    max_restarts: int = 5
+    window_seconds: float = 300.0
+    backoff_initial_seconds: float = 0.5
+    backoff_max_seconds: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +65,13 @@ class ServerSpec:
     """`namespace = false`: tools, prompts and resource URIs are exposed unchanged."""
     roots: tuple[str, ...] | None = None
     """Pinned roots (absolute paths); None relays the host's roots."""
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT
+    start: Literal["eager", "lazy"] = "eager"
+    idle_timeout_seconds: float = 600.0
+    """A lazy server that served no call for this long is stopped (it starts again on the next call)."""
+    health_interval_seconds: float = 30.0
+    """Seconds between pings of a running server; one that does not answer in time is restarted. 0: never."""
+    restart: RestartPolicy = field(default_factory=lambda: RestartPolicy())
 
     @property
     def prefix(self) -> str:

@@ -25,7 +25,9 @@ from mcpmux.audit import AuditLog, args_digest
 from mcpmux.catalog import Route
 from mcpmux.downstream import Downstream
 from mcpmux.errors import DownstreamError
+from mcpmux.limits import truncate_result
 from mcpmux.naming import closest
+from mcpmux.profile_model import DEFAULT_MAX_OUTPUT
 from mcpmux.secrets import Redactor
 from mcpmux.supervisor import Supervisor
 from mcpmux.wire import JSON
@@ -65,6 +67,9 @@ class Relay:
             self._refuse(host_id, exposed, arguments, respond, "denied", text, route)
             return
         state = self.supervisor.live(route.server)
+        if state is not None and state.status == "idle":
+            self.supervisor.start_soon(self._call_when_up, route.server, host_id, params, respond, notify)
+            return
         ds = state.downstream if state is not None else None
         call = _Call(self, host_id, route, arguments, respond, notify)
         if ds is None or state is None:
@@ -73,7 +78,9 @@ class Relay:
             return
         forwarded = dict(params)
         forwarded["name"] = route.tool
+        state.last_used = time.monotonic()
         call.redactor = state.redactor
+        call.max_output_bytes = state.spec.max_output_bytes
         self._calls[host_id] = call
         token = _progress_token(params)
         if token is not None and notify is not None:
@@ -85,6 +92,15 @@ class Relay:
         with anyio.move_on_after(STARTUP_WAIT_SECONDS):
             await self.supervisor.ready.wait()
         self.supervisor.ready.set()  # past the bound, answer with what is up rather than wait again
+        self.call_from_host(host_id, params, respond, notify)
+
+    async def _call_when_up(
+        self, server: str, host_id: Any, params: JSON, respond: Writer, notify: Writer | None
+    ) -> None:
+        await self.supervisor.wake(server)
+        state = self.supervisor.live(server)
+        if state is not None and state.status == "idle":  # did not come up: answer rather than wake it again
+            state.status = "failed"
         self.call_from_host(host_id, params, respond, notify)
 
     async def call(self, name: str, arguments: JSON | None = None, meta: JSON | None = None) -> JSON:
@@ -162,6 +178,7 @@ class Relay:
         duration_ms: float,
         error: str | None,
         result_bytes: int,
+        truncated: bool = False,
     ) -> None:
         self.audit.write(
             {
@@ -178,6 +195,7 @@ class Relay:
                 "args": args_digest(arguments),
                 "error": error,
                 "result_bytes": result_bytes,
+                "truncated": truncated,
             }
         )
 
@@ -196,6 +214,7 @@ class _Call:
         "ds",
         "finished",
         "host_id",
+        "max_output_bytes",
         "notify",
         "redactor",
         "relay",
@@ -205,6 +224,7 @@ class _Call:
         "started",
         "timer",
         "token",
+        "truncated",
     )
 
     def __init__(
@@ -223,6 +243,8 @@ class _Call:
         self.timer: asyncio.TimerHandle | None = None
         self.token: Hashable | None = None
         self.finished = False
+        self.max_output_bytes = DEFAULT_MAX_OUTPUT
+        self.truncated = False
 
     def start(self, ds: Downstream, params: JSON, timeout: float) -> None:
         self.ds = ds
@@ -240,7 +262,12 @@ class _Call:
             return
         result = wire.as_object(message.get("result")) or {}
         outcome = "tool_error" if result.get("isError") else "ok"
-        out = wire.with_id(line, message, self.rid, self.host_id)
+        if len(line) > self.max_output_bytes:
+            result = truncate_result(result, self.max_output_bytes, server=self.route.server, size=len(line))
+            out = wire.result_response(self.host_id, result)
+            self.truncated = True
+        else:
+            out = wire.with_id(line, message, self.rid, self.host_id)
         if self.redactor:
             out = self.redactor.redact_bytes(out)
         self.respond(out)
@@ -280,7 +307,10 @@ class _Call:
 
     def _audit(self, outcome: str, error: str | None, size: int) -> None:
         duration = (time.perf_counter() - self.started) * 1000
-        self.relay.audit_call(self.route.exposed, self.route, self.arguments, "allowed", outcome, duration, error, size)
+        relay, route = self.relay, self.route
+        relay.audit_call(
+            route.exposed, route, self.arguments, "allowed", outcome, duration, error, size, self.truncated
+        )
 
 
 def _error_text(error: Any) -> str:

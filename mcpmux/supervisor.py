@@ -19,7 +19,7 @@ from typing import Any, Literal
 import anyio
 import anyio.abc
 
-from mcpmux import wire
+from mcpmux import catalog_cache, wire
 from mcpmux.catalog import Catalog, Listing, build_catalog
 from mcpmux.downstream import Downstream, Hooks, ListKind
 from mcpmux.errors import DownstreamError, MCPMuxError, SecretError
@@ -32,12 +32,9 @@ from mcpmux.wire import JSON
 
 logger = logging.getLogger("mcpmux")
 
-Status = Literal["starting", "running", "restarting", "failed", "stopped"]
+Status = Literal["starting", "running", "restarting", "idle", "failed", "stopped"]
 
-MAX_RESTARTS = 5
-RESTART_WINDOW_SECONDS = 300.0
-BACKOFF_INITIAL_SECONDS = 0.5
-BACKOFF_MAX_SECONDS = 30.0
+IDLE_CHECK_SECONDS = 1.0
 LOG_ROTATE_BYTES = 10 * 1024 * 1024
 
 
@@ -51,6 +48,12 @@ class ServerState:
     last_error: str | None = None
     restarts: list[float] = field(default_factory=list[float])
     started_at: float | None = None
+    last_used: float = 0.0
+    wanted: anyio.Event = field(default_factory=anyio.Event)
+    """Set when a call needs an idle lazy server."""
+    up: anyio.Event = field(default_factory=anyio.Event)
+    """Set when the current start cycle has the server running."""
+    restart_count: int = 0
 
 
 NotificationListener = Callable[[Downstream, str, JSON, bytes], None]
@@ -67,6 +70,7 @@ class Supervisor:
         self.profile = profile
         self.policy = Policy.from_spec(profile.policy)
         self.paths = paths
+        self._cache_dir = paths.state_dir / "cache"
         self._store = store
         self.on_catalog: Callable[[Catalog, frozenset[str]], None] = lambda catalog, kinds: None
         """Called with each new catalog and the kinds whose visible part changed (the front tells the host)."""
@@ -100,19 +104,25 @@ class Supervisor:
                 if state.downstream is not None:
                     tg.start_soon(self._stop, state)
 
-    async def _stop(self, state: ServerState) -> None:
-        ds = state.downstream
+    async def _stop(self, state: ServerState, *, status: Status = "stopped") -> None:
+        """End the state's downstream; the state shows `status` (and no downstream) from the first moment."""
+        ds, state.downstream, state.status = state.downstream, None, status
         if ds is None or ds.transport is None:
             return
         ds.begin_close(f"server '{state.spec.name}' is shutting down")
         await terminate(ds.transport, ds.exited)
-        state.status = "stopped"
 
     async def _keep(self, state: ServerState) -> None:
         name = state.spec.name
         first = True
+        if state.spec.start == "lazy" and (cached := catalog_cache.load(self._cache_dir, state.spec)) is not None:
+            state.listing, state.status, first = cached, "idle", False
+            self._rebuild()
+            self._first_attempt_done()
         while True:
-            state.status = "starting" if first else "restarting"
+            if state.status == "idle":
+                await state.wanted.wait()
+            state.status = "starting" if first or state.status == "idle" else "restarting"
             up = False
             try:
                 await self._start(state)
@@ -123,40 +133,93 @@ class Supervisor:
                 retry = isinstance(exc, DownstreamError) and not isinstance(exc, _ConfigError)
             else:
                 retry = True
+                tools = len(state.listing.tools)
                 logger.info(
-                    "server '%s' is up (pid %s, %d tools)",
-                    name,
-                    state.downstream and state.downstream.pid,
-                    len(state.listing.tools),
+                    "server '%s' is up (pid %s, %d tools)", name, state.downstream and state.downstream.pid, tools
                 )
             if first:
                 first = False
                 self._first_attempt_done()
             if up and state.downstream is not None:
-                await state.downstream.exited.wait()
+                if await self._serve(state) == "idle":
+                    logger.info(
+                        "server '%s' was idle for %g s; stopped until the next call",
+                        name,
+                        state.spec.idle_timeout_seconds,
+                    )
+                    state.wanted, state.up = anyio.Event(), anyio.Event()
+                    await self._stop(state, status="idle")
+                    continue
                 state.last_error = f"exited with code {state.downstream.exit_code}"
                 logger.warning("server '%s' %s (log: %s)", name, state.last_error, self.paths.server_log(name))
-                await self._stop(state)
-                state.downstream = None
+                await self._stop(state, status="restarting")
                 state.listing = Listing()
+                state.up = anyio.Event()
                 self._rebuild()
             if not retry or not self._may_restart(state):
                 state.status = "failed"
                 logger.error("server '%s' failed and will not be restarted: %s", name, state.last_error)
                 return
+            state.status = "restarting"
             await anyio.sleep(self._backoff(state))
 
+    async def _serve(self, state: ServerState) -> Literal["exited", "idle"]:
+        """Watch a running server until it exits (or, lazy, goes idle); ping it to catch a hang."""
+        ds = state.downstream
+        assert ds is not None
+        outcome: Literal["exited", "idle"] = "exited"
+
+        async def health() -> None:
+            while True:
+                await anyio.sleep(state.spec.health_interval_seconds)
+                try:
+                    await ds.request("ping", None, state.spec.timeout_seconds)
+                except DownstreamError as exc:
+                    logger.warning("server '%s' failed its health check (%s); restarting it", ds.name, exc)
+                    ds.kill()
+                    return
+
+        async def idle() -> None:
+            nonlocal outcome
+            while True:
+                await anyio.sleep(IDLE_CHECK_SECONDS)
+                quiet = time.monotonic() - state.last_used
+                if not ds.busy and quiet > state.spec.idle_timeout_seconds:
+                    outcome = "idle"
+                    tg.cancel_scope.cancel()
+                    return
+
+        async with anyio.create_task_group() as tg:
+            if state.spec.health_interval_seconds > 0:
+                tg.start_soon(health)
+            if state.spec.start == "lazy":
+                tg.start_soon(idle)
+            await ds.exited.wait()
+            tg.cancel_scope.cancel()
+        return outcome
+
+    async def wake(self, server: str) -> None:
+        """Start an idle lazy server for a call and wait until it runs (bounded by its startup timeout)."""
+        state = self.states[server]
+        up = state.up
+        state.wanted.set()
+        with anyio.move_on_after(state.spec.startup_timeout_seconds + 1):
+            await up.wait()
+
     def _may_restart(self, state: ServerState) -> bool:
+        policy = state.spec.restart
         now = time.monotonic()
-        state.restarts = [t for t in state.restarts if now - t < RESTART_WINDOW_SECONDS]
-        if len(state.restarts) >= MAX_RESTARTS:
+        state.restarts = [t for t in state.restarts if now - t < policy.window_seconds]
+        if len(state.restarts) >= policy.max_restarts:
             return False
         state.restarts.append(now)
+        state.restart_count += 1
         return True
 
     @staticmethod
     def _backoff(state: ServerState) -> float:
-        delay = min(BACKOFF_MAX_SECONDS, BACKOFF_INITIAL_SECONDS * 2 ** (len(state.restarts) - 1))
+        policy = state.spec.restart
+        delay = min(policy.backoff_max_seconds, policy.backoff_initial_seconds * 2 ** (len(state.restarts) - 1))
         return delay * random.uniform(0.8, 1.2)  # jitter keeps crashing siblings from restarting in lockstep
 
     def _first_attempt_done(self) -> None:
@@ -212,13 +275,16 @@ class Supervisor:
                 await self._stop(state)
             raise
         state.status = "running"
-        state.started_at = time.monotonic()
+        state.started_at = state.last_used = time.monotonic()
         state.last_error = None
+        state.up.set()
+        if spec.start == "lazy":
+            catalog_cache.save(self._cache_dir, spec, state.listing)
         self._rebuild()
 
     # --- catalog ----------------------------------------------------------------------
     def _rebuild(self) -> None:
-        listings = {name: s.listing for name, s in self.states.items() if s.status == "running"}
+        listings = {name: s.listing for name, s in self.states.items() if s.status in ("running", "idle")}
         catalog, old = build_catalog(self.profile, self.policy, listings), self.catalog
         changed = frozenset(
             kind
