@@ -65,6 +65,8 @@ class Front:
             on_call_tool=self._call_tool,
         )
         self._handshake_era = False
+        self.answered = anyio.Event()
+        """Set once the first answer (to `initialize` or `server/discover`) has been written to the host."""
         self._write: Callable[[bytes], None] = lambda line: None
         self._to_sdk: MemoryObjectSendStream[SessionMessage | Exception] | None = None
         self.requests = ServerRequests(supervisor, lambda line: self._write(line))
@@ -112,6 +114,15 @@ class Front:
         except ValueError:
             self._write(wire.error_response(None, wire.PARSE_ERROR, "parse error: a line that is not JSON"))
             return
+        try:
+            self._dispatch(message)
+        except Exception:  # a bug must cost one answer, never the host connection or a silent hang
+            logger.exception("mcpmux failed to handle a message from the host")
+            request_id = (wire.as_object(message) or {}).get("id")
+            if request_id is not None:
+                self._write(wire.error_response(request_id, wire.INTERNAL_ERROR, "mcpmux failed; see its stderr"))
+
+    def _dispatch(self, message: object) -> None:
         msg = wire.as_object(message)
         if msg is not None:
             method = msg.get("method")
@@ -151,6 +162,7 @@ class Front:
         async with stream:
             async for session_message in stream:
                 self._write(session_message.message.model_dump_json(by_alias=True, exclude_unset=True).encode())
+                self.answered.set()
 
     async def run(self, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
         """Serve the host until it closes stdin."""

@@ -79,6 +79,7 @@ class Supervisor:
         self.ready = anyio.Event()
         self._first_attempts_left = len(self.states)
         self._tg: anyio.abc.TaskGroup | None = None
+        self._queued: list[tuple[Callable[..., Coroutine[Any, Any, Any]], tuple[Any, ...]]] = []
         self.listeners: list[NotificationListener] = []
         self.request_handler: Callable[[Downstream, JSON], None] | None = None
         """Where a downstream's own requests (sampling, elicitation, roots) go; None answers them with an error."""
@@ -92,6 +93,9 @@ class Supervisor:
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
+                for fn, args in self._queued:
+                    tg.start_soon(fn, *args)
+                self._queued.clear()
                 for state in self.states.values():
                     tg.start_soon(self._keep, state, name=f"keep {state.spec.name}")
         finally:
@@ -331,10 +335,11 @@ class Supervisor:
             self._rebuild()
 
     def start_soon(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
-        """Run `fn` in the supervisor's task group (it is cancelled with the gateway)."""
+        """Run `fn` in the supervisor's task group (cancelled with the gateway); queued until `run` starts."""
         if self._tg is None:
-            raise RuntimeError("the supervisor is not running")
-        self._tg.start_soon(fn, *args)
+            self._queued.append((fn, args))
+        else:
+            self._tg.start_soon(fn, *args)
 
     def live(self, server: str) -> ServerState | None:
         return self.states.get(server)
