@@ -81,7 +81,13 @@ class Workspace:
         with tempfile.TemporaryDirectory(prefix="mcpmux-bench-") as tmp:
             root = Path(tmp)
             with (root / "stderr.log").open("w") as errlog:
-                yield cls(root, errlog)
+                try:
+                    yield cls(root, errlog)
+                except BaseException:
+                    errlog.flush()
+                    tail = (root / "stderr.log").read_text(errors="replace").splitlines()[-40:]
+                    sys.stderr.write("".join(f"  server stderr: {line}\n" for line in tail))
+                    raise
 
     # --- parameters -----------------------------------------------------------------
     def direct_params(self, name: str = "echo") -> StdioServerParameters:
@@ -89,7 +95,7 @@ class Workspace:
             command=sys.executable, args=[str(ECHO_SERVER), "--name", name], env={TAG_ENV: self.tag}
         )
 
-    def write_profile(self, names: list[str]) -> Path:
+    def profile_toml(self, names: list[str]) -> str:
         lines: list[str] = []
         for name in names:
             lines += [
@@ -99,20 +105,26 @@ class Workspace:
                 f"env = {{ {TAG_ENV} = {json.dumps(self.tag)} }}",
                 "",
             ]
-        path = self.root / f"profile-{len(names)}.toml"
-        path.write_text("\n".join(lines))
-        return path
+        return "\n".join(lines)
 
-    def new_home(self) -> Path:
+    def prepare_mcpmux(self, names: list[str]) -> tuple[StdioServerParameters, Path]:
+        """Parameters for `mcpmux serve` of an echo server per name, and its fresh MCPMUX_HOME.
+
+        The profile goes in that home's own `profiles/` folder: a user's own profile needs
+        no trust record, so the benchmark never touches trust state.
+        """
         self._homes += 1
-        return self.root / f"home-{self._homes}"
-
-    def mcpmux_params(self, profile: Path, home: Path) -> StdioServerParameters:
-        return StdioServerParameters(
+        home = self.root / f"home-{self._homes}"
+        (home / "profiles").mkdir(parents=True, mode=0o700)
+        home.chmod(0o700)
+        profile = home / "profiles" / f"bench-{len(names)}.toml"
+        profile.write_text(self.profile_toml(names))
+        params = StdioServerParameters(
             command=sys.executable,
             args=["-m", "mcpmux", "serve", "--profile", str(profile), "--quiet"],
             env={"MCPMUX_HOME": str(home), TAG_ENV: self.tag},
         )
+        return params, home
 
     # --- sessions -------------------------------------------------------------------
     @asynccontextmanager
@@ -128,19 +140,19 @@ class Workspace:
             yield Endpoint("direct", session)
 
     @asynccontextmanager
-    async def mcpmux(self, profile: Path) -> AsyncIterator[Endpoint]:
-        home = self.new_home()
-        async with self.session(self.mcpmux_params(profile, home)) as session:
+    async def mcpmux(self, names: list[str]) -> AsyncIterator[Endpoint]:
+        params, home = self.prepare_mcpmux(names)
+        async with self.session(params) as session:
             await session.initialize()
             yield Endpoint("mcpmux", session, prefix="echo__", serve_pid=serve_pid(home))
 
     @asynccontextmanager
-    async def modern_pair(self, profile: Path) -> AsyncIterator[tuple[Endpoint, Endpoint]]:
+    async def modern_pair(self, names: list[str]) -> AsyncIterator[tuple[Endpoint, Endpoint]]:
         """`mcp.Client` (mode 'auto') directly and through mcpmux; its stdio transport also ends the tree."""
-        home = self.new_home()
+        params, home = self.prepare_mcpmux(names)
         async with (
             Client(stdio_client(self.direct_params(), errlog=self.errlog)) as direct,
-            Client(stdio_client(self.mcpmux_params(profile, home), errlog=self.errlog)) as mux,
+            Client(stdio_client(params, errlog=self.errlog)) as mux,
         ):
             yield Endpoint("direct", direct), Endpoint("mcpmux", mux, prefix="echo__", serve_pid=serve_pid(home))
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import anyio
 
@@ -28,6 +27,8 @@ class Config:
     in_flight: tuple[int, ...] = (16, 64)
     payloads: tuple[tuple[int, int], ...] = ((1 * MB, 3), (10 * MB, 2))
     """(size in bytes, calls per round per variant)"""
+    modern_era: bool = True
+    """Also measure `mcp.Client` (mode 'auto', 2026-07-28 era); info only, skipped by --quick."""
     startup_rounds: int = 3
     fanout: int = 20
     fanout_rounds: int = 3
@@ -40,6 +41,7 @@ class Config:
             warmup_calls=20,
             throughput_calls=320,
             payloads=((1 * MB, 1), (10 * MB, 1)),
+            modern_era=False,
             startup_rounds=1,
             fanout=5,
             fanout_rounds=1,
@@ -283,10 +285,11 @@ async def start_direct(ws: Workspace) -> Startup:
         return Startup(t_init - t0, time.perf_counter() - t0, len(tools))
 
 
-async def start_mcpmux(ws: Workspace, profile: Path, downstreams: int) -> Startup:
-    home = ws.new_home()
+async def start_mcpmux(ws: Workspace, names: list[str]) -> Startup:
+    params, home = ws.prepare_mcpmux(names)
+    downstreams = len(names)
     t0 = time.perf_counter()
-    async with ws.session(ws.mcpmux_params(profile, home)) as session:
+    async with ws.session(params) as session:
         await session.initialize()
         t_init = time.perf_counter()
         tools = (await session.list_tools()).tools
@@ -348,8 +351,7 @@ async def alternate(
 
 
 async def startup(ws: Workspace, cfg: Config) -> list[Row]:
-    profile = ws.write_profile(["echo"])
-    direct, mux = await alternate(cfg.startup_rounds, lambda: start_direct(ws), lambda: start_mcpmux(ws, profile, 1))
+    direct, mux = await alternate(cfg.startup_rounds, lambda: start_direct(ws), lambda: start_mcpmux(ws, ["echo"]))
     n = plural(cfg.startup_rounds, "round")
     return [
         Row(
@@ -375,10 +377,8 @@ async def startup(ws: Workspace, cfg: Config) -> list[Row]:
 
 async def fanout(ws: Workspace, cfg: Config) -> list[Row]:
     n = cfg.fanout
-    profile = ws.write_profile([f"e{i + 1:02d}" for i in range(n)])
-    direct, mux = await alternate(
-        cfg.fanout_rounds, lambda: start_many_direct(ws, n), lambda: start_mcpmux(ws, profile, n)
-    )
+    names = [f"e{i + 1:02d}" for i in range(n)]
+    direct, mux = await alternate(cfg.fanout_rounds, lambda: start_many_direct(ws, n), lambda: start_mcpmux(ws, names))
     rss = [s.rss_mb for s in mux if s.rss_mb is not None]
     note = plural(cfg.fanout_rounds, "round")
     rows = [

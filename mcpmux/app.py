@@ -5,19 +5,26 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
+import uuid
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from mcpmux import __version__
+from mcpmux import __version__, audit_events, telemetry
 from mcpmux.audit import AuditLog
+from mcpmux.control import ControlServer, endpoint_path
+from mcpmux.orphans import sweep_orphans
 from mcpmux.paths import StatePaths, ensure_private_dir, state_paths
+from mcpmux.profile_lookup import profile_hash
 from mcpmux.profile_model import Profile
 from mcpmux.relay import Relay
-from mcpmux.secrets import KeyringStore, SecretStore
+from mcpmux.secret_backends import default_store
+from mcpmux.secrets import SecretStore
 from mcpmux.supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -26,6 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("mcpmux")
 
 HANDSHAKE_HEAD_START_SECONDS = 1.0
+_STARTED_AT = datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +49,21 @@ class Gateway:
 
 @asynccontextmanager
 async def open_gateway(
-    profile: Profile, *, paths: StatePaths | None = None, store: SecretStore | None = None, start: bool = True
+    profile: Profile,
+    *,
+    paths: StatePaths | None = None,
+    store: SecretStore | None = None,
+    start: bool = True,
+    record_pins: bool = True,
 ) -> AsyncGenerator[Gateway]:
     """Start every downstream of `profile` in the background (or on `gateway.start()`); on exit, end them all."""
     paths = paths or state_paths()
     ensure_private_dir(paths.state_dir)
-    audit = AuditLog(paths.audit_log)
-    supervisor = Supervisor(profile, store=store or KeyringStore(), paths=paths)
+    telemetry.setup()
+    audit = AuditLog(paths.audit_log, observers=[telemetry.observe])
+    audit.bind(serve=uuid.uuid4().hex, profile=profile.name, profile_hash=_content_hash(profile))
+    store = store or default_store()
+    supervisor = Supervisor(profile, store=store, paths=paths, audit=audit, record_pins=record_pins)
     relay = Relay(supervisor, audit)
     try:
         async with anyio.create_task_group() as tg:
@@ -67,6 +83,7 @@ async def open_gateway(
                 tg.cancel_scope.cancel()
     finally:
         audit.close()
+        telemetry.shutdown()
 
 
 async def serve(profile: Profile, *, paths: StatePaths | None = None, store: SecretStore | None = None) -> None:
@@ -74,16 +91,51 @@ async def serve(profile: Profile, *, paths: StatePaths | None = None, store: Sec
     from mcpmux.front import Front  # the SDK server import is only needed here
 
     async with open_gateway(profile, paths=paths, store=store, start=False) as gateway:
-        gateway.audit.write(
-            {"event": "serve_start", "profile": profile.name, "pid": os.getpid(), "version": __version__}
-        )
+        gateway.audit.write(audit_events.serve_start(os.getpid(), __version__))
         front = Front(gateway.supervisor, gateway.relay)
+        signalled: list[str] = []
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_cancel_on_signal, tg.cancel_scope)
+            tg.start_soon(sweep_orphans)  # orphans of a dead mcpmux; never those of a live one (orphans.py)
+            control = ControlServer({"status": lambda params: _status(gateway, front)})
+            await tg.start(control.serve, endpoint_path(paths=gateway.paths))
+            tg.start_soon(_cancel_on_signal, tg.cancel_scope, signalled)
             tg.start_soon(_start_after_handshake, gateway, front)
             await front.run()
             tg.cancel_scope.cancel()
-        gateway.audit.write({"event": "serve_stop", "profile": profile.name, "pid": os.getpid()})
+        reason = f"received {signalled[0]}" if signalled else "the host closed stdin"
+        gateway.audit.write(audit_events.serve_stop(os.getpid(), reason))
+
+
+async def _status(gateway: Gateway, front: Front) -> dict[str, Any]:
+    """The `status` answer of the control endpoint (shape: cli/status_cmd.py)."""
+    now = time.monotonic()
+    servers = [
+        {
+            "name": name,
+            "status": state.status,
+            "pid": state.downstream.pid if state.downstream else None,
+            "uptime_seconds": round(now - state.started_at, 1) if state.started_at and state.downstream else None,
+            "restarts": state.restart_count,
+            "last_error": state.last_error,
+            "log_path": str(gateway.paths.server_log(name)),
+            "tools": len(state.listing.tools),
+        }
+        for name, state in gateway.supervisor.states.items()
+    ]
+    return {
+        "pid": os.getpid(),
+        "profile": gateway.profile.name,
+        "host": gateway.relay.host_name,
+        "started_at": _STARTED_AT,
+        "servers": servers,
+    }
+
+
+def _content_hash(profile: Profile) -> str:
+    try:
+        return profile_hash(profile.path)
+    except OSError:
+        return ""
 
 
 async def _start_after_handshake(gateway: Gateway, front: Front) -> None:
@@ -98,9 +150,10 @@ async def _start_after_handshake(gateway: Gateway, front: Front) -> None:
     gateway.start()
 
 
-async def _cancel_on_signal(scope: anyio.CancelScope) -> None:
+async def _cancel_on_signal(scope: anyio.CancelScope, signalled: list[str]) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
-            logger.info("received %s; shutting down", signal.Signals(signum).name)
+            signalled.append(signal.Signals(signum).name)
+            logger.info("received %s; shutting down", signalled[0])
             scope.cancel()
             return

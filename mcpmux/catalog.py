@@ -9,14 +9,15 @@ named `<namespace>__<name>` (see naming.py); resource URIs as in uris.py.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
 import mcp_types as types
 
+from mcpmux.integrity import IntegrityReport, enforce_max_tools
 from mcpmux.naming import assign_names
-from mcpmux.policy import Decision, Policy
+from mcpmux.policy import Decision, Policy, ToolFacts
 from mcpmux.profile_model import Profile, ServerSpec
 from mcpmux.uris import expose_uri
 
@@ -40,6 +41,8 @@ class Route:
     """The downstream's definition under its exposed name."""
     decision: Decision
     naming_note: str | None = None
+    facts: ToolFacts = field(default_factory=ToolFacts)
+    """The tool's annotations as policy reads them (read-only, destructive)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,21 @@ class Catalog:
         return tuple(t.name for t in self.visible)
 
 
+def with_integrity(catalog: Catalog, report: IntegrityReport, max_tools: int | None) -> tuple[Catalog, str | None]:
+    """Hide (and refuse) tools the integrity check blocks; cut the listing to `max_tools` (cut tools stay callable)."""
+    routes = dict(catalog.routes)
+    for name, verdict in report.tools.items():
+        route = routes.get(name)
+        if route is not None and route.decision.allowed and not verdict.visible:
+            blocked = Decision(False, "pins", verdict.reason or "blocked by the tool integrity check")
+            routes[name] = replace(route, decision=blocked)
+    listed = [t for t in catalog.visible if routes[t.name].decision.allowed]
+    kept, cut = enforce_max_tools([t.name for t in listed], max_tools)
+    keep = set(kept)
+    visible = tuple(t for t in listed if t.name in keep)
+    return replace(catalog, routes=MappingProxyType(routes), visible=visible), (str(cut) if cut else None)
+
+
 def _aliases(spec: ServerSpec, names: Sequence[str]) -> dict[tuple[str, str], str]:
     if not spec.namespaced:  # exposed unchanged; a clash is reported by assign_names and resolved by hashing
         return {(spec.prefix, n): n for n in names}
@@ -98,8 +116,9 @@ def build_catalog(profile: Profile, policy: Policy, listings: Mapping[str, Listi
     routes: dict[str, Route] = {}
     visible: list[types.Tool] = []
     for (spec, tool), name, note in zip(tool_items, exposed, notes, strict=True):
-        definition = tool.model_copy(update={"name": name})
-        route = Route(name, spec.name, tool.name, definition, policy.decide(name), note)
+        facts = ToolFacts.from_annotations(tool.annotations)
+        definition = policy.rewrite_tool(name, tool.model_copy(update={"name": name}))
+        route = Route(name, spec.name, tool.name, definition, policy.decide(name, tool=facts), note, facts)
         routes[name] = route
         if route.decision.allowed:
             visible.append(definition)

@@ -4,8 +4,9 @@
     ├── ProfileError             a profile is missing, unreadable or invalid (carries every Problem)
     ├── TrustError               a profile's content has not been trusted (reserved for the trust feature)
     ├── SecretError              a secret reference cannot be resolved (names the secret and the fix)
-    └── DownstreamError          one downstream failed: spawn, handshake, transport, or a call
-        └── DownstreamUnavailable  the downstream is not running (failed to start, exited, restarting)
+    ├── DownstreamError          one downstream failed: spawn, handshake, transport, or a call
+    │   └── DownstreamUnavailable  the downstream is not running (failed to start, exited, restarting)
+    └── AuditError               the audit log cannot be written (full disk, unwritable file)
 
 Errors carry their context as fields (`path`, `server`, `secret`), so callers can
 render them; `str(err)` is always one complete sentence with the fix. The CLI is
@@ -75,3 +76,11 @@ class DownstreamError(MCPMuxError):
 
 class DownstreamUnavailable(DownstreamError):
     """The downstream is not running: it failed to start, exited, or is being restarted."""
+
+
+class AuditError(MCPMuxError):
+    """The audit log at `path` could not be written; raised only when audit is required."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        self.path = path
+        super().__init__(message)

@@ -78,7 +78,12 @@ class Front:
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         catalog = await self.handlers.catalog()
-        items, cursor = page(list(catalog.visible), params and params.cursor)
+        host, policy = self.relay.host_name, self.supervisor.policy
+        # Rules may name hosts: the shared catalog is filtered once more for this one (decisions are cached).
+        tools = [
+            t for t in catalog.visible if policy.decide(t.name, tool=catalog.routes[t.name].facts, host=host).allowed
+        ]
+        items, cursor = page(tools, params and params.cursor)
         return types.ListToolsResult(tools=items, next_cursor=cursor)
 
     async def _call_tool(
@@ -145,6 +150,7 @@ class Front:
                 self._handshake_era = True
                 info = wire.as_object(params.get("clientInfo")) or {}
                 self.relay.host_name = str(info.get("name"))
+                self.relay.audit.bind(host=info.get("name"), host_version=info.get("version"))
                 self.requests.host_capabilities = wire.as_object(params.get("capabilities")) or {}
         self._to_sdk_line(message)
 

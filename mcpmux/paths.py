@@ -12,6 +12,8 @@ from pathlib import Path
 
 import platformdirs
 
+from mcpmux.errors import MCPMuxError
+
 APP = "mcpmux"
 
 
@@ -60,3 +62,29 @@ def ensure_private_dir(path: Path) -> Path:
     """Create `path` (and parents) owner-only, since it may hold logs and audit records."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
+
+
+def check_private(path: Path) -> None:
+    """Refuse a folder of mcpmux state that others could write to (or that another user owns).
+
+    Whoever can write there can rewrite trust records, the active profile or logs.
+    A folder that does not exist yet is fine: `ensure_private_dir` creates it owner-only.
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return
+    if info.st_uid != os.getuid():
+        raise MCPMuxError(f"{path} belongs to another user (uid {info.st_uid}); use a folder of your own")
+    if info.st_mode & 0o022:
+        raise MCPMuxError(
+            f"{path} is writable by other users (mode {info.st_mode & 0o777:o}); "
+            f"make it yours alone with: chmod go-w {path}"
+        )
+
+
+def check_state_private(paths: StatePaths | None = None) -> None:
+    """`check_private` for the config and state folders (`serve` calls it before starting anything)."""
+    paths = paths or state_paths()
+    for folder in dict.fromkeys((paths.config_dir, paths.state_dir)):
+        check_private(folder)

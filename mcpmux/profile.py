@@ -10,19 +10,29 @@ from __future__ import annotations
 
 import difflib
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date, datetime, time
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal, TypeVar, cast
+from typing import TypeVar, cast
 from urllib.parse import urlsplit
 
 from mcpmux.errors import Problem, ProfileError
-from mcpmux.profile_model import DEFAULT_MAX_NAME_LENGTH, EnvValue, PolicySpec, Profile, SecretRef, ServerSpec
+from mcpmux.policy_parse import parse_policy
+from mcpmux.profile_model import DEFAULT_MAX_NAME_LENGTH, EnvValue, Profile, SecretRef, ServerSpec
+from mcpmux.secret_template import TemplateError, parse_secret_template
 
-_TOP_KEYS = ("description", "max_name_length", "servers", "policy")
+_MODES = ("block", "warn", "allow")
+_BUDGET_CHOICES: dict[str, tuple[str, ...]] = {
+    "on_tool_change": _MODES,
+    "on_new_tool": _MODES,
+    "expose": ("all", "search"),
+}
+_TOP_KEYS = (
+    *("extends", "description", "max_name_length", "servers", "policy"),
+    *(*_BUDGET_CHOICES, "max_tools", "hide_flagged"),
+)
 # Keys only a local (`command`) or only a remote (`url`) downstream uses; the rest apply to both.
 _ONLY_FOR = {"args": "command", "cwd": "command", "env": "command", "headers": "url"}
 _SERVER_KEYS = (
@@ -42,7 +52,6 @@ _SERVER_KEYS = (
     "restart",
 )
 _RESTART_KEYS = ("max_restarts", "window_seconds", "backoff_initial_seconds", "backoff_max_seconds")
-_POLICY_KEYS = ("default", "allow", "deny")
 
 _SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _EXPOSED_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -72,15 +81,27 @@ def _split_key(dotted: str) -> Key:
     return tuple(p[1:-1] if p[:1] in "\"'" else p for p in parts)
 
 
+def _indexed(table: Key, arrays: Mapping[Key, int]) -> Key:
+    for array, index in arrays.items():
+        if table[: len(array)] == array:
+            return (*array[:-1], f"{array[-1]}[{index}]", *table[len(array) :])
+    return table
+
+
 class _LineIndex:
     """Key path → first line it appears on (table headers and `key =` lines). Good enough, not a TOML parser."""
 
     def __init__(self, text: str) -> None:
         self._lines: dict[Key, int] = {}
         table: Key = ()
+        arrays: dict[Key, int] = {}  # `[[policy.rules]]` → index of its latest entry, for keys like `rules[1]`
         for number, line in enumerate(text.splitlines(), start=1):
             if header := _HEADER_LINE.match(line):
                 table = _split_key(header.group(1))
+                self._add(table, number)
+                if line.lstrip().startswith("[["):
+                    arrays[table] = arrays.get(table, -1) + 1
+                table = _indexed(table, arrays)
                 self._add(table, number)
             elif key := _KEY_LINE.match(line):
                 self._add(table + _split_key(key.group(1)), number)
@@ -171,10 +192,15 @@ class _Checker:
             elif not header and not _ENV_NAME.fullmatch(var):
                 self.problem(key, f"'{var}' is not a valid environment variable name", "use [A-Za-z_][A-Za-z0-9_]*")
             if isinstance(value, str):
-                if value and _is_credential_name(var):
+                try:
+                    parsed = parse_secret_template(value)  # "Bearer {secret:NAME}" → a SecretTemplate
+                except TemplateError as exc:
+                    self.problem(key, str(exc), exc.fix)
+                    continue
+                if isinstance(parsed, str) and parsed and _is_credential_name(var):
                     fix = f'write {{ secret = "{var.lower()}" }} and run `mcpmux secret set {var.lower()}`'
                     self.problem(key, "looks like a credential; secrets never sit in the profile", fix)
-                result[var] = value
+                result[var] = parsed
             elif isinstance(value, dict):
                 ref = self.secret_ref(cast(dict[str, object], value), key)
                 if ref is not None:
@@ -287,22 +313,6 @@ def _check_supervision(c: _Checker, table: Mapping[str, object], where: Key, spe
     return replace(spec, **changes)  # pyright: ignore[reportArgumentType]
 
 
-def _check_policy(c: _Checker, table: Mapping[str, object]) -> PolicySpec:
-    where: Key = ("policy",)
-    c.unknown_keys(table, _POLICY_KEYS, where)
-    default = c.typed(table, "default", where, str, "a string")
-    if default is not None and default not in ("allow", "deny"):
-        c.problem((*where, "default"), f"must be 'allow' or 'deny', not '{default}'", 'write default = "deny"')
-        default = None
-    globs: dict[str, tuple[str, ...]] = {}
-    for key in ("allow", "deny"):
-        globs[key] = c.string_list(table, key, where)
-        if any(not g for g in globs[key]):
-            c.problem((*where, key), "an empty pattern matches nothing", "remove it, or write a glob like 'git__*'")
-    mode: Literal["allow", "deny"] = "deny" if default == "deny" else "allow"
-    return PolicySpec(default=mode, allow=globs["allow"], deny=globs["deny"])
-
-
 def _check_profile(c: _Checker, data: Mapping[str, object]) -> Profile:
     c.unknown_keys(data, _TOP_KEYS, ())
     description = c.typed(data, "description", (), str, "a string") or ""
@@ -312,8 +322,23 @@ def _check_profile(c: _Checker, data: Mapping[str, object]) -> Profile:
         max_len = None
     servers_raw = c.table(data, "servers", (), "a table of [servers.NAME] tables")
     servers = [_check_server(c, name, raw) for name, raw in servers_raw.items()]
-    policy = _check_policy(c, c.table(data, "policy", (), "a [policy] table"))
-    return Profile(
+    policy = parse_policy(c, c.table(data, "policy", (), "a [policy] table"))
+    # Integrity and context budget: only what the profile sets, so the defaults stay in profile_model.py.
+    budget: dict[str, object] = {}
+    for key, allowed in _BUDGET_CHOICES.items():
+        value = c.typed(data, key, (), str, "a string")
+        if value is not None and value not in allowed:
+            c.problem((key,), f"must be one of {', '.join(allowed)}, not '{value}'", f'write {key} = "{allowed[0]}"')
+        elif value is not None:
+            budget[key] = value
+    max_tools = c.typed(data, "max_tools", (), int, "an integer")
+    if max_tools is not None and max_tools < 1:
+        c.problem(("max_tools",), f"must be at least 1, not {max_tools}", 'remove it, or write expose = "search"')
+    elif max_tools is not None:
+        budget["max_tools"] = max_tools
+    if (hide_flagged := c.typed(data, "hide_flagged", (), bool, "true or false")) is not None:
+        budget["hide_flagged"] = hide_flagged
+    profile = Profile(
         name=c.path.stem,
         path=c.path,
         servers=tuple(s for s in servers if s is not None),
@@ -321,25 +346,18 @@ def _check_profile(c: _Checker, data: Mapping[str, object]) -> Profile:
         description=description,
         max_name_length=DEFAULT_MAX_NAME_LENGTH if max_len is None else max_len,
     )
+    return replace(profile, **budget)
 
 
 def load_profile(path: Path) -> Profile:
-    """Parse and validate one profile file; `ProfileError` lists every problem found."""
+    """Parse, merge (`extends`, see `inherit.py`) and validate one profile; `ProfileError` lists every problem."""
+    from mcpmux.inherit import merge_layers, resolve_layers  # inherit reads files; it needs nothing from here
+
     path = path.expanduser().absolute()
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
-        raise ProfileError([Problem(path, None, "", f"cannot read the profile: {reason}", "check the path")]) from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        where = re.search(r"at line (\d+)", str(exc))
-        line = int(where.group(1)) if where else None
-        problem = Problem(path, line, "", f"TOML syntax error: {exc}", "fix the syntax on that line")
-        raise ProfileError([problem]) from exc
-    checker = _Checker(path, text)
-    profile = _check_profile(checker, data)
+    layers = resolve_layers(path, lambda text: _LineIndex(text).line)
+    merged = merge_layers(layers)
+    checker = _Checker(path, "")  # lines come from each layer's own index, via `relocate`
+    profile = _check_profile(checker, merged.data)
     if checker.problems:
-        raise ProfileError(sorted(checker.problems, key=lambda p: p.line or 0))
-    return profile
+        raise ProfileError(merged.relocate(checker.problems))
+    return replace(profile, extends=tuple(layer.path for layer in layers[:-1]))

@@ -1,7 +1,9 @@
 """Finding profiles: by name or path, project and user folders, the active profile, the default.
 
-A NAME is looked up as `./profiles/NAME.toml` under the current directory, then in
-the user profiles folder; a PATH is used as is.
+A NAME is looked up as `profiles/NAME.toml` in the current directory and each of its
+parents up to the repository root (the first folder holding `.git`; the walk also stops
+below `$HOME` and the filesystem root), nearest first, then in the user profiles folder;
+a PATH is used as is.
 """
 
 from __future__ import annotations
@@ -41,18 +43,37 @@ def _is_path(value: str, base: Path) -> bool:
     return "/" in value or os.sep in value or value.endswith(".toml") or (base / value).expanduser().is_file()
 
 
+def project_dirs(base: Path) -> list[Path]:
+    """`profiles/` folders from `base` up to the repository root, nearest first (existing or not)."""
+    try:
+        home: Path | None = Path.home().resolve()
+    except RuntimeError:  # no home directory known
+        home = None
+    folders: list[Path] = []
+    for folder in (base.resolve(), *base.resolve().parents):
+        # The filesystem root and $HOME are never a project: a stray ~/profiles is not the team's.
+        if folder == home or folder.parent == folder:
+            break
+        folders.append(folder / PROJECT_DIR)
+        if (folder / ".git").exists():
+            break
+    return folders
+
+
 def _search_dirs(base: Path) -> list[tuple[Literal["project", "user"], Path]]:
-    return [("project", base / PROJECT_DIR), ("user", state_paths().profiles_dir)]
+    project: list[tuple[Literal["project", "user"], Path]] = [("project", d) for d in project_dirs(base)]
+    return [*project, ("user", state_paths().profiles_dir)]
 
 
 def _profile_files(base: Path) -> Iterator[tuple[Literal["project", "user"], Path]]:
     for source, folder in _search_dirs(base):
         for path in sorted(folder.glob("*.toml")) if folder.is_dir() else ():
-            yield source, path
+            if not path.name.endswith(".lock.toml"):  # tool pins beside a profile (pins.py), not a profile
+                yield source, path
 
 
 def find_profile(name_or_path: str, *, cwd: Path | None = None) -> Path:
-    """A path (has `/`, ends in `.toml`, or exists) as is; a name in `./profiles/`, then the user's profiles."""
+    """A path (has `/`, ends in `.toml`, or exists) as is; a name in the project folders, then the user's."""
     base = cwd or Path.cwd()
     if _is_path(name_or_path, base):
         path = (base / Path(name_or_path).expanduser()).resolve()
@@ -65,7 +86,7 @@ def find_profile(name_or_path: str, *, cwd: Path | None = None) -> Path:
             return candidate.resolve()
     names = sorted({path.stem for _, path in _profile_files(base)})
     available = f"available: {', '.join(names)}" if names else "no profiles exist yet"
-    looked = " and ".join(str(c) for c in candidates)
+    looked = ", ".join(str(c) for c in candidates)
     message = f"no profile named '{name_or_path}' (looked for {looked}; {available})"
     fix = "run `mcpmux profile list` to see the names, or pass a path"
     raise ProfileError([Problem(candidates[0], None, "", message, fix)])

@@ -22,7 +22,21 @@ class SecretRef:
     name: str
 
 
-EnvValue = str | SecretRef
+@dataclass(frozen=True, slots=True)
+class SecretTemplate:
+    """A string with secret references inside it, e.g. `"Bearer {secret:remote-token}"`.
+
+    `parts` alternate freely between literal text and `SecretRef`s; resolving joins them.
+    """
+
+    parts: tuple[str | SecretRef, ...]
+
+    @property
+    def secret_names(self) -> tuple[str, ...]:
+        return tuple(sorted({p.name for p in self.parts if isinstance(p, SecretRef)}))
+
+
+EnvValue = str | SecretRef | SecretTemplate
 
 
 def _empty_env() -> Mapping[str, EnvValue]:
@@ -79,17 +93,84 @@ class ServerSpec:
 
     @property
     def secret_names(self) -> tuple[str, ...]:
-        refs = [*self.env.values(), *self.headers.values()]
-        return tuple(sorted({v.name for v in refs if isinstance(v, SecretRef)}))
+        names: set[str] = set()
+        for value in (*self.env.values(), *self.headers.values()):
+            if isinstance(value, SecretRef):
+                names.add(value.name)
+            elif isinstance(value, SecretTemplate):
+                names.update(value.secret_names)
+        return tuple(sorted(names))
+
+
+@dataclass(frozen=True, slots=True)
+class ArgConstraint:
+    """`[policy.rules.args] NAME = { ... }`: what one argument of a call must be. None means not set."""
+
+    name: str
+    enum: tuple[object, ...] | None = None
+    pattern: str | None = None
+    """Matched against the whole value (re.fullmatch)."""
+    minimum: float | None = None
+    maximum: float | None = None
+    max_length: int | None = None
+    within: tuple[str, ...] | None = None
+    """Absolute roots (`~` expanded, relative ones against the profile's folder)."""
+    equals: object | None = None
+    fixed: object | None = None
+    """Forced into every call by the profile and hidden from the host's schema."""
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """`hours = "06:00-18:00"`: minutes after midnight, start inclusive, end exclusive; end < start wraps midnight."""
+
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """`rate = "30/minute"`: at most `count` calls in any `seconds`-long window, per tool, per serve process."""
+
+    count: int
+    seconds: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRule:
+    """One `[[policy.rules]]` table; `index` is its position, for `policy.rules[N]` in decisions."""
+
+    index: int
+    tools: tuple[str, ...]
+    effect: Literal["allow", "deny"] = "allow"
+    hosts: tuple[str, ...] | None = None
+    """Globs over the host's clientInfo.name; None matches any host."""
+    hours: TimeWindow | None = None
+    days: frozenset[int] | None = None
+    """Weekdays, 0 = Monday."""
+    timezone: str = "UTC"
+    rate: RateLimit | None = None
+    args: tuple[ArgConstraint, ...] = ()
+    description: str | None = None
+    max_output_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class PolicySpec:
-    """Allow/deny globs over exposed names; deny wins over allow."""
+    """Allow/deny globs over exposed names (deny wins), annotation modes and rules; see policy.py."""
 
     default: Literal["allow", "deny"] = "allow"
     allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ()
+    read_only: bool = False
+    deny_destructive: bool = False
+    rules: tuple[PolicyRule, ...] = ()
+
+
+IntegrityMode = Literal["block", "warn", "allow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +181,17 @@ class Profile:
     policy: PolicySpec = field(default_factory=PolicySpec)
     description: str = ""
     max_name_length: int = DEFAULT_MAX_NAME_LENGTH
+    # Tool integrity and context budget (see `pins.py`, `scan.py`, `discovery.py`).
+    on_tool_change: IntegrityMode = "block"
+    """A pinned tool whose definition changed: hidden until `mcpmux pin update`, shown with a warning, or accepted."""
+    on_new_tool: IntegrityMode = "warn"
+    """A tool first seen after its server was pinned (a server's first use pins all its tools)."""
+    max_tools: int | None = None
+    expose: Literal["all", "search"] = "all"
+    hide_flagged: bool = False
+    """Hide tools the description scanner flags with medium or high severity."""
+    extends: tuple[Path, ...] = ()
+    """Every file this profile extends, directly or not, in merge order (farthest ancestor first); see `inherit.py`."""
 
     def server(self, name: str) -> ServerSpec | None:
         return next((s for s in self.servers if s.name == name), None)

@@ -14,6 +14,7 @@ from the pipe callback. A per-call timer bounds the wait; a host's
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -21,10 +22,11 @@ from typing import Any
 import anyio
 
 from mcpmux import wire
-from mcpmux.audit import AuditLog, args_digest
+from mcpmux.audit import AuditLog
+from mcpmux.audit_events import tool_call_event
 from mcpmux.catalog import Route
 from mcpmux.downstream import Downstream
-from mcpmux.errors import DownstreamError
+from mcpmux.errors import DownstreamError, DownstreamUnavailable, MCPMuxError
 from mcpmux.limits import truncate_result
 from mcpmux.naming import closest
 from mcpmux.profile_model import DEFAULT_MAX_OUTPUT
@@ -33,6 +35,7 @@ from mcpmux.supervisor import Supervisor
 from mcpmux.wire import JSON
 
 Writer = Callable[[bytes], None]
+logger = logging.getLogger("mcpmux")
 
 STARTUP_WAIT_SECONDS = 30.0
 """How long a call or listing made during start-up waits for the slowest downstream (front_handlers too)."""
@@ -62,9 +65,16 @@ class Relay:
         if route is None:
             self._refuse(host_id, exposed, arguments, respond, "unknown", self._unknown_text(exposed))
             return
-        if not route.decision.allowed:
-            text = f"tool '{exposed}' is not allowed: {route.decision.reason}"
-            self._refuse(host_id, exposed, arguments, respond, "denied", text, route)
+        verdict = route.decision
+        if verdict.allowed:  # call time: arguments, host, hours, rate; fixed values applied
+            args = wire.as_object(arguments)
+            checked = self.supervisor.policy.decide_call(exposed, args, tool=route.facts, host=self.host_name)
+            verdict = checked.decision
+            if verdict.allowed and checked.arguments is not args:
+                params = {**params, "arguments": checked.arguments}
+        if not verdict.allowed:
+            text = f"tool '{exposed}' is not allowed: {verdict.reason}"
+            self._refuse(host_id, exposed, arguments, respond, "denied", text, route, verdict.rule)
             return
         state = self.supervisor.live(route.server)
         if state is not None and state.status == "idle":
@@ -74,13 +84,14 @@ class Relay:
         call = _Call(self, host_id, route, arguments, respond, notify)
         if ds is None or state is None:
             reason = state.last_error if state is not None and state.last_error else "it is not running"
-            call.fail(DownstreamError(route.server, f"server '{route.server}' is unavailable: {reason}"))
+            call.fail(DownstreamUnavailable(route.server, f"server '{route.server}' is unavailable: {reason}"))
             return
         forwarded = dict(params)
         forwarded["name"] = route.tool
         state.last_used = time.monotonic()
         call.redactor = state.redactor
-        call.max_output_bytes = state.spec.max_output_bytes
+        rule_limit = self.supervisor.policy.max_output_bytes(exposed, host=self.host_name)
+        call.max_output_bytes = min(state.spec.max_output_bytes, rule_limit or state.spec.max_output_bytes)
         self._calls[host_id] = call
         token = _progress_token(params)
         if token is not None and notify is not None:
@@ -150,9 +161,10 @@ class Relay:
         decision: str,
         text: str,
         route: Route | None = None,
+        rule: str | None = None,
     ) -> None:
         respond(wire.result_response(host_id, wire.tool_error_result(text)))
-        self.audit_call(exposed, route, arguments, decision, decision, 0.0, text, 0)
+        self.audit_call(exposed, route, arguments, decision, decision, 0.0, text, 0, rule=rule)
 
     def _on_notification(self, ds: Downstream, method: str, msg: JSON, line: bytes) -> None:
         if method != "notifications/progress":
@@ -179,25 +191,30 @@ class Relay:
         error: str | None,
         result_bytes: int,
         truncated: bool = False,
+        *,
+        rule: str | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
-        self.audit.write(
-            {
-                "event": "tool_call",
-                "profile": self.supervisor.profile.name,
-                "host": self.host_name,
-                "exposed": exposed,
-                "server": route.server if route else None,
-                "tool": route.tool if route else None,
-                "decision": decision,
-                "rule": route.decision.rule if route else None,
-                "outcome": outcome,
-                "duration_ms": round(duration_ms, 3),
-                "args": args_digest(arguments),
-                "error": error,
-                "result_bytes": result_bytes,
-                "truncated": truncated,
-            }
+        event = tool_call_event(
+            exposed=exposed,
+            server=route.server if route else None,
+            tool=route.tool if route else None,
+            decision=decision,
+            rule=rule or (route.decision.rule if route else None),
+            outcome=outcome,
+            duration_ms=duration_ms,
+            arguments=arguments,
+            redactor=redactor,
+            error=error,
+            result_bytes=result_bytes,
+            host=self.host_name,
         )
+        if truncated:
+            event["truncated"] = True
+        try:
+            self.audit.write(event)
+        except MCPMuxError as exc:  # an audit failure must not break the relay callback (audit.py logs it)
+            logger.error("audit: %s", exc)
 
 
 def _progress_token(params: JSON) -> Hashable | None:
@@ -275,7 +292,7 @@ class _Call:
 
     def fail(self, error: DownstreamError) -> None:
         if self._finish():
-            self._answer_error(str(error), "error")
+            self._answer_error(str(error), "unavailable" if isinstance(error, DownstreamUnavailable) else "error")
 
     def on_timeout(self, timeout: float) -> None:
         if self._finish():
@@ -309,7 +326,16 @@ class _Call:
         duration = (time.perf_counter() - self.started) * 1000
         relay, route = self.relay, self.route
         relay.audit_call(
-            route.exposed, route, self.arguments, "allowed", outcome, duration, error, size, self.truncated
+            route.exposed,
+            route,
+            self.arguments,
+            "allowed",
+            outcome,
+            duration,
+            error,
+            size,
+            self.truncated,
+            redactor=self.redactor,
         )
 
 

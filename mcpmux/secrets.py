@@ -22,7 +22,7 @@ import re
 import threading
 import urllib.parse
 from collections.abc import Callable, Mapping
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 import anyio
 import anyio.from_thread
@@ -33,7 +33,7 @@ import orjson
 from keyring.backend import KeyringBackend
 
 from mcpmux.errors import SecretError
-from mcpmux.profile_model import EnvValue, SecretRef
+from mcpmux.profile_model import EnvValue, SecretRef, SecretTemplate
 
 SERVICE = "mcpmux"
 """Keyring service name; the username is the secret's name."""
@@ -50,7 +50,8 @@ _T = TypeVar("_T")
 _NO_BACKEND_FIX = (
     "options: run a Secret Service in your session (GNOME Keyring, KeePassXC); "
     "or `pip install keyrings.alt` and set PYTHON_KEYRING_BACKEND=keyrings.alt.file.PlaintextKeyring "
-    "(stores secrets unencrypted in a file); `keyring --list-backends` shows what is available"
+    "(stores secrets unencrypted in a file); or, in CI, set MCPMUX_SECRETS=env and pass each secret as "
+    "MCPMUX_SECRET_<NAME>; `keyring --list-backends` shows what is available"
 )
 
 
@@ -68,6 +69,13 @@ class SecretStore(Protocol):
     async def delete(self, name: str) -> bool:
         """Remove `name`; False if it was not there."""
         ...
+
+
+@runtime_checkable
+class ExplainsMissing(Protocol):
+    """A store that can say where it looked for a secret and how to put it there."""
+
+    def missing_message(self, name: str) -> str: ...
 
 
 def check_secret_name(name: str) -> str:
@@ -139,6 +147,9 @@ class KeyringStore:
     async def get(self, name: str) -> str | None:
         return await self._run(name, lambda: self._keyring().get_password(SERVICE, name))
 
+    def missing_message(self, name: str) -> str:
+        return f"secret '{name}' is not in the keyring (service '{SERVICE}'); store it with: mcpmux secret set {name}"
+
     async def set(self, name: str, value: str) -> None:
         def set_password() -> None:
             self._keyring().set_password(SERVICE, name, value)  # pyright: ignore[reportUnknownMemberType]
@@ -182,31 +193,43 @@ class KeyringStore:
 
 
 async def resolve_env(spec_env: Mapping[str, EnvValue], store: SecretStore) -> tuple[dict[str, str], dict[str, str]]:
-    """Replace each `SecretRef` with its value: (resolved env, {secret name: value} of the secrets used)."""
+    """Replace each `SecretRef` (alone or inside a `SecretTemplate`) with its value.
+
+    Returns (resolved env, {secret name: value} of the secrets used); the second feeds the `Redactor`.
+    """
     used: dict[str, str] = {}
+
+    async def value_of(ref: SecretRef) -> str:
+        if ref.name not in used:
+            found = await store.get(ref.name)
+            if found is None:
+                raise SecretError(ref.name, missing_message(store, ref.name))
+            used[ref.name] = found
+        return used[ref.name]
+
     env: dict[str, str] = {}
     for key, value in spec_env.items():
-        if not isinstance(value, SecretRef):
+        if isinstance(value, SecretRef):
+            env[key] = await value_of(value)
+        elif isinstance(value, SecretTemplate):
+            env[key] = "".join([p if isinstance(p, str) else await value_of(p) for p in value.parts])
+        else:
             env[key] = value
-            continue
-        name = value.name
-        if name not in used:
-            found = await store.get(name)
-            if found is None:
-                raise SecretError(
-                    name,
-                    f"secret '{name}' is not in the keyring (service '{SERVICE}'); "
-                    f"store it with: mcpmux secret set {name}",
-                )
-            used[name] = found
-        env[key] = used[name]
     return env, used
 
 
+def missing_message(store: SecretStore, name: str) -> str:
+    """What to tell a person when `store` has no secret `name`: where it looked and the command that fixes it."""
+    if isinstance(store, ExplainsMissing):
+        return store.missing_message(name)
+    return f"secret '{name}' is not in the secret store; store it with: mcpmux secret set {name}"
+
+
 def _encodings(value: str) -> set[str]:
-    """The forms a value commonly takes in text: itself, base64 (both alphabets, +/- padding), URL-encoded."""
+    """The forms a value commonly takes in text: itself, base64 (both alphabets, +/- padding), URL-encoded,
+    and JSON-escaped (a tool that returns a dict has it serialised into its text content)."""
     raw = value.encode()
-    forms = {value, urllib.parse.quote(value, safe="")}
+    forms = {value, urllib.parse.quote(value, safe=""), orjson.dumps(value)[1:-1].decode(), json.dumps(value)[1:-1]}
     for b64 in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
         forms.update((b64, b64.rstrip("=")))
     return forms
@@ -216,13 +239,14 @@ class Redactor:
     """Replaces secret values, and their common encodings, with `[redacted:NAME]`.
 
     Covered forms: the value; base64 of the value alone (standard and URL-safe alphabets,
-    padded and unpadded); `urllib.parse.quote(value, safe="")`; and, in `redact_bytes`,
-    the JSON-escaped form of each (as orjson and as `json.dumps` with `ensure_ascii` write
-    them). Values shorter than `MIN_REDACT_LENGTH` characters are ignored: they would
-    collide with ordinary text. Longer patterns are replaced first, so a secret that
-    contains another is redacted whole. A secret embedded in a larger encoded blob (say
-    base64 of `user:password`) is not found. Redacting raw JSON can make it invalid when
-    a value appears outside a string (e.g. a numeric secret): that fails closed.
+    padded and unpadded); `urllib.parse.quote(value, safe="")`; the value JSON-escaped as
+    text (a dict result's JSON text content); and, in `redact_bytes`, the JSON-escaped form
+    of each (as orjson and as `json.dumps` with `ensure_ascii` write them). Values shorter
+    than `MIN_REDACT_LENGTH` characters are ignored: they would collide with ordinary text.
+    Longer patterns are replaced first, so a secret that contains another is redacted
+    whole. A secret embedded in a larger encoded blob (say base64 of `user:password`) is
+    not found. Redacting raw JSON can make it invalid when a value appears outside a
+    string (e.g. a numeric secret): that fails closed.
     """
 
     def __init__(self, secrets: Mapping[str, str]) -> None:

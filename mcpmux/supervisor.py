@@ -19,8 +19,10 @@ from typing import Any, Literal
 import anyio
 import anyio.abc
 
-from mcpmux import catalog_cache, wire
-from mcpmux.catalog import Catalog, Listing, build_catalog
+from mcpmux import audit_events, catalog_cache, wire
+from mcpmux.audit import AuditLog
+from mcpmux.catalog import Catalog, Listing
+from mcpmux.catalog_keeper import CatalogKeeper
 from mcpmux.downstream import Downstream, Hooks, ListKind
 from mcpmux.errors import DownstreamError, MCPMuxError, SecretError
 from mcpmux.paths import StatePaths, ensure_private_dir
@@ -66,16 +68,19 @@ class Supervisor:
         *,
         store: SecretStore,
         paths: StatePaths,
+        audit: AuditLog | None = None,
+        record_pins: bool = True,
     ) -> None:
         self.profile = profile
         self.policy = Policy.from_spec(profile.policy)
+        self.audit = audit
+        self._keeper = CatalogKeeper(profile, self.policy, paths, audit, record_pins=record_pins)
         self.paths = paths
         self._cache_dir = paths.state_dir / "cache"
         self._store = store
         self.on_catalog: Callable[[Catalog, frozenset[str]], None] = lambda catalog, kinds: None
         """Called with each new catalog and the kinds whose visible part changed (the front tells the host)."""
         self.states = {spec.name: ServerState(spec) for spec in profile.enabled_servers}
-        self.catalog = Catalog()
         self.ready = anyio.Event()
         self._first_attempts_left = len(self.states)
         self._tg: anyio.abc.TaskGroup | None = None
@@ -155,6 +160,7 @@ class Supervisor:
                     await self._stop(state, status="idle")
                     continue
                 state.last_error = f"exited with code {state.downstream.exit_code}"
+                self._event(audit_events.downstream_exit(name, state.downstream.pid, state.downstream.exit_code))
                 logger.warning("server '%s' %s (log: %s)", name, state.last_error, self.paths.server_log(name))
                 await self._stop(state, status="restarting")
                 state.listing = Listing()
@@ -163,9 +169,14 @@ class Supervisor:
             if not retry or not self._may_restart(state):
                 state.status = "failed"
                 logger.error("server '%s' failed and will not be restarted: %s", name, state.last_error)
+                self._event(
+                    audit_events.downstream_failed(name, state.last_error or "", str(self.paths.server_log(name)))
+                )
                 return
             state.status = "restarting"
-            await anyio.sleep(self._backoff(state))
+            delay = self._backoff(state)
+            self._event(audit_events.downstream_restart(name, state.restart_count, round(delay, 3)))
+            await anyio.sleep(delay)
 
     async def _serve(self, state: ServerState) -> Literal["exited", "idle"]:
         """Watch a running server until it exits (or, lazy, goes idle); ping it to catch a hang."""
@@ -279,6 +290,7 @@ class Supervisor:
                 await self._stop(state)
             raise
         state.status = "running"
+        self._event(audit_events.downstream_start(spec.name, protocol.pid))
         state.started_at = state.last_used = time.monotonic()
         state.last_error = None
         state.up.set()
@@ -289,19 +301,17 @@ class Supervisor:
     # --- catalog ----------------------------------------------------------------------
     def _rebuild(self) -> None:
         listings = {name: s.listing for name, s in self.states.items() if s.status in ("running", "idle")}
-        catalog, old = build_catalog(self.profile, self.policy, listings), self.catalog
-        changed = frozenset(
-            kind
-            for kind, differs in (
-                ("tools", catalog.visible != old.visible),
-                ("prompts", list(catalog.prompts.values()) != list(old.prompts.values())),
-                ("resources", (catalog.resources, catalog.templates) != (old.resources, old.templates)),
-            )
-            if differs
-        )
-        self.catalog = catalog
+        changed = self._keeper.rebuild(listings)
         if changed:
-            self.on_catalog(catalog, changed)
+            self.on_catalog(self.catalog, changed)
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._keeper.catalog
+
+    def _event(self, event: dict[str, Any]) -> None:
+        if self.audit is not None:
+            self.audit.write(event)
 
     def _on_notification(self, ds: Downstream, method: str, msg: JSON, line: bytes) -> None:
         kinds = _RELIST.get(method)

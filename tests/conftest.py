@@ -51,10 +51,13 @@ def fixture_server_toml(name: str, *extra_args: str, **settings: str) -> str:
 
 @pytest.fixture
 def write_profile(tmp_path: Path) -> Iterator[object]:
+    from mcpmux.trust import trust_profile
+
     def write(text: str, name: str = "test") -> Path:
         path = tmp_path / "profiles" / f"{name}.toml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+        trust_profile(path)  # a profile outside MCPMUX_HOME/profiles runs only once trusted (mcpmux.trust)
         return path
 
     yield write

@@ -27,7 +27,7 @@ def mcpmux(*args: str, stdin: str | None = None, cwd: Path = REPO) -> subprocess
 
 
 def test_tools_on_the_demo_profile_lists_namespaced_tools_and_hides_git_writes():
-    done = mcpmux("tools", "--profile", "demo")
+    done = mcpmux("tools", "--profile", "demo", "--trust")
     assert done.returncode == 0, done.stderr
     assert "time__get_current_time" in done.stdout
     assert "git__git_status" in done.stdout
@@ -36,8 +36,8 @@ def test_tools_on_the_demo_profile_lists_namespaced_tools_and_hides_git_writes()
 
 
 def test_call_prints_a_result_and_a_denied_call_exits_1_naming_the_rule():
-    ok = mcpmux("call", "time__get_current_time", '{"timezone": "UTC"}', "--profile", "demo")
-    denied = mcpmux("call", "git__git_commit", "repo_path=.", "message=x", "--profile", "demo")
+    ok = mcpmux("call", "time__get_current_time", '{"timezone": "UTC"}', "--profile", "demo", "--trust")
+    denied = mcpmux("call", "git__git_commit", "repo_path=.", "message=x", "--profile", "demo", "--trust")
     assert ok.returncode == 0, ok.stderr
     assert '"timezone": "UTC"' in ok.stdout
     assert denied.returncode == 1

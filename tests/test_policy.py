@@ -32,7 +32,7 @@ def _policy(
             Decision(
                 False,
                 'policy.default = "deny"',
-                'denied by policy.default = "deny" (no policy.allow pattern matches)',
+                'denied by policy.default = "deny" (no policy.allow pattern or rule matches)',
             ),
         ),
         (
@@ -66,7 +66,17 @@ def _policy(
     ],
 )
 def test_a_decision_names_the_rule_that_decided_it(spec: PolicySpec, name: str, decision: Decision) -> None:
-    assert Policy.from_spec(spec).decide(name) == decision
+    got = Policy.from_spec(spec).decide(name)
+    assert (got.allowed, got.rule, got.reason) == (decision.allowed, decision.rule, decision.reason)
+
+
+def test_a_decision_lists_every_glob_that_matched_deny_first() -> None:
+    spec = PolicySpec(allow=("git__*", "*"), deny=("x", "git__*"))
+    assert Policy.from_spec(spec).decide("git__log").matched == (
+        'policy.deny[1] "git__*"',
+        'policy.allow[0] "git__*"',
+        'policy.allow[1] "*"',
+    )
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,7 @@ def problems_of(path: Path) -> list[Problem]:
 BAD_PROFILES = [
     ('descripton = "x"', "descripton", 1, "did you mean 'description'?"),
     (SERVER + "timout_seconds = 3", "servers.t.timout_seconds", 3, "did you mean 'timeout_seconds'?"),
-    ("[policy]\nrules = []", "policy.rules", 2, "unknown key 'rules'"),
+    ("[policy]\nrulez = []", "policy.rulez", 2, "unknown key 'rulez'"),
     ("[servers.t]\nargs = []", "servers.t", 1, "exactly one of 'command' or 'url'"),
     ('[servers.t]\nenabled = true\ncomand = "x"', "servers.t.comand", 3, "did you mean 'command'?"),
     ('[servers.t]\ncommand = "x"\nurl = "https://h/mcp"', "servers.t", 1, "exactly one of 'command' or 'url'"),

@@ -11,6 +11,7 @@ from typer.testing import CliRunner, Result
 from mcpmux.cli import profile_cmd
 from mcpmux.errors import MCPMuxError
 from mcpmux.profile_lookup import active_profile_name
+from mcpmux.trust import trust_profile
 
 GOOD = """
 [servers.time]
@@ -32,6 +33,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "good.toml").write_text(GOOD, encoding="utf-8")
     (tmp_path / "profiles" / "bad.toml").write_text(BAD, encoding="utf-8")
+    trust_profile(tmp_path / "profiles" / "good.toml")  # a project profile is used only once trusted
     return tmp_path
 
 

@@ -1,7 +1,8 @@
-"""`mcpmux audit`: read the audit log."""
+"""`mcpmux audit`: read, query, summarise and verify the audit log (rotated files included)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import typer
@@ -10,7 +11,7 @@ from rich.text import Text
 from mcpmux.cli._console import err_console, out_console
 from mcpmux.paths import state_paths
 
-sub = typer.Typer(help="Read the audit log (one JSON line per decision and call outcome).")
+sub = typer.Typer(help="Read the audit log (one JSON line per decision, call outcome and lifecycle event).")
 
 
 def _cell(value: Any, style: str = "") -> Text:
@@ -18,47 +19,215 @@ def _cell(value: Any, style: str = "") -> Text:
     return Text("" if value is None else str(value), style=style)
 
 
-@sub.command("tail")
-def tail(
-    lines: Annotated[int, typer.Option("--lines", "-n", min=1, help="How many of the latest events.")] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON lines to stdout.")] = False,
-) -> None:
-    """Show the latest audit events, oldest first."""
-    from mcpmux.audit import tail_lines
+def _ms(value: Any) -> Text:
+    return _cell(f"{value:.1f}" if isinstance(value, int | float) else None)
 
-    path = state_paths().audit_log
-    raw = tail_lines(path, lines)
-    if as_json:
-        for line in raw:
-            typer.echo(line.decode("utf-8", errors="replace"))
-        return
-    if not raw:
-        err_console.print(f"no audit events yet in {path}", highlight=False)
-        return
-    import orjson
+
+def _events_table(events: Sequence[Mapping[str, Any]], *, caption: str | None = None) -> Any:
     from rich.table import Table
 
-    table = Table()
+    table = Table(caption=caption)
     table.add_column("ts", no_wrap=True, min_width=24)  # always shown whole
-    for header in ("host", "exposed", "decision", "outcome", "ms"):
+    for header in ("host", "exposed", "decision", "outcome", "ms", "detail"):
         table.add_column(header, overflow="fold")
-    for line in raw:
-        event: dict[str, Any] = orjson.loads(line)
+    for event in events:
         name = event.get("event")
         if name == "tool_call":
             what = _cell(event.get("exposed"))
+            outcome = event.get("outcome")
+            detail = event.get("error") or (event.get("rule") if event.get("decision") != "allowed" else None)
         else:  # lifecycle: show what happened to which server
             what = _cell(" ".join(str(part) for part in (name, event.get("server")) if part is not None), "dim")
-        duration = event.get("duration_ms")
+            outcome = None
+            detail = event.get("error")
+        style = "red" if outcome in ("error", "timeout", "unavailable", "tool_error") else ""
+        style = "yellow" if outcome in ("denied", "unknown") else style
         table.add_row(
             _cell(event.get("ts")),
             _cell(event.get("host")),
             what,
             _cell(event.get("decision")),
-            _cell(event.get("outcome")),
-            _cell(f"{duration:.1f}" if isinstance(duration, int | float) else None),
+            _cell(outcome, style),
+            _ms(event.get("duration_ms")),
+            _cell(detail, "dim"),
+        )
+    return table
+
+
+def _when(value: str | None, option: str) -> str | None:
+    from mcpmux.audit_query import parse_when
+
+    if value is None:
+        return None
+    try:
+        return parse_when(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
+
+
+def _split(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(part.strip() for value in values or () for part in value.split(",") if part.strip())
+
+
+@sub.command("tail")
+def tail(
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="How many of the latest events.")] = 20,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events until Ctrl-C.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON lines to stdout.")] = False,
+) -> None:
+    """Show the latest audit events, oldest first; with -f, keep following the log."""
+    from mcpmux.audit_read import follow as follow_log
+    from mcpmux.audit_read import tail_lines
+
+    path = state_paths().audit_log
+    raw = tail_lines(path, lines)
+    if not raw and not follow:
+        err_console.print(f"no audit events yet in {path}", highlight=False)
+        return
+    _print_lines(raw, as_json)
+    if follow:
+        try:
+            for line in follow_log(path):
+                _print_lines([line], as_json)
+        except KeyboardInterrupt:
+            return
+
+
+def _print_lines(raw: Sequence[bytes], as_json: bool) -> None:
+    from mcpmux.audit_read import parse_line
+
+    if as_json:
+        for line in raw:
+            typer.echo(line.decode("utf-8", errors="replace"))
+        return
+    events = [e for line in raw if (e := parse_line(line)) is not None]
+    if events:
+        out_console.print(_events_table(events))
+
+
+@sub.command("query")
+def query(
+    since: Annotated[str | None, typer.Option(help="From: 30m, 1h, 2d, 1w ago, today, yesterday, ISO time.")] = None,
+    until: Annotated[str | None, typer.Option(help="Before: same forms as --since.")] = None,
+    tool: Annotated[str | None, typer.Option(help="Exposed or original tool name (glob).")] = None,
+    server: Annotated[str | None, typer.Option(help="Downstream server name (glob).")] = None,
+    host: Annotated[str | None, typer.Option(help="Host client name (glob, any case), e.g. 'cursor*'.")] = None,
+    outcome: Annotated[list[str] | None, typer.Option(help="ok, tool_error, denied, unknown, error, …")] = None,
+    decision: Annotated[list[str] | None, typer.Option(help="allowed, denied or unknown.")] = None,
+    event: Annotated[str, typer.Option(help="Event kind (glob); '*' includes lifecycle events.")] = "tool_call",
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the latest N matches.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print matching events as JSON lines to stdout.")] = False,
+) -> None:
+    """Find events: e.g. what Cursor called on the git server since yesterday, how long each took, what was denied."""
+    import orjson
+
+    from mcpmux.audit_query import EventFilter, select, stats, total
+    from mcpmux.audit_read import read_events
+
+    where = EventFilter(
+        since=_when(since, "--since"),
+        until=_when(until, "--until"),
+        event=event,
+        tool=tool,
+        server=server,
+        host=host,
+        outcomes=_split(outcome),
+        decisions=_split(decision),
+    )
+    found = select(read_events(state_paths().audit_log), where, limit)
+    if as_json:
+        for e in found:
+            typer.echo(orjson.dumps(e).decode())
+        return
+    if not found:
+        err_console.print("no matching audit events", highlight=False)
+        return
+    summary = total(stats(found))
+    p50, p95 = summary.latency(50), summary.latency(95)
+    caption = f"{summary.calls} calls · {summary.denied} denied · {summary.errors} errors"
+    if p50 is not None and p95 is not None:
+        caption += f" · p50 {p50:.1f} ms · p95 {p95:.1f} ms"
+    out_console.print(_events_table(found, caption=caption))
+
+
+@sub.command("stats")
+def stats_cmd(
+    since: Annotated[str | None, typer.Option(help="From: 30m, 1h, 2d, 1w ago, today, yesterday, ISO time.")] = None,
+    until: Annotated[str | None, typer.Option(help="Before: same forms as --since.")] = None,
+    by: Annotated[str, typer.Option(help="Group by tool, server or host.")] = "tool",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per group to stdout.")] = False,
+) -> None:
+    """Calls, error and denial rates, and p50/p95/p99 latency per tool, server or host."""
+    import orjson
+    from rich.table import Table
+
+    from mcpmux.audit_query import EventFilter, select, stats, total
+    from mcpmux.audit_read import read_events
+
+    if by not in ("tool", "server", "host"):
+        raise typer.BadParameter(f"{by!r} is not one of tool, server, host", param_hint="--by")
+    where = EventFilter(since=_when(since, "--since"), until=_when(until, "--until"))
+    groups = stats(select(read_events(state_paths().audit_log), where), by)
+    if as_json:
+        for g in groups:
+            typer.echo(orjson.dumps(g.as_dict()).decode())
+        return
+    if not groups:
+        err_console.print("no tool calls in that period", highlight=False)
+        return
+    table = Table()
+    table.add_column(by, overflow="fold")
+    for header in ("calls", "errors", "error %", "denied", "denied %", "p50 ms", "p95 ms", "p99 ms"):
+        table.add_column(header, justify="right")
+    rows = [*groups, total(groups)] if len(groups) > 1 else groups
+    for n, g in enumerate(rows):
+        row = g.as_dict()
+        table.add_row(
+            _cell(g.key, "bold" if n == len(groups) else ""),
+            _cell(g.calls),
+            _cell(g.errors),
+            _cell(f"{g.error_rate:.1%}"),
+            _cell(g.denied),
+            _cell(f"{g.denial_rate:.1%}"),
+            *(_ms(row[f"p{q}_ms"]) for q in (50, 95, 99)),
+            end_section=n == len(groups) - 1,
         )
     out_console.print(table)
+
+
+@sub.command("verify")
+def verify_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object to stdout.")] = False,
+) -> None:
+    """Check the hash chain: report every edited, removed or reordered line; exit 1 on any."""
+    import orjson
+
+    from mcpmux.audit_verify import verify
+
+    path = state_paths().audit_log
+    report = verify(path)
+    if as_json:
+        body = {
+            "ok": report.ok,
+            "files": [str(f) for f in report.files],
+            "events": report.events,
+            "problems": [{"file": str(p.file), "line": p.line, "message": p.message} for p in report.problems],
+            "notes": report.notes,
+        }
+        typer.echo(orjson.dumps(body).decode())
+    else:
+        for problem in report.problems:
+            err_console.print(str(problem), highlight=False, markup=False, soft_wrap=True)
+        for note in report.notes:
+            err_console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+        verdict = "intact" if report.ok else f"{len(report.problems)} problem(s)"
+        err_console.print(
+            f"{report.events} events in {len(report.files)} file(s) of {path}: chain {verdict}",
+            highlight=False,
+            markup=False,
+        )
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

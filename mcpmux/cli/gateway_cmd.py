@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mcpmux.cli._console import err_console, out_console
+from mcpmux.cli.trust_cmd import TrustOption, admit
 from mcpmux.errors import MCPMuxError
 from mcpmux.wire import as_object
 
@@ -40,12 +41,19 @@ def _run(fn: Callable[[], Awaitable[_T]]) -> _T:
     return anyio.run(fn, backend="asyncio")
 
 
-def serve(profile: ProfileOption = None, quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False) -> None:
+def serve(
+    profile: ProfileOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    trust: TrustOption = False,
+) -> None:
     """Run the gateway as a stdio MCP server for a host (stdout carries only the protocol)."""
     from mcpmux.app import serve as serve_profile
+    from mcpmux.paths import check_state_private
     from mcpmux.profile_lookup import resolve_profile
 
+    check_state_private()  # refuse state folders others can write (trust records, active profile, logs)
     resolved = resolve_profile(profile)
+    admit(resolved, trust)
     _log_to_stderr(verbose=not quiet)
     _run(lambda: serve_profile(resolved))
 
@@ -53,6 +61,7 @@ def serve(profile: ProfileOption = None, quiet: Annotated[bool, typer.Option("--
 def tools(
     profile: ProfileOption = None,
     show_all: Annotated[bool, typer.Option("--all", help="Show denied tools too.")] = False,
+    trust: TrustOption = False,
 ) -> None:
     """Start the profile's downstreams, print the merged, namespaced, policy-filtered catalog, and exit."""
     from mcpmux.app import open_gateway
@@ -60,6 +69,7 @@ def tools(
     from mcpmux.profile_lookup import resolve_profile
 
     resolved = resolve_profile(profile)
+    admit(resolved, trust)
     _log_to_stderr(verbose=False)
 
     async def collect() -> tuple[Catalog, list[tuple[str, str, str]]]:
@@ -120,12 +130,14 @@ def call(
     arguments: Annotated[list[str] | None, typer.Argument(help="A JSON object, or key=value pairs.")] = None,
     profile: ProfileOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw CallToolResult as JSON.")] = False,
+    trust: TrustOption = False,
 ) -> None:
     """Call one tool through the gateway (policy, secrets and audit apply), print the result, and exit."""
     from mcpmux.app import open_gateway
     from mcpmux.profile_lookup import resolve_profile
 
     resolved = resolve_profile(profile)
+    admit(resolved, trust)
     parsed = _parse_arguments(arguments or [])
     _log_to_stderr(verbose=False)
 

@@ -7,6 +7,7 @@ one per line and never wrapped, so editors and CI can jump to them.
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -46,37 +47,70 @@ def validate(target: Target = None) -> None:
 
 @sub.command("list")
 def list_cmd() -> None:
-    """List project (./profiles) and user profiles; `*` marks the active one."""
+    """List project profiles (profiles/ from here up to the repository root) and user profiles; `*` marks the active."""
+    from mcpmux.trust import trust_status
+
     entries = profiles.list_profiles()
     if not entries:
-        err_console.print("no profiles found in ./profiles or the user profile folder", highlight=False)
+        err_console.print("no profiles found in profiles/ folders up to the repository root or the user folder")
         return
-    project_names = {e.name for e in entries if e.source == "project"}
-    table = Table("", "name", "source", "servers", "path")
+    seen: set[str] = set()
+    table = Table("", "name", "source", "trust", "servers", "path")
     for entry in entries:
         try:
-            servers = str(len(load_profile(entry.path).servers))
+            loaded = load_profile(entry.path)
+            servers, trust = str(len(loaded.servers)), trust_status(loaded)
         except ProfileError:
-            servers = "[red]invalid[/red]"
-        # A user profile named like a project one is never picked by name: say so.
-        shadowed = entry.source == "user" and entry.name in project_names
-        source = f"{entry.source} (shadowed)" if shadowed else entry.source
+            servers, trust = "[red]invalid[/red]", ""
+        # A name already listed (nearer project folder first, then user) is never picked by name: say so.
+        source = f"{entry.source} (shadowed)" if entry.name in seen else entry.source
+        seen.add(entry.name)
         path = escape(str(entry.path))
-        table.add_row("*" if entry.active else "", escape(entry.name), source, servers, path)
+        table.add_row("*" if entry.active else "", escape(entry.name), source, trust, servers, path)
     out_console.print(table)
+
+
+@sub.command("new")
+def new(
+    name: Annotated[str, typer.Argument(help="Name of the new profile (its file is NAME.toml).")],
+    source: Annotated[str | None, typer.Option("--from", help="Copy this profile instead of the starter.")] = None,
+    user: Annotated[bool, typer.Option("--user", help="Write to your user profiles, not ./profiles.")] = False,
+) -> None:
+    """Write a commented starter profile (or a copy of another) to ./profiles/NAME.toml; never overwrites."""
+    from mcpmux.paths import state_paths
+    from mcpmux.starter import copied_text, starter_text, write_new
+
+    folder = state_paths().profiles_dir if user else Path.cwd() / profiles.PROJECT_DIR
+    text = copied_text(profiles.find_profile(source)) if source else starter_text(name)
+    target = write_new(folder / f"{name}.toml", text)
+    err_console.print(f"wrote {target}; check it with: mcpmux validate {target}", markup=False, highlight=False)
 
 
 @sub.command("use")
 def use(name: Annotated[str, typer.Argument(help="Profile name or path.")]) -> None:
-    """Make a profile the active one; it must load cleanly first."""
+    """Make a profile the active one; it must load cleanly and be trusted first."""
+    from mcpmux.trust import require_trusted
+
+    require_trusted(profiles.resolve_profile(name))
     path = profiles.set_active_profile(name)
     err_console.print(f"active profile: {name} ({path})", markup=False, highlight=False, soft_wrap=True)
 
 
 @sub.command("show")
-def show(target: Target = None) -> None:
+def show(
+    target: Target = None,
+    resolved: Annotated[
+        bool, typer.Option("--resolved", help="Print the effective profile, `extends` merged.")
+    ] = False,
+) -> None:
     """Print a profile's TOML and a summary of its servers (secrets by name only, never values)."""
     path = profiles.resolve_profile_path(target)
+    if resolved:
+        from mcpmux.inherit import resolved_toml
+
+        load_profile(path)  # only a valid profile has an effective form; errors name the file that holds them
+        typer.echo(resolved_toml(path), nl=False)  # plain TOML, so it can be redirected into a file
+        return
     out_console.print(Syntax(path.read_text(encoding="utf-8"), "toml", line_numbers=True, word_wrap=True))
     profile = load_profile(path)
     title = f"{profile.name}: {profile.description}" if profile.description else profile.name

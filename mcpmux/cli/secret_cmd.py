@@ -13,9 +13,10 @@ import anyio
 import typer
 
 from mcpmux.cli._console import err_console, out_console
-from mcpmux.errors import ProfileError, SecretError
+from mcpmux.errors import MCPMuxError, ProfileError, SecretError
 from mcpmux.profile_model import Profile
-from mcpmux.secrets import SERVICE, KeyringStore, backend_name, check_secret_name
+from mcpmux.secret_backends import default_store, store_names
+from mcpmux.secrets import SERVICE, KeyringStore, backend_name, check_secret_name, missing_message
 
 sub = typer.Typer(help="Store, delete and list keyring secrets (service 'mcpmux'). Values are never printed.")
 
@@ -78,7 +79,7 @@ def references(profiles: list[Profile]) -> dict[str, list[str]]:
 
 
 async def _presence(names: list[str]) -> dict[str, bool]:
-    store = KeyringStore()
+    store = default_store()  # what `serve` reads: MCPMUX_SECRETS may add the environment
     return {name: await store.get(name) is not None for name in names}
 
 
@@ -105,6 +106,37 @@ def list_secrets(
     missing = [name for name, ok in present.items() if not ok]
     if missing:
         err_console.print(f"store missing ones with: mcpmux secret set {missing[0]}", highlight=False)
+
+
+@sub.command("check")
+def check_secrets(
+    profile: Annotated[
+        str | None,
+        typer.Argument(help="Profile name or path; default: the one `serve` would use.", show_default=False),
+    ] = None,
+) -> None:
+    """Check that every secret a profile references can be read; exit 1 naming each missing one and its fix."""
+    from mcpmux.profile_lookup import resolve_profile
+
+    resolved = resolve_profile(profile)
+    refs = references([resolved])
+    where = ", ".join(store_names())
+    if not refs:
+        err_console.print(f"ok: {resolved.path} references no secrets", highlight=False, soft_wrap=True)
+        return
+    present = anyio.run(_presence, list(refs))
+    missing = [name for name, ok in present.items() if not ok]
+    store = default_store()
+    for name in missing:
+        used_by = ", ".join(refs[name])
+        err_console.print(
+            f"missing: {missing_message(store, name)} (used by {used_by})", highlight=False, soft_wrap=True
+        )
+    if missing:
+        raise MCPMuxError(f"{len(missing)} of {len(refs)} secrets of {resolved.path} are missing from {where}")
+    err_console.print(
+        f"ok: all {len(refs)} secrets of {resolved.path} are present ({where})", highlight=False, soft_wrap=True
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,45 @@
+"""`mcpmux doctor`: a checklist of what a profile needs here, with the fix for each failure."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio
+import typer
+
+from mcpmux.cli._console import err_console, out_console
+
+_MARKS = {"ok": "[green]✓[/green]", "warn": "[yellow]![/yellow]", "fail": "[red]✗[/red]"}
+
+
+def doctor(
+    profile: Annotated[
+        str | None, typer.Option("--profile", "-p", help="Profile name or path; default: the active profile.")
+    ] = None,
+) -> None:
+    """Check Python, packages, keyring, the profile (valid, trusted, commands, secrets), hosts and state folders."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from mcpmux.doctor import run_doctor
+    from mcpmux.secrets import KeyringStore
+
+    with err_console.status("checking…"):
+        checks = anyio.run(run_doctor, profile, KeyringStore())
+    table = Table(show_header=False, box=None)
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True)
+    for _ in ("result", "fix"):
+        table.add_column(overflow="fold")  # paths and commands are shown whole, never cut with "…"
+    for check in checks:
+        table.add_row(_MARKS[check.status], escape(check.name), escape(check.detail), escape(check.fix))
+    out_console.print(table, soft_wrap=True)
+    failed = sum(1 for c in checks if c.status == "fail")
+    if failed:
+        err_console.print(f"{failed} problem{'s' if failed != 1 else ''} found", highlight=False)
+        raise typer.Exit(1)
+    err_console.print("no problems found", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("doctor")(doctor)

@@ -1,0 +1,148 @@
+"""`mcpmux policy explain TOOL`: why a tool is listed or hidden, and why a call would be allowed or refused.
+
+It starts no downstream, so a tool's annotations are unknown unless given with
+`--read-only-hint` / `--destructive-hint`; unknown is read as unannotated (the MCP
+spec's defaults: not read-only, destructive). Rate limits count per serve process,
+so explain always sees a fresh window.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from mcpmux.cli._console import err_console, out_console
+from mcpmux.errors import MCPMuxError
+from mcpmux.policy import CallDecision, Decision, Policy, ToolFacts
+from mcpmux.policy_rules import DAY_NAMES
+from mcpmux.profile_model import PolicyRule
+
+sub = typer.Typer(help="Explain the profile's policy decisions.", no_args_is_help=True)
+
+_RULE_KEY = re.compile(r"policy\.rules\[(\d+)\]")
+
+
+def _parse_args(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MCPMuxError(f'--args is not JSON ({exc}); write e.g. --args \'{{"branch": "main"}}\'') from exc
+    if not isinstance(value, dict):
+        raise MCPMuxError('--args must be a JSON object; write e.g. --args \'{"branch": "main"}\'')
+    return value  # pyright: ignore[reportUnknownVariableType]
+
+
+def _parse_at(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise MCPMuxError(f"--at {text!r} is not an ISO time; write e.g. --at 2026-03-02T09:30:00+01:00") from exc
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def describe_rule(rule: PolicyRule) -> str:
+    """One line summarising a rule, as the profile wrote it."""
+    parts = [f"{rule.effect} {', '.join(rule.tools)}"]
+    if rule.hosts is not None:
+        parts.append(f"hosts {', '.join(rule.hosts)}")
+    if rule.days is not None:
+        parts.append("days " + ",".join(DAY_NAMES[d] for d in sorted(rule.days)))
+    if rule.hours is not None:
+        parts.append(f"hours {rule.hours.text} {rule.timezone}")
+    if rule.rate is not None:
+        parts.append(f"rate {rule.rate.text}")
+    parts += [f"args.{a.name}" for a in rule.args]
+    return "; ".join(parts)
+
+
+def _describe(key: str, rules: tuple[PolicyRule, ...]) -> str:
+    m = _RULE_KEY.match(key)
+    rule = next((r for r in rules if m and r.index == int(m.group(1))), None)
+    return describe_rule(rule) if rule is not None else key
+
+
+def _decision_json(decision: Decision) -> dict[str, Any]:
+    return {"allowed": decision.allowed, "rule": decision.rule, "reason": decision.reason}
+
+
+def explain(
+    tool: Annotated[str, typer.Argument(help="The exposed tool name, e.g. git__git_log.")],
+    args: Annotated[str | None, typer.Option("--args", help="The call's arguments as a JSON object.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="The host's clientInfo.name, e.g. claude-ai.")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="When the call happens (ISO 8601; default now, UTC).")] = None,
+    profile: Annotated[str | None, typer.Option("--profile", "-p", help="Profile name or path.")] = None,
+    read_only_hint: Annotated[
+        bool | None, typer.Option("--read-only-hint/--no-read-only-hint", help="The tool's readOnlyHint.")
+    ] = None,
+    destructive_hint: Annotated[
+        bool | None, typer.Option("--destructive-hint/--no-destructive-hint", help="The tool's destructiveHint.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
+) -> None:
+    """Show the list-time and call-time decisions for TOOL, the deciding rule and every rule that matched."""
+    from mcpmux.profile_lookup import resolve_profile
+
+    arguments, when = _parse_args(args), _parse_at(at)
+    resolved = resolve_profile(profile)
+    policy = Policy.from_spec(resolved.policy, clock=None if when is None else (lambda: when))
+    facts = ToolFacts(read_only_hint, destructive_hint)
+    known = read_only_hint is not None or destructive_hint is not None
+    listed = policy.decide(tool, tool=facts, host=host)
+    call = policy.decide_call(tool, arguments, tool=facts, host=host)
+    notes = [] if known else ["annotations unknown (no downstream started): read as unannotated, per the MCP spec"]
+    if as_json:
+        _print_json(tool, host, when, facts, known, listed, call, notes, resolved.policy.rules)
+        return
+    table = Table("", "verdict", "rule", "reason", title=escape(f"{tool} ({resolved.path})"))
+    for stage, decision in (("list", listed), ("call", call.decision)):
+        verdict = "[green]allowed[/green]" if decision.allowed else "[red]denied[/red]"
+        table.add_row(stage, verdict, escape(decision.rule), escape(decision.reason))
+    out_console.print(table)
+    if listed.matched:
+        matched = Table("matched", "what", title="every rule that covers this tool and host")
+        for key in listed.matched:
+            matched.add_row(escape(key), escape(_describe(key, resolved.policy.rules)))
+        out_console.print(matched)
+    if call.decision.allowed and call.arguments != arguments:
+        out_console.print(f"forwarded arguments: {escape(json.dumps(call.arguments))}")
+    for note in notes:
+        err_console.print(f"note: {note}; pass --read-only-hint / --destructive-hint", highlight=False)
+
+
+def _print_json(
+    tool: str,
+    host: str | None,
+    when: datetime | None,
+    facts: ToolFacts,
+    known: bool,
+    listed: Decision,
+    call: CallDecision,
+    notes: list[str],
+    rules: tuple[PolicyRule, ...],
+) -> None:
+    result = {
+        "tool": tool,
+        "host": host,
+        "at": None if when is None else when.isoformat(),
+        "annotations": {"known": known, "read_only": facts.read_only, "destructive": facts.destructive},
+        "list": _decision_json(listed),
+        "call": {**_decision_json(call.decision), "arguments": call.arguments},
+        "matched": [{"rule": key, "what": _describe(key, rules)} for key in listed.matched],
+        "notes": notes,
+    }
+    typer.echo(json.dumps(result))
+
+
+def register(app: typer.Typer) -> None:
+    sub.command("explain")(explain)
+    app.add_typer(sub, name="policy")

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mcpmux import audit_events as ev
+from mcpmux.audit import AuditLog, args_digest
+from mcpmux.audit_events import MAX_FIELD_CHARS, catalog_changed, record_arguments, tool_call_event, tool_fingerprint
+from mcpmux.secrets import Redactor
+
+SECRET = "ghp_abcdefghijklmnop1234567890"
+REDACTOR = Redactor({"github-pat": SECRET})
+ARGS = {"repo": "x", "headers": {"Authorization": f"Bearer {SECRET}"}, "list": [SECRET, 3], SECRET: True}
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("none", None),
+        ("digest", args_digest(ARGS)),
+        (
+            "redacted",
+            {
+                "repo": "x",
+                "headers": {"Authorization": "Bearer [redacted:github-pat]"},
+                "list": ["[redacted:github-pat]", 3],
+                "[redacted:github-pat]": True,
+            },
+        ),
+    ],
+)
+def test_record_arguments_follows_the_arguments_policy(mode: ev.ArgsMode, expected: Any) -> None:
+    assert record_arguments(ARGS, mode, REDACTOR) == expected
+
+
+def test_no_secret_value_reaches_any_event_in_redacted_mode(tmp_path: Path) -> None:
+    encoded = base64.b64encode(SECRET.encode()).decode()
+    path = tmp_path / "audit.jsonl"
+    with AuditLog(path) as log:
+        log.bind(serve="s", profile="p")
+        for outcome in ("ok", "error", "timeout"):
+            log.write(
+                tool_call_event(
+                    exposed="gh__search",
+                    server="gh",
+                    tool="search",
+                    decision="allowed",
+                    rule=None,
+                    outcome=outcome,
+                    duration_ms=3.0,
+                    arguments={**ARGS, "b64": encoded},
+                    args_mode="redacted",
+                    redactor=REDACTOR,
+                    error=f"server said: bad token {SECRET} ({encoded})",
+                    result_bytes=10,
+                )
+            )
+    text = path.read_text()
+    assert SECRET not in text and encoded not in text
+    assert text.count("[redacted:github-pat]") >= 3 * 6
+
+
+def test_long_arguments_and_errors_are_cut_and_the_event_says_so() -> None:
+    event = tool_call_event(
+        exposed="a__b",
+        server="a",
+        tool="b",
+        decision="allowed",
+        rule=None,
+        outcome="error",
+        duration_ms=1.23456,
+        arguments={"blob": "x" * (2 * MAX_FIELD_CHARS)},
+        args_mode="redacted",
+        error="e" * (2 * MAX_FIELD_CHARS),
+    )
+    assert event["truncated"] is True
+    assert len(event["args"]) == len(event["error"]) == MAX_FIELD_CHARS + 1
+    assert event["duration_ms"] == 1.235
+    short = tool_call_event(
+        exposed="a__b", server="a", tool="b", decision="allowed", rule=None, outcome="ok", duration_ms=1, arguments={}
+    )
+    assert short["truncated"] is False and short["args"] == args_digest({})
+
+
+@pytest.mark.parametrize(
+    ("event", "name", "fields"),
+    [
+        (ev.serve_start(pid=1, version="0.1"), "serve_start", {"pid": 1, "version": "0.1"}),
+        (ev.serve_stop(pid=1, reason="SIGTERM"), "serve_stop", {"reason": "SIGTERM"}),
+        (ev.downstream_start("git", 42), "downstream_start", {"server": "git", "pid": 42}),
+        (ev.downstream_exit("git", 42, -9), "downstream_exit", {"exit_code": -9}),
+        (ev.downstream_restart("git", 2, 1.23456), "downstream_restart", {"attempt": 2, "delay_s": 1.235}),
+        (
+            ev.downstream_failed("git", "boom", "/l/git.log"),
+            "downstream_failed",
+            {"error": "boom", "log": "/l/git.log"},
+        ),
+        (ev.profile_switch("a", "h1", "b", "h2"), "profile_switch", {"from_profile": "a", "profile": "b"}),
+    ],
+)
+def test_lifecycle_constructors_build_the_documented_events(
+    event: dict[str, Any], name: str, fields: dict[str, Any]
+) -> None:
+    assert event["event"] == name
+    assert fields.items() <= event.items()
+
+
+def test_catalog_changed_lists_added_removed_and_changed_tools_or_nothing() -> None:
+    before = {"git__status": tool_fingerprint({"name": "status"}), "git__log": tool_fingerprint({"name": "log"})}
+    after = {"git__status": tool_fingerprint({"name": "status", "description": "new"}), "git__diff": "x"}
+    assert catalog_changed(before, after, server="git") == {
+        "event": "catalog_changed",
+        "server": "git",
+        "added": ["git__diff"],
+        "removed": ["git__log"],
+        "changed": ["git__status"],
+    }
+    assert catalog_changed(before, dict(before)) is None
