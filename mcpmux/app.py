@@ -11,11 +11,12 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from mcpmux import __version__, audit_events, telemetry
+from mcpmux import __version__, audit_events, reload, telemetry
 from mcpmux.audit import AuditLog
 from mcpmux.control import ControlServer, endpoint_path
 from mcpmux.orphans import sweep_orphans
@@ -55,6 +56,7 @@ async def open_gateway(
     store: SecretStore | None = None,
     start: bool = True,
     record_pins: bool = True,
+    clock: Callable[[], datetime] | None = None,
 ) -> AsyncGenerator[Gateway]:
     """Start every downstream of `profile` in the background (or on `gateway.start()`); on exit, end them all."""
     paths = paths or state_paths()
@@ -63,7 +65,7 @@ async def open_gateway(
     audit = AuditLog(paths.audit_log, observers=[telemetry.observe])
     audit.bind(serve=uuid.uuid4().hex, profile=profile.name, profile_hash=_content_hash(profile))
     store = store or default_store()
-    supervisor = Supervisor(profile, store=store, paths=paths, audit=audit, record_pins=record_pins)
+    supervisor = Supervisor(profile, store=store, paths=paths, audit=audit, record_pins=record_pins, clock=clock)
     relay = Relay(supervisor, audit)
     try:
         async with anyio.create_task_group() as tg:
@@ -86,8 +88,18 @@ async def open_gateway(
         telemetry.shutdown()
 
 
-async def serve(profile: Profile, *, paths: StatePaths | None = None, store: SecretStore | None = None) -> None:
-    """Serve `profile` to the host on stdin/stdout until stdin closes or a signal arrives."""
+async def serve(
+    profile: Profile,
+    *,
+    paths: StatePaths | None = None,
+    store: SecretStore | None = None,
+    follow_active: bool = False,
+) -> None:
+    """Serve `profile` to the host on stdin/stdout until stdin closes or a signal arrives.
+
+    The profile is hot-reloaded on save; with `follow_active` (no `--profile` given)
+    the serve also follows `mcpmux profile use`.
+    """
     from mcpmux.front import Front  # the SDK server import is only needed here
 
     async with open_gateway(profile, paths=paths, store=store, start=False) as gateway:
@@ -96,17 +108,18 @@ async def serve(profile: Profile, *, paths: StatePaths | None = None, store: Sec
         signalled: list[str] = []
         async with anyio.create_task_group() as tg:
             tg.start_soon(sweep_orphans)  # orphans of a dead mcpmux; never those of a live one (orphans.py)
-            control = ControlServer({"status": lambda params: _status(gateway, front)})
+            control = ControlServer({"status": lambda params: _status(gateway, follow_active)})
             await tg.start(control.serve, endpoint_path(paths=gateway.paths))
             tg.start_soon(_cancel_on_signal, tg.cancel_scope, signalled)
             tg.start_soon(_start_after_handshake, gateway, front)
+            tg.start_soon(partial(reload.watch, gateway, follow_active=follow_active))
             await front.run()
             tg.cancel_scope.cancel()
         reason = f"received {signalled[0]}" if signalled else "the host closed stdin"
         gateway.audit.write(audit_events.serve_stop(os.getpid(), reason))
 
 
-async def _status(gateway: Gateway, front: Front) -> dict[str, Any]:
+async def _status(gateway: Gateway, follow_active: bool) -> dict[str, Any]:
     """The `status` answer of the control endpoint (shape: cli/status_cmd.py)."""
     now = time.monotonic()
     servers = [
@@ -124,7 +137,9 @@ async def _status(gateway: Gateway, front: Front) -> dict[str, Any]:
     ]
     return {
         "pid": os.getpid(),
-        "profile": gateway.profile.name,
+        "profile": gateway.supervisor.profile.name,
+        "follows_active": follow_active,
+        "reload_error": gateway.supervisor.reload_error,
         "host": gateway.relay.host_name,
         "started_at": _STARTED_AT,
         "servers": servers,

@@ -21,6 +21,21 @@ from mcpmux.policy import Decision, Policy, ToolFacts
 from mcpmux.profile_model import Profile, ServerSpec
 from mcpmux.uris import expose_uri
 
+INTEGRITY_RULE = "pins"
+"""The `rule` of a decision made by the tool integrity check (pins.py); final, whatever the policy says."""
+
+
+def host_view(catalog: Catalog, policy: Policy, host: str | None, max_tools: int | None) -> list[types.Tool]:
+    """The tools this host may see: policy decided with its name (rules may name hosts), integrity blocks kept."""
+    if host is None:
+        return list(catalog.visible)
+    seen = [
+        r.definition
+        for r in catalog.routes.values()
+        if r.decision.rule != INTEGRITY_RULE and policy.decide(r.exposed, tool=r.facts, host=host).allowed
+    ]
+    return seen[:max_tools] if max_tools is not None else seen
+
 
 @dataclass(frozen=True, slots=True)
 class Listing:
@@ -81,7 +96,7 @@ def with_integrity(catalog: Catalog, report: IntegrityReport, max_tools: int | N
     for name, verdict in report.tools.items():
         route = routes.get(name)
         if route is not None and route.decision.allowed and not verdict.visible:
-            blocked = Decision(False, "pins", verdict.reason or "blocked by the tool integrity check")
+            blocked = Decision(False, INTEGRITY_RULE, verdict.reason or "blocked by the tool integrity check")
             routes[name] = replace(route, decision=blocked)
     listed = [t for t in catalog.visible if routes[t.name].decision.allowed]
     kept, cut = enforce_max_tools([t.name for t in listed], max_tools)

@@ -24,7 +24,7 @@ import anyio
 from mcpmux import wire
 from mcpmux.audit import AuditLog
 from mcpmux.audit_events import tool_call_event
-from mcpmux.catalog import Route
+from mcpmux.catalog import INTEGRITY_RULE, Route
 from mcpmux.downstream import Downstream
 from mcpmux.errors import DownstreamError, DownstreamUnavailable, MCPMuxError
 from mcpmux.limits import truncate_result
@@ -66,7 +66,7 @@ class Relay:
             self._refuse(host_id, exposed, arguments, respond, "unknown", self._unknown_text(exposed))
             return
         verdict = route.decision
-        if verdict.allowed:  # call time: arguments, host, hours, rate; fixed values applied
+        if verdict.rule != INTEGRITY_RULE:  # policy again, with this host and these arguments; fixed values applied
             args = wire.as_object(arguments)
             checked = self.supervisor.policy.decide_call(exposed, args, tool=route.facts, host=self.host_name)
             verdict = checked.decision

@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from datetime import datetime
 from typing import Any, Literal
 
 import anyio
@@ -24,12 +24,13 @@ from mcpmux.audit import AuditLog
 from mcpmux.catalog import Catalog, Listing
 from mcpmux.catalog_keeper import CatalogKeeper
 from mcpmux.downstream import Downstream, Hooks, ListKind
-from mcpmux.errors import DownstreamError, MCPMuxError, SecretError
+from mcpmux.errors import DownstreamError, MCPMuxError
+from mcpmux.launch import LISTING_FIELD, ConfigError, launch, list_everything
 from mcpmux.paths import StatePaths, ensure_private_dir
 from mcpmux.policy import Policy
-from mcpmux.process import base_environment, resolve_command, spawn, terminate
+from mcpmux.process import terminate
 from mcpmux.profile_model import Profile, ServerSpec
-from mcpmux.secrets import Redactor, SecretStore, resolve_env
+from mcpmux.secrets import Redactor, SecretStore
 from mcpmux.wire import JSON
 
 logger = logging.getLogger("mcpmux")
@@ -56,6 +57,8 @@ class ServerState:
     up: anyio.Event = field(default_factory=anyio.Event)
     """Set when the current start cycle has the server running."""
     restart_count: int = 0
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    """Cancels this server's keeper alone (a live profile switch dropped it)."""
 
 
 NotificationListener = Callable[[Downstream, str, JSON, bytes], None]
@@ -70,9 +73,13 @@ class Supervisor:
         paths: StatePaths,
         audit: AuditLog | None = None,
         record_pins: bool = True,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.profile = profile
-        self.policy = Policy.from_spec(profile.policy)
+        self._clock = clock
+        self.reload_error: str | None = None
+        """Why the last edit of the profile was not applied (shown by `mcpmux status`), or None."""
+        self.policy = Policy.from_spec(profile.policy, clock=clock)
         self.audit = audit
         self._keeper = CatalogKeeper(profile, self.policy, paths, audit, record_pins=record_pins)
         self.paths = paths
@@ -102,7 +109,8 @@ class Supervisor:
                     tg.start_soon(fn, *args)
                 self._queued.clear()
                 for state in self.states.values():
-                    tg.start_soon(self._keep, state, name=f"keep {state.spec.name}")
+                    tg.start_soon(self._keep_scoped, state, name=f"keep {state.spec.name}")
+                await anyio.sleep_forever()  # the group outlives failed servers: switches and calls still use it
         finally:
             with anyio.CancelScope(shield=True):
                 await self.stop_all()
@@ -120,6 +128,33 @@ class Supervisor:
             return
         ds.begin_close(f"server '{state.spec.name}' is shutting down")
         await terminate(ds.transport, ds.exited)
+
+    async def _keep_scoped(self, state: ServerState) -> None:
+        """Keep one server until cancelled alone (it left the profile) or with the gateway; then end it."""
+        with anyio.CancelScope() as state.scope:
+            try:
+                await self._keep(state)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self._stop(state)
+
+    def switch(self, profile: Profile) -> dict[str, list[str]]:
+        """Move to `profile` live: servers whose settings are identical keep running; the rest stop or start."""
+        old = self.states
+        keep = {n: s for n, s in old.items() if (spec := profile.server(n)) is not None and spec == s.spec}
+        new_specs = [spec for spec in profile.enabled_servers if spec.name not in keep]
+        for name, state in old.items():
+            if name not in keep:
+                state.scope.cancel()
+        self.profile = profile
+        self.policy = Policy.from_spec(profile.policy, clock=self._clock)
+        self._keeper = CatalogKeeper(profile, self.policy, self.paths, self.audit, record_pins=self._keeper.record_pins)
+        self.states = {**keep, **{spec.name: ServerState(spec) for spec in new_specs}}
+        for spec in new_specs:
+            self.start_soon(self._keep_scoped, self.states[spec.name])
+        self._rebuild()
+        stopped = sorted(set(old) - set(keep))
+        return {"kept": sorted(keep), "started": [s.name for s in new_specs], "stopped": stopped}
 
     async def _keep(self, state: ServerState) -> None:
         name = state.spec.name
@@ -139,7 +174,7 @@ class Supervisor:
             except MCPMuxError as exc:
                 state.last_error = str(exc)
                 logger.error("%s", exc)
-                retry = isinstance(exc, DownstreamError) and not isinstance(exc, _ConfigError)
+                retry = isinstance(exc, DownstreamError) and not isinstance(exc, ConfigError)
             else:
                 retry = True
                 tools = len(state.listing.tools)
@@ -244,41 +279,16 @@ class Supervisor:
 
     async def _start(self, state: ServerState) -> None:
         spec = state.spec
-        log_path = self.paths.server_log(spec.name)
-        if spec.command is None:
-            raise _ConfigError(spec.name, f"server '{spec.name}': remote (url) downstreams are not supported yet")
-        try:
-            resolved, used = await resolve_env(spec.env, self._store)
-        except SecretError as exc:
-            raise _ConfigError(spec.name, f"server '{spec.name}' not started: {exc}") from exc
-        env = base_environment() | resolved
-        exe = resolve_command(spec.command, env, spec.cwd)
-        if exe is None:
-            raise _ConfigError(
-                spec.name,
-                f"server '{spec.name}': command '{spec.command}' not found on PATH; "
-                "install it or give an absolute path in the profile",
-            )
-        _rotate(log_path)
         hooks = Hooks(on_notification=self._on_notification, on_request=self._on_request)
-        try:
-            with log_path.open("ab") as log:
-                log.write(f"--- mcpmux: starting {spec.name}: {exe} {' '.join(spec.args)}\n".encode())
-                log.flush()
-                _, protocol = await spawn(
-                    lambda: Downstream(spec.name, log_path, hooks), [exe, *spec.args], env=env, cwd=spec.cwd, stderr=log
-                )
-        except OSError as exc:
-            raise _ConfigError(spec.name, f"server '{spec.name}' could not be started: {exc}") from exc
-        assert isinstance(protocol, Downstream)
+        protocol, state.redactor = await launch(spec, self._store, self.paths.server_log(spec.name), hooks)
         state.downstream = protocol
-        state.redactor = Redactor(used)
         try:
             with anyio.fail_after(spec.startup_timeout_seconds):
                 await protocol.initialize(spec.startup_timeout_seconds)
-                state.listing = await _list_everything(protocol, spec.startup_timeout_seconds)
+                state.listing = await list_everything(protocol, spec.startup_timeout_seconds)
         except TimeoutError:
             await self._stop(state)
+            log_path = self.paths.server_log(spec.name)
             raise DownstreamError(
                 spec.name,
                 f"server '{spec.name}' did not finish starting within "
@@ -340,7 +350,7 @@ class Supervisor:
         if state.downstream is ds:
             state.listing = replace(
                 state.listing,
-                **{_LISTING_FIELD[kind]: tuple(items) for kind, items in fresh.items()},
+                **{LISTING_FIELD[kind]: tuple(items) for kind, items in fresh.items()},
             )
             self._rebuild()
 
@@ -366,26 +376,3 @@ _LISTING_FIELD: dict[ListKind, str] = {
     "resources": "resources",
     "resource_templates": "templates",
 }
-
-
-async def _list_everything(ds: Downstream, wait_seconds: float) -> Listing:
-    """Tools, and prompts, resources and templates where the downstream advertised them."""
-    found: dict[str, tuple[Any, ...]] = {}
-    kinds: tuple[ListKind, ...] = ("tools", "prompts", "resources", "resource_templates")
-    for kind in kinds:
-        if ds.supports(kind):
-            found[_LISTING_FIELD[kind]] = tuple(await ds.list_all(kind, wait_seconds))
-    return Listing(**found)
-
-
-class _ConfigError(DownstreamError):
-    """A start failure that a restart cannot fix (the profile or the machine must change)."""
-
-
-def _rotate(log_path: Path) -> None:
-    """Keep one previous log: enough to read why the last run died, bounded in size."""
-    try:
-        if log_path.stat().st_size > LOG_ROTATE_BYTES:
-            log_path.replace(log_path.with_suffix(".log.1"))
-    except FileNotFoundError:
-        pass

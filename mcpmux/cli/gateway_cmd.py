@@ -55,7 +55,7 @@ def serve(
     resolved = resolve_profile(profile)
     admit(resolved, trust)
     _log_to_stderr(verbose=not quiet)
-    _run(lambda: serve_profile(resolved))
+    _run(lambda: serve_profile(resolved, follow_active=profile is None))
 
 
 def tools(

@@ -10,6 +10,7 @@ import shlex
 from pathlib import Path
 from typing import Annotated
 
+import anyio
 import typer
 from rich.markup import escape
 from rich.syntax import Syntax
@@ -94,6 +95,35 @@ def use(name: Annotated[str, typer.Argument(help="Profile name or path.")]) -> N
     require_trusted(profiles.resolve_profile(name))
     path = profiles.set_active_profile(name)
     err_console.print(f"active profile: {name} ({path})", markup=False, highlight=False, soft_wrap=True)
+    for line in anyio.run(running_serves_note, name):
+        err_console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+# Hosts known to accept `notifications/tools/list_changed` without refreshing their tool list
+# (clientInfo name → what the user must do instead).
+STALE_ON_LIST_CHANGED = {
+    "claude-ai": "Claude Desktop does not refresh its tools on list_changed: restart it (or reopen the chat)",
+}
+
+
+async def running_serves_note(name: str) -> list[str]:
+    """One line per running serve: whether it follows this switch, and what its host needs to see it."""
+    from mcpmux.control import ControlError, list_endpoints, request
+
+    lines: list[str] = []
+    for endpoint in list_endpoints():
+        try:
+            status = await request(endpoint.path, "status", timeout_seconds=2.0)
+        except ControlError:
+            continue
+        host = status.get("host") or "an unknown host"
+        if not status.get("follows_active"):
+            lines.append(f"serve pid {endpoint.pid} ({host}) is pinned to '{status.get('profile')}' and stays on it")
+            continue
+        lines.append(f"serve pid {endpoint.pid} ({host}) switches to '{name}' now; its host is told with list_changed")
+        if (advice := STALE_ON_LIST_CHANGED.get(str(status.get("host")))) is not None:
+            lines.append(f"  note: {advice}")
+    return lines
 
 
 @sub.command("show")

@@ -1,0 +1,79 @@
+"""Spawning one downstream: secrets into its environment, its command resolved, its stderr into its log.
+
+A failure here that a restart cannot fix (command not found, missing secret, bad
+cwd) is a `ConfigError`: the supervisor marks the server failed at once instead
+of retrying.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mcpmux.catalog import Listing
+from mcpmux.downstream import Downstream, Hooks, ListKind
+from mcpmux.errors import DownstreamError, SecretError
+from mcpmux.process import base_environment, resolve_command, spawn
+from mcpmux.profile_model import ServerSpec
+from mcpmux.secrets import Redactor, SecretStore, resolve_env
+
+LOG_ROTATE_BYTES = 10 * 1024 * 1024
+LISTING_FIELD: dict[ListKind, str] = {
+    "tools": "tools",
+    "prompts": "prompts",
+    "resources": "resources",
+    "resource_templates": "templates",
+}
+
+
+class ConfigError(DownstreamError):
+    """A start failure that a restart cannot fix (the profile or the machine must change)."""
+
+
+async def launch(spec: ServerSpec, store: SecretStore, log_path: Path, hooks: Hooks) -> tuple[Downstream, Redactor]:
+    """Spawn `spec` (not yet initialized); returns its protocol object and the redactor for its secrets."""
+    if spec.command is None:
+        raise ConfigError(spec.name, f"server '{spec.name}': remote (url) downstreams are not supported yet")
+    try:
+        resolved, used = await resolve_env(spec.env, store)
+    except SecretError as exc:
+        raise ConfigError(spec.name, f"server '{spec.name}' not started: {exc}") from exc
+    env = base_environment() | resolved
+    exe = resolve_command(spec.command, env, spec.cwd)
+    if exe is None:
+        raise ConfigError(
+            spec.name,
+            f"server '{spec.name}': command '{spec.command}' not found on PATH; "
+            "install it or give an absolute path in the profile",
+        )
+    _rotate(log_path)
+    try:
+        with log_path.open("ab") as log:
+            log.write(f"--- mcpmux: starting {spec.name}: {exe} {' '.join(spec.args)}\n".encode())
+            log.flush()
+            _, protocol = await spawn(
+                lambda: Downstream(spec.name, log_path, hooks), [exe, *spec.args], env=env, cwd=spec.cwd, stderr=log
+            )
+    except OSError as exc:
+        raise ConfigError(spec.name, f"server '{spec.name}' could not be started: {exc}") from exc
+    assert isinstance(protocol, Downstream)
+    return protocol, Redactor(used)
+
+
+async def list_everything(ds: Downstream, wait_seconds: float) -> Listing:
+    """Tools, and prompts, resources and templates where the downstream advertised them."""
+    found: dict[str, tuple[Any, ...]] = {}
+    kinds: tuple[ListKind, ...] = ("tools", "prompts", "resources", "resource_templates")
+    for kind in kinds:
+        if ds.supports(kind):
+            found[LISTING_FIELD[kind]] = tuple(await ds.list_all(kind, wait_seconds))
+    return Listing(**found)
+
+
+def _rotate(log_path: Path) -> None:
+    """Keep one previous log: enough to read why the last run died, bounded in size."""
+    try:
+        if log_path.stat().st_size > LOG_ROTATE_BYTES:
+            log_path.replace(log_path.with_suffix(".log.1"))
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,88 @@
+"""Live profile changes for a running `serve`: hot reload on save, and following `mcpmux profile use`.
+
+The profile's own file and every file it extends are watched (watchfiles, so the
+OS notifies rather than mcpmux polling), and, for a serve not pinned with
+`--profile`, the active-profile record too. A change is applied like a switch:
+downstreams whose settings are identical keep running, the host hears
+`list_changed`. An edit that does not validate, or content that is no longer
+trusted, keeps the old profile running and is reported on stderr and in
+`mcpmux status`; trusting the new content (`mcpmux profile trust`) applies it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import watchfiles
+
+from mcpmux import audit_events
+from mcpmux.errors import MCPMuxError
+from mcpmux.inherit import profile_sources
+from mcpmux.paths import state_paths
+from mcpmux.profile import load_profile
+from mcpmux.profile_lookup import profile_hash, resolve_profile_path
+from mcpmux.profile_model import Profile
+from mcpmux.trust import require_trusted, trust_file
+
+if TYPE_CHECKING:
+    from mcpmux.app import Gateway
+
+logger = logging.getLogger("mcpmux")
+
+DEBOUNCE_MS = 300
+
+
+def _hash(profile: Profile) -> str | None:
+    try:
+        return profile_hash(profile.path)
+    except OSError:
+        return None
+
+
+def apply_profile(gateway: Gateway, profile: Profile) -> dict[str, list[str]]:
+    """Switch the running gateway to `profile` (already loaded and trusted) and record it."""
+    old = gateway.supervisor.profile
+    result = gateway.supervisor.switch(profile)
+    new_hash = _hash(profile)
+    gateway.audit.bind(profile=profile.name, profile_hash=new_hash)
+    gateway.audit.write(audit_events.profile_switch(old.name, _hash(old), profile.name, new_hash))
+    logger.warning(
+        "profile '%s' applied: kept %s, started %s, stopped %s",
+        profile.name,
+        result["kept"] or "none",
+        result["started"] or "none",
+        result["stopped"] or "none",
+    )
+    return result
+
+
+async def watch(gateway: Gateway, *, follow_active: bool) -> None:
+    """Apply saved edits of the serving profile (and `profile use`, when following) until cancelled."""
+    active_file = state_paths().active_profile_file
+    while True:
+        current = gateway.supervisor.profile
+        # The trust records too: `mcpmux profile trust` after an edit is what lets the edit apply.
+        watched = {p.resolve() for p in [*profile_sources(current), trust_file()]}
+        if follow_active:
+            watched.add(active_file.resolve())
+        folders = sorted({p.parent for p in watched if p.parent.is_dir()})
+
+        def relevant(change: watchfiles.Change, path: str) -> bool:
+            return Path(path).resolve() in watched  # noqa: B023 - the set of this round, on purpose
+
+        changes = watchfiles.awatch(*folders, watch_filter=relevant, debounce=DEBOUNCE_MS, recursive=False)  # pyright: ignore[reportUnknownMemberType]
+        async for _ in changes:
+            target = resolve_profile_path(None) if follow_active else current.path
+            try:
+                profile = load_profile(target)
+                require_trusted(profile)
+            except MCPMuxError as exc:
+                gateway.supervisor.reload_error = str(exc)
+                logger.error("profile change not applied; still serving '%s':\n%s", current.name, exc)
+                continue
+            gateway.supervisor.reload_error = None
+            if profile != current:
+                apply_profile(gateway, profile)
+                break  # watch the new profile's files
