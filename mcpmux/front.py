@@ -7,6 +7,10 @@ low-level `Server`, which serves the `initialize` handshake, the 2026-07-28
 per-request envelopes, listings and errors. Both write to one stdout
 transport, whose writes are whole lines and never interleave.
 
+In discovery mode (`expose = "search"`, front_discovery.py) the host lists the
+three meta-tools instead; calls of them go to the SDK-served `_call_tool`, which
+hands them to `Discovery`. Every other `tools/call` keeps the fast path.
+
 fd 1 is the protocol wire: it is duplicated for the wire and then pointed at
 stderr, so a stray print anywhere in the process cannot corrupt the protocol.
 """
@@ -30,8 +34,9 @@ from mcp.server.lowlevel.server import NotificationOptions
 from mcp.shared.message import SessionMessage
 
 from mcpmux import __version__, wire
-from mcpmux.catalog import Catalog
+from mcpmux.catalog import Catalog, host_view
 from mcpmux.downstream import Downstream
+from mcpmux.front_discovery import Discovery
 from mcpmux.front_handlers import Handlers, make_server, page
 from mcpmux.profile_model import Profile
 from mcpmux.relay import Relay
@@ -56,6 +61,7 @@ class Front:
         self.supervisor = supervisor
         self.relay = relay
         self.handlers = Handlers(supervisor)
+        self.discovery = Discovery(relay, self.handlers.catalog)
         self.server = make_server(
             "mcpmux",
             __version__,
@@ -77,19 +83,21 @@ class Front:
     async def _list_tools(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
+        if self.discovery.active:
+            return types.ListToolsResult(tools=list(await self.discovery.list_tools()))
         catalog = await self.handlers.catalog()
-        host, policy = self.relay.host_name, self.supervisor.policy
-        # Rules may name hosts: the shared catalog is filtered once more for this one (decisions are cached).
-        tools = [
-            t for t in catalog.visible if policy.decide(t.name, tool=catalog.routes[t.name].facts, host=host).allowed
-        ]
+        # Rules may name hosts: the listing is decided for this host (decisions are cached, so this is cheap).
+        tools = host_view(catalog, self.supervisor.policy, self.relay.host_name, self.supervisor.profile.max_tools)
         items, cursor = page(tools, params and params.cursor)
         return types.ListToolsResult(tools=items, next_cursor=cursor)
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        result = await self.relay.call(params.name, params.arguments)
+        if self.discovery.handles(params.name):
+            result = await self.discovery.call(params.name, params.arguments)
+        else:
+            result = await self.relay.call(params.name, params.arguments)
         return types.CallToolResult.model_validate(result)
 
     def _catalog_changed(self, catalog: Catalog, kinds: frozenset[str]) -> None:
@@ -132,7 +140,9 @@ class Front:
         if msg is not None:
             method = msg.get("method")
             params = wire.as_object(msg.get("params"))
-            if method == "tools/call" and self._handshake_era and "id" in msg and params is not None:
+            fast = method == "tools/call" and self._handshake_era and "id" in msg and params is not None
+            if fast and params is not None and not self.discovery.handles(params.get("name")):
+                # Meta-tools of search mode fall through to the SDK-served `_call_tool`.
                 self.relay.call_from_host(msg["id"], params, self._write, self._write)
                 return
             if (

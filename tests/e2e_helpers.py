@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import mcp_types as types
 import orjson
 
 from mcpmux.audit import read_events
@@ -57,3 +58,19 @@ async def exchange(profile: Path, messages: list[dict[str, Any]], *, answers: in
             await proc.stdin.aclose()
             await proc.wait()
     return replies
+
+
+class ListChanged:
+    """A host message handler that signals each `tools/list_changed`; `wait` re-arms for the next one."""
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+
+    async def __call__(self, message: object) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            self.event.set()
+
+    async def wait(self, seconds: float = 20.0) -> None:
+        with anyio.fail_after(seconds):
+            await self.event.wait()
+        self.event = anyio.Event()

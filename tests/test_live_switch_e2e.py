@@ -15,7 +15,7 @@ import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
 from tests.conftest import FIXTURES, REPO
-from tests.e2e_helpers import serve_pid
+from tests.e2e_helpers import ListChanged, serve_pid
 
 pytestmark = pytest.mark.anyio
 
@@ -43,20 +43,6 @@ def text(result: types.CallToolResult) -> str:
     return block.text
 
 
-class ListChanged:
-    def __init__(self) -> None:
-        self.event = anyio.Event()
-
-    async def __call__(self, message: object) -> None:
-        if isinstance(message, types.ToolListChangedNotification):
-            self.event.set()
-
-    async def wait(self) -> None:
-        with anyio.fail_after(20):
-            await self.event.wait()
-        self.event = anyio.Event()
-
-
 async def test_profile_use_switches_a_running_serve_and_unchanged_servers_keep_their_pid(
     write_profile: WriteProfile, mcpmux_home: Path
 ):
@@ -64,7 +50,9 @@ async def test_profile_use_switches_a_running_serve_and_unchanged_servers_keep_t
     second = write_profile(server("keep") + server("fresh"), name="second")
     assert mcpmux("profile", "use", str(first)).returncode == 0
     changed = ListChanged()
-    params = StdioServerParameters(command=sys.executable, args=["-m", "mcpmux", "serve"], env=dict(os.environ), cwd=REPO)
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "mcpmux", "serve"], env=dict(os.environ), cwd=REPO
+    )
     async with stdio_client(params) as (read, write), ClientSession(read, write, message_handler=changed) as host:
         await host.initialize()
         before = {t.name for t in (await host.list_tools()).tools}
@@ -98,8 +86,11 @@ async def test_saving_the_profile_applies_it_and_an_invalid_edit_keeps_the_old_o
         await host.list_tools()
         path.write_text(server("one") + "[servers.two\n")  # a syntax error
         with anyio.fail_after(20):
-            while (await status(mcpmux_home)).get("reload_error") is None:
-                await anyio.sleep(0.1)  # nothing signals a refused edit to the host; poll the status endpoint
+            # Nothing signals a refused edit to the host: poll the status endpoint, bounded.
+            while True:
+                if (await status(mcpmux_home)).get("reload_error") is not None:
+                    break
+                await anyio.sleep(0.1)
         still = {t.name for t in (await host.list_tools()).tools}
         path.write_text(server("one") + server("two"))
         trust_profile(path)

@@ -233,12 +233,6 @@ async def test_a_rule_naming_hosts_decides_what_each_host_sees_and_may_call(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the catalog and the relay decide with host=None, so under default = 'deny' an allow rule naming "
-    "hosts never lists or lets through a tool for the host it names (front._list_tools filters catalog.visible; "
-    "relay.call_from_host refuses on route.decision before decide_call sees the host)",
-)
 async def test_under_default_deny_an_allow_rule_naming_this_host_lists_and_allows_the_tool(
     write_profile: WriteProfile,
 ):

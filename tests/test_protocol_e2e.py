@@ -14,7 +14,7 @@ from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 
 from tests.conftest import FIXTURES, host_session, serve_params
-from tests.e2e_helpers import exchange
+from tests.e2e_helpers import ListChanged, exchange
 from tests.test_third_party_e2e import everything_bin
 
 pytestmark = pytest.mark.anyio
@@ -65,18 +65,13 @@ async def test_prompts_are_namespaced_and_get_is_routed_with_arguments(write_pro
 
 async def test_a_downstream_list_changed_updates_the_catalog_and_reaches_the_host(write_profile: WriteProfile):
     profile = write_profile(catalog_server("one"))
-    changed = anyio.Event()
-
-    async def on_message(message: object) -> None:
-        if isinstance(message, types.ToolListChangedNotification):
-            changed.set()
-
-    async with host_session(profile, message_handler=on_message) as host:
+    changed = ListChanged()
+    async with host_session(profile, message_handler=changed) as host:
         await host.list_tools()
         await host.call_tool("one__add_tool", {"name": "fresh"})
-        with anyio.fail_after(10):
+        # Start-up may have sent list_changed too: wait for the one that brings the new tool.
+        while "one__fresh" not in (names := {t.name for t in (await host.list_tools()).tools}):
             await changed.wait()
-        names = {t.name for t in (await host.list_tools()).tools}
         result = await host.call_tool("one__fresh", {})
     assert "one__fresh" in names
     assert text(result) == "fresh from one"

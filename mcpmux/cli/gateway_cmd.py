@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio
 import typer
@@ -17,6 +17,10 @@ from mcpmux.cli._console import err_console, out_console
 from mcpmux.cli.trust_cmd import TrustOption, admit
 from mcpmux.errors import MCPMuxError
 from mcpmux.wire import as_object
+
+if TYPE_CHECKING:
+    from mcpmux.catalog import Catalog
+    from mcpmux.integrity import IntegrityReport, ToolIntegrity
 
 ProfileOption = Annotated[
     str | None,
@@ -61,11 +65,15 @@ def serve(
 def tools(
     profile: ProfileOption = None,
     show_all: Annotated[bool, typer.Option("--all", help="Show denied tools too.")] = False,
+    changed: Annotated[
+        bool, typer.Option("--changed", help="Show what changed since the tools were pinned (diffs), not the catalog.")
+    ] = False,
     trust: TrustOption = False,
 ) -> None:
     """Start the profile's downstreams, print the merged, namespaced, policy-filtered catalog, and exit."""
     from mcpmux.app import open_gateway
-    from mcpmux.catalog import Catalog
+    from mcpmux.integrity import apply_integrity, profile_arg
+    from mcpmux.pins import compare, load_pins, lock_path
     from mcpmux.profile_lookup import resolve_profile
 
     resolved = resolve_profile(profile)
@@ -73,7 +81,7 @@ def tools(
     _log_to_stderr(verbose=False)
 
     async def collect() -> tuple[Catalog, list[tuple[str, str, str]]]:
-        async with open_gateway(resolved) as gateway:
+        async with open_gateway(resolved, record_pins=not changed) as gateway:  # --changed only looks
             with err_console.status(f"starting {len(gateway.supervisor.states)} servers…"):
                 with anyio.move_on_after(READY_WAIT_SECONDS):
                     await gateway.supervisor.ready.wait()
@@ -82,25 +90,70 @@ def tools(
             return gateway.supervisor.catalog, down
 
     catalog, down = _run(collect)
-    table = Table(title=f"profile {resolved.name}: {len(catalog.visible)} tools exposed")
-    table.add_column("tool", no_wrap=True)
-    for column in ("server", "original", "policy", "note"):
-        table.add_column(column, overflow="fold")
-    for route in catalog.routes.values():
-        if not route.decision.allowed and not show_all:
-            continue
-        verdict = "allowed" if route.decision.allowed else f"[red]denied[/red] by {escape(route.decision.rule)}"
-        table.add_row(route.exposed, route.server, route.tool, verdict, escape(route.naming_note or ""))
-    out_console.print(table)
-    hidden = sum(1 for r in catalog.routes.values() if not r.decision.allowed)
-    if hidden and not show_all:
-        out_console.print(f"{hidden} tools hidden by policy (show them with --all)", highlight=False)
+    pins = load_pins(lock_path(resolved))
+    if changed:
+        from mcpmux.cli.pin_cmd import print_changes  # pin_cmd imports this module
+
+        checks = [c for c in compare(pins, catalog.routes.values()) if c.route.server in pins.servers]
+        shown = print_changes(checks)
+        where = f"--profile {profile_arg(resolved)}"
+        summary = f"{shown} tools differ from their pins; accept with `mcpmux pin update TOOL {where}`"
+        err_console.print(summary if shown else "no tool differs from its pin", highlight=False)
+    else:
+        report = apply_integrity(resolved, catalog.routes.values(), pins)
+        table = Table(title=f"profile {resolved.name}: {len(catalog.visible)} tools exposed")
+        table.add_column("tool", no_wrap=True)
+        for column in ("server", "original", "policy", "integrity", "note"):
+            table.add_column(column, overflow="fold")
+        for route in catalog.routes.values():
+            if not route.decision.allowed and not show_all:
+                continue
+            verdict = "allowed" if route.decision.allowed else f"[red]denied[/red] by {escape(route.decision.rule)}"
+            integrity = _integrity_cell(report.tools.get(route.exposed))
+            table.add_row(route.exposed, route.server, route.tool, verdict, integrity, escape(route.naming_note or ""))
+        out_console.print(table)
+        _print_integrity(catalog, report, show_all)
     for note in catalog.notes:
         err_console.print(f"note: {escape(note)}", highlight=False)
     for name, status, error in down:
         err_console.print(f"[red]server '{name}' {status}[/red]: {escape(error)}", highlight=False)
     if down:
         raise typer.Exit(1)
+
+
+def _integrity_cell(check: ToolIntegrity | None) -> str:
+    """The state of a tool against its pin, unless unchanged, and how many scanner findings it has."""
+    parts: list[str] = []
+    if check is not None and check.state != "unchanged":
+        parts.append(check.state.replace("_", " "))
+    if check is not None and check.findings:
+        parts.append(f"{len(check.findings)} findings")
+    return escape("; ".join(parts))
+
+
+def _print_integrity(catalog: Catalog, report: IntegrityReport, show_all: bool) -> None:
+    """Below the table: hidden counts, each warning and hiding reason, and the scanner's findings (a heuristic)."""
+    routes = catalog.routes.values()
+    by_pins = [r for r in routes if not r.decision.allowed and r.decision.rule == "pins"]
+    by_policy = sum(1 for r in routes if not r.decision.allowed) - len(by_pins)
+    if by_policy and not show_all:
+        out_console.print(f"{by_policy} tools hidden by policy (show them with --all)", highlight=False)
+    if by_pins:
+        out_console.print(
+            f"{len(by_pins)} tools hidden by the integrity check (review with `mcpmux tools --changed`)",
+            highlight=False,
+        )
+    for check in report.tools.values():
+        if check.reason:
+            label = "warning" if check.visible else "hidden"
+            out_console.print(f"{label}: {check.exposed}: {check.reason}", markup=False, highlight=False)
+    for check in report.tools.values():
+        for finding in check.findings:
+            out_console.print(f"finding: {check.exposed}: {finding}", markup=False, highlight=False)
+    if any(check.findings for check in report.tools.values()):
+        out_console.print(
+            "findings are heuristic: read the tool's description before trusting or hiding it", highlight=False
+        )
 
 
 def _parse_arguments(raw: list[str]) -> dict[str, Any]:
