@@ -31,9 +31,9 @@ class ConfigError(DownstreamError):
 
 
 async def launch(spec: ServerSpec, store: SecretStore, log_path: Path, hooks: Hooks) -> tuple[Downstream, Redactor]:
-    """Spawn `spec` (not yet initialized); returns its protocol object and the redactor for its secrets."""
+    """Spawn `spec`, or connect to it if remote (not yet initialized); returns it and the redactor for its secrets."""
     if spec.command is None:
-        raise ConfigError(spec.name, f"server '{spec.name}': remote (url) downstreams are not supported yet")
+        return await _connect(spec, store, log_path, hooks)
     try:
         resolved, used = await resolve_env(spec.env, store)
     except SecretError as exc:
@@ -58,6 +58,21 @@ async def launch(spec: ServerSpec, store: SecretStore, log_path: Path, hooks: Ho
         raise ConfigError(spec.name, f"server '{spec.name}' could not be started: {exc}") from exc
     assert isinstance(protocol, Downstream)
     return protocol, Redactor(used)
+
+
+async def _connect(spec: ServerSpec, store: SecretStore, log_path: Path, hooks: Hooks) -> tuple[Downstream, Redactor]:
+    """A remote (`url`) server: its headers' secrets resolved, the HTTP client started (see mcpmux.remote)."""
+    from mcpmux import remote  # imported here: remote imports ConfigError from this module
+
+    assert spec.url is not None
+    try:
+        headers, used = await resolve_env(spec.headers, store)
+    except SecretError as exc:
+        raise ConfigError(spec.name, f"server '{spec.name}' not started: {exc}") from exc
+    _rotate(log_path)
+    with log_path.open("ab") as log:
+        log.write(f"--- mcpmux: connecting {spec.name}: {spec.url}\n".encode())  # header values are never logged
+    return remote.connect(spec.name, spec.url, headers, log_path, hooks), Redactor(used)
 
 
 async def list_everything(ds: Downstream, wait_seconds: float) -> Listing:

@@ -30,6 +30,7 @@ from mcpmux.paths import StatePaths, ensure_private_dir
 from mcpmux.policy import Policy
 from mcpmux.process import terminate
 from mcpmux.profile_model import Profile, ServerSpec
+from mcpmux.remote import RemoteDownstream
 from mcpmux.secrets import Redactor, SecretStore
 from mcpmux.wire import JSON
 
@@ -124,10 +125,13 @@ class Supervisor:
     async def _stop(self, state: ServerState, *, status: Status = "stopped") -> None:
         """End the state's downstream; the state shows `status` (and no downstream) from the first moment."""
         ds, state.downstream, state.status = state.downstream, None, status
-        if ds is None or ds.transport is None:
+        if ds is None:
             return
         ds.begin_close(f"server '{state.spec.name}' is shutting down")
-        await terminate(ds.transport, ds.exited)
+        if isinstance(ds, RemoteDownstream):
+            await ds.disconnect()
+        elif ds.transport is not None:
+            await terminate(ds.transport, ds.exited)
 
     async def _keep_scoped(self, state: ServerState) -> None:
         """Keep one server until cancelled alone (it left the profile) or with the gateway; then end it."""
