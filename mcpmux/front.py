@@ -31,7 +31,15 @@ import pydantic
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.message import SessionMessage
+from mcp.shared.subscriptions import (
+    PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
+    ServerEvent,
+    ToolsListChanged,
+)
 
 from mcpmux import __version__, wire
 from mcpmux.catalog import Catalog, host_view
@@ -49,6 +57,11 @@ logger = logging.getLogger("mcpmux")
 MODERN_ENVELOPE_KEY = "io.modelcontextprotocol/protocolVersion"
 
 
+_LISTEN_EVENTS: dict[str, Callable[[], ServerEvent]] = {
+    "tools": ToolsListChanged,
+    "prompts": PromptsListChanged,
+    "resources": ResourcesListChanged,
+}
 _LIST_CHANGED = {
     "tools": "notifications/tools/list_changed",
     "prompts": "notifications/prompts/list_changed",
@@ -62,10 +75,12 @@ class Front:
         self.relay = relay
         self.handlers = Handlers(supervisor)
         self.discovery = Discovery(relay, self.handlers.catalog)
+        self.bus = InMemorySubscriptionBus()
         self.server = make_server(
             "mcpmux",
             __version__,
             self.handlers,
+            bus=self.bus,
             instructions=_instructions(supervisor.profile),
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
@@ -104,11 +119,20 @@ class Front:
         if self._handshake_era:
             for kind in sorted(kinds):
                 self._write(wire.notification(_LIST_CHANGED[kind]))
+        else:  # 2026-07-28: events go to the host's subscriptions/listen streams
+            for kind in sorted(kinds):
+                self._publish(_LISTEN_EVENTS[kind]())
+
+    def _publish(self, event: ServerEvent) -> None:
+        self.supervisor.start_soon(self.bus.publish, event)
 
     def _downstream_notification(self, ds: Downstream, method: str, msg: JSON, line: bytes) -> None:
-        if not self._handshake_era:
-            return
         params = wire.as_object(msg.get("params")) or {}
+        if not self._handshake_era:
+            if method == "notifications/resources/updated":
+                uri = self.handlers.updated_uri(ds.name, params).get("uri")
+                self._publish(ResourceUpdated(uri=str(uri)))
+            return
         if method == "notifications/message":
             logger_name = params.get("logger")
             tagged = {**params, "logger": f"{ds.name}/{logger_name}" if logger_name else ds.name}

@@ -16,6 +16,7 @@ import mcp_types as types
 import pydantic
 from mcp.server import Server
 from mcp.server.context import ServerRequestContext
+from mcp.server.subscriptions import ListenHandler, SubscriptionBus
 from mcp.shared.exceptions import MCPError
 
 from mcpmux import wire
@@ -162,11 +163,14 @@ class Handlers:
         server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self.set_level)
 
 
-def make_server(name: str, version: str, handlers: Handlers, instructions: str, **tool_handlers: Any) -> Server[Any]:
+def make_server(
+    name: str, version: str, handlers: Handlers, instructions: str, bus: SubscriptionBus, **tool_handlers: Any
+) -> Server[Any]:
     server: Server[Any] = Server(
         name,
         version=version,
         instructions=instructions,
+        on_subscriptions_listen=ListenHandler(bus),  # 2026-07-28 hosts hear of changes on this stream
         on_list_prompts=handlers.list_prompts,
         on_get_prompt=handlers.get_prompt,
         on_list_resources=handlers.list_resources,

@@ -234,3 +234,17 @@ async def test_hosts_of_every_handshake_version_are_served_in_their_version(writ
     replies = await exchange(profile, lines, answers=2)
     assert replies[1]["result"]["protocolVersion"] == version
     assert replies[2]["result"]["content"] == [{"type": "text", "text": "touched"}]
+
+
+async def test_a_2026_host_hears_of_catalog_changes_on_its_listen_stream(write_profile: WriteProfile):
+    profile = write_profile(catalog_server("one"))
+    async with Client(serve_params(profile), mode="auto") as host:
+        await host.list_tools()
+        async with host.listen(tools_list_changed=True) as events:
+            await host.call_tool("one__add_tool", {"name": "fresh"})
+            with anyio.fail_after(20):
+                async for _event in events:
+                    if "one__fresh" in {t.name for t in (await host.list_tools()).tools}:
+                        break
+        result = await host.call_tool("one__fresh", {})
+    assert text(result) == "fresh from one"
