@@ -305,9 +305,17 @@ def _check_supervision(c: _Checker, table: Mapping[str, object], where: Key, spe
             changes["max_output_bytes"] = limit
     restart = c.table(table, "restart", where, "a table like { max_restarts = 5 }")
     c.unknown_keys(restart, _RESTART_KEYS, (*where, "restart"))
-    numbers = {k: v for k in _RESTART_KEYS if (v := c.positive(restart, k, (*where, "restart"))) is not None}
-    if "max_restarts" in numbers:
-        numbers["max_restarts"] = int(numbers["max_restarts"])
+    seconds = _RESTART_KEYS[1:]
+    numbers: dict[str, float | int] = {
+        k: v for k in seconds if (v := c.positive(restart, k, (*where, "restart"))) is not None
+    }
+    count = c.typed(restart, "max_restarts", (*where, "restart"), int, "a whole number")
+    if count is not None and count < 0:
+        c.problem(
+            (*where, "restart", "max_restarts"), f"must be 0 or more, not {count}", "0 never restarts; 5 is the default"
+        )
+    elif count is not None:
+        numbers["max_restarts"] = count
     if numbers:
         changes["restart"] = replace(spec.restart, **numbers)
     return replace(spec, **changes)  # pyright: ignore[reportArgumentType]

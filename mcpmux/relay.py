@@ -82,8 +82,11 @@ class Relay:
             return
         ds = state.downstream if state is not None else None
         call = _Call(self, host_id, route, arguments, respond, notify)
-        if ds is None or state is None:
+        if ds is None or state is None or state.status != "running":  # never before its handshake is done
             reason = state.last_error if state is not None and state.last_error else "it is not running"
+            if state is not None and state.status in ("restarting", "starting"):
+                log = self.supervisor.paths.server_log(route.server)
+                reason = f"it is restarting ({reason}); try again shortly (log: {log})"
             call.fail(DownstreamUnavailable(route.server, f"server '{route.server}' is unavailable: {reason}"))
             return
         forwarded = dict(params)

@@ -201,12 +201,13 @@ class Supervisor:
                 state.last_error = f"exited with code {state.downstream.exit_code}"
                 self._event(audit_events.downstream_exit(name, state.downstream.pid, state.downstream.exit_code))
                 logger.warning("server '%s' %s (log: %s)", name, state.last_error, self.paths.server_log(name))
+                # Its routes stay while it restarts, so a call is told "restarting", not "unknown tool".
                 await self._stop(state, status="restarting")
-                state.listing = Listing()
                 state.up = anyio.Event()
-                self._rebuild()
             if not retry or not self._may_restart(state):
                 state.status = "failed"
+                state.listing = Listing()
+                self._rebuild()
                 logger.error("server '%s' failed and will not be restarted: %s", name, state.last_error)
                 self._event(
                     audit_events.downstream_failed(name, state.last_error or "", str(self.paths.server_log(name)))
@@ -314,7 +315,7 @@ class Supervisor:
 
     # --- catalog ----------------------------------------------------------------------
     def _rebuild(self) -> None:
-        listings = {name: s.listing for name, s in self.states.items() if s.status in ("running", "idle")}
+        listings = {name: s.listing for name, s in self.states.items() if s.status in ("running", "idle", "restarting")}
         changed = self._keeper.rebuild(listings)
         if changed:
             self.on_catalog(self.catalog, changed)
