@@ -32,6 +32,7 @@ from mcpmux.naming import closest
 from mcpmux.profile_model import DEFAULT_MAX_OUTPUT
 from mcpmux.secrets import Redactor
 from mcpmux.supervisor import Supervisor
+from mcpmux.uris import expose_result_uris
 from mcpmux.wire import JSON
 
 Writer = Callable[[bytes], None]
@@ -93,6 +94,7 @@ class Relay:
         forwarded["name"] = route.tool
         state.last_used = time.monotonic()
         call.redactor = state.redactor
+        call.uri_prefix = state.spec.prefix if state.spec.namespaced else None
         rule_limit = self.supervisor.policy.max_output_bytes(exposed, host=self.host_name)
         call.max_output_bytes = min(state.spec.max_output_bytes, rule_limit or state.spec.max_output_bytes)
         self._calls[host_id] = call
@@ -245,6 +247,7 @@ class _Call:
         "timer",
         "token",
         "truncated",
+        "uri_prefix",
     )
 
     def __init__(
@@ -265,6 +268,7 @@ class _Call:
         self.finished = False
         self.max_output_bytes = DEFAULT_MAX_OUTPUT
         self.truncated = False
+        self.uri_prefix: str | None = None
 
     def start(self, ds: Downstream, params: JSON, timeout: float) -> None:
         self.ds = ds
@@ -286,6 +290,11 @@ class _Call:
             result = truncate_result(result, self.max_output_bytes, server=self.route.server, size=len(line))
             out = wire.result_response(self.host_id, result)
             self.truncated = True
+        elif (
+            self.uri_prefix is not None and b'"uri"' in line and (linked := expose_result_uris(result, self.uri_prefix))
+        ):
+            # Resource links and embedded resources name URIs the host must be able to read back through mcpmux.
+            out = wire.result_response(self.host_id, linked)
         else:
             out = wire.with_id(line, message, self.rid, self.host_id)
         if self.redactor:

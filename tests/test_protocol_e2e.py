@@ -248,3 +248,14 @@ async def test_a_2026_host_hears_of_catalog_changes_on_its_listen_stream(write_p
                         break
         result = await host.call_tool("one__fresh", {})
     assert text(result) == "fresh from one"
+
+
+async def test_resource_links_in_tool_results_name_uris_the_host_can_read_back(write_profile: WriteProfile):
+    profile = write_profile(everything_profile())
+    async with host_session(profile) as host:
+        result = await host.call_tool("every__get-resource-links", {"count": 2})
+        links = [b for b in result.content if isinstance(b, types.ResourceLink)]
+        read = await host.read_resource(str(links[0].uri))
+    assert len(links) == 2
+    assert all(str(link.uri).startswith("mcpmux://every/") for link in links)
+    assert str(read.contents[0].uri) == str(links[0].uri)
