@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
@@ -175,8 +175,3 @@ def total(groups: Iterable[GroupStats]) -> GroupStats:
         out.denied += g.denied
         out.latencies.extend(g.latencies)
     return out
-
-
-def iter_matching(events: Iterable[Mapping[str, Any]], where: EventFilter) -> Iterator[Mapping[str, Any]]:
-    """Lazily, the matching events (for `tail -f` style use)."""
-    return (e for e in events if where.matches(e))

@@ -290,6 +290,3 @@ class Downstream(asyncio.SubprocessProtocol):
     @property
     def transport(self) -> asyncio.SubprocessTransport | None:
         return self._transport
-
-    def describe(self) -> dict[str, Any]:
-        return {"server": self.name, "pid": self.pid, "exit_code": self.exit_code}

@@ -43,7 +43,6 @@ def page(items: list[Any], cursor: str | None) -> tuple[list[Any], str | None]:
 class Handlers:
     def __init__(self, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
-        self.log_level: str | None = None
 
     async def catalog(self) -> Catalog:
         with anyio.move_on_after(STARTUP_WAIT_SECONDS):
@@ -142,7 +141,6 @@ class Handlers:
 
     async def set_level(self, ctx: Ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
         """Apply the host's level to every running downstream that offers logging."""
-        self.log_level = params.level
         for state in self.supervisor.states.values():
             ds = state.downstream
             caps = ds.initialize_result.capabilities if ds and ds.initialize_result else None

@@ -101,26 +101,20 @@ class Supervisor:
 
     # --- running ----------------------------------------------------------------------
     async def run(self) -> None:
-        """Keep every enabled downstream alive until cancelled; then end them all (shielded, bounded)."""
-        ensure_private_dir(self.paths.logs_dir)
-        try:
-            async with anyio.create_task_group() as tg:
-                self._tg = tg
-                for fn, args in self._queued:
-                    tg.start_soon(fn, *args)
-                self._queued.clear()
-                for state in self.states.values():
-                    tg.start_soon(self._keep_scoped, state, name=f"keep {state.spec.name}")
-                await anyio.sleep_forever()  # the group outlives failed servers: switches and calls still use it
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.stop_all()
+        """Keep every enabled downstream alive until cancelled.
 
-    async def stop_all(self) -> None:
+        Each server's keeper ends its own downstream on the way out (shielded, bounded), so
+        cancelling this group ends them all in parallel.
+        """
+        ensure_private_dir(self.paths.logs_dir)
         async with anyio.create_task_group() as tg:
+            self._tg = tg
+            for fn, args in self._queued:
+                tg.start_soon(fn, *args)
+            self._queued.clear()
             for state in self.states.values():
-                if state.downstream is not None:
-                    tg.start_soon(self._stop, state)
+                tg.start_soon(self._keep_scoped, state, name=f"keep {state.spec.name}")
+            await anyio.sleep_forever()  # the group outlives failed servers: switches and calls still use it
 
     async def _stop(self, state: ServerState, *, status: Status = "stopped") -> None:
         """End the state's downstream; the state shows `status` (and no downstream) from the first moment."""
