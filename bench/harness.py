@@ -74,6 +74,9 @@ class Workspace:
     errlog: TextIO
     tag: str = field(default_factory=lambda: uuid.uuid4().hex)
     _homes: int = 0
+    _kept: dict[tuple[str, ...], tuple[StdioServerParameters, Path]] = field(
+        default_factory=dict[tuple[str, ...], tuple[StdioServerParameters, Path]]
+    )
 
     @classmethod
     @asynccontextmanager
@@ -107,12 +110,17 @@ class Workspace:
             ]
         return "\n".join(lines)
 
-    def prepare_mcpmux(self, names: list[str]) -> tuple[StdioServerParameters, Path]:
-        """Parameters for `mcpmux serve` of an echo server per name, and its fresh MCPMUX_HOME.
+    def prepare_mcpmux(self, names: list[str], *, fresh: bool = True) -> tuple[StdioServerParameters, Path]:
+        """Parameters for `mcpmux serve` of an echo server per name, and its MCPMUX_HOME.
 
         The profile goes in that home's own `profiles/` folder: a user's own profile needs
-        no trust record, so the benchmark never touches trust state.
+        no trust record, so the benchmark never touches trust state. With `fresh=False`
+        the home of the last run of the same names is used again, as a user's is: what
+        mcpmux remembered there (the servers' instructions) lets it answer `initialize`
+        without waiting for them.
         """
+        if not fresh and (kept := self._kept.get(tuple(names))) is not None:
+            return kept
         self._homes += 1
         home = self.root / f"home-{self._homes}"
         (home / "profiles").mkdir(parents=True, mode=0o700)
@@ -124,6 +132,7 @@ class Workspace:
             args=["-m", "mcpmux", "serve", "--profile", str(profile), "--quiet"],
             env={"MCPMUX_HOME": str(home), TAG_ENV: self.tag},
         )
+        self._kept[tuple(names)] = params, home
         return params, home
 
     # --- sessions -------------------------------------------------------------------

@@ -158,10 +158,13 @@ async def _start_after_handshake(gateway: Gateway, front: Front) -> None:
 
     Twenty Python downstreams importing at once starve a 2-core machine; answering
     the host first keeps `initialize` fast, and a call or listing made meanwhile
-    simply waits for the start-up like any other.
+    simply waits for the start-up like any other. A server never started before
+    has no remembered instructions (server_facts.py), so then all start at once
+    and the answer waits for them, boundedly.
     """
-    with anyio.move_on_after(HANDSHAKE_HEAD_START_SECONDS):
-        await front.answered.wait()
+    if all(facts is not None for facts in gateway.supervisor.facts.values()):
+        with anyio.move_on_after(HANDSHAKE_HEAD_START_SECONDS):
+            await front.answered.wait()
     gateway.start()
 
 

@@ -41,12 +41,11 @@ from mcp.shared.subscriptions import (
     ToolsListChanged,
 )
 
-from mcpmux import __version__, wire
+from mcpmux import __version__, server_facts, wire
 from mcpmux.catalog import Catalog, host_view
 from mcpmux.downstream import Downstream
 from mcpmux.front_discovery import Discovery
 from mcpmux.front_handlers import Handlers, make_server, page
-from mcpmux.profile_model import Profile
 from mcpmux.relay import Relay
 from mcpmux.server_requests import ServerRequests
 from mcpmux.supervisor import Supervisor
@@ -55,6 +54,9 @@ from mcpmux.wire import JSON
 logger = logging.getLogger("mcpmux")
 
 MODERN_ENVELOPE_KEY = "io.modelcontextprotocol/protocolVersion"
+FIRST_START_WAIT_SECONDS = 2.0
+"""How long the host's `initialize` may wait for servers never started before (their instructions)."""
+_FACTS_METHODS = frozenset({"initialize", "server/discover"})
 
 
 _LISTEN_EVENTS: dict[str, Callable[[], ServerEvent]] = {
@@ -81,7 +83,7 @@ class Front:
             __version__,
             self.handlers,
             bus=self.bus,
-            instructions=_instructions(supervisor.profile),
+            instructions=None,  # set per answer from the downstreams' own (server_facts.py)
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
         )
@@ -90,6 +92,8 @@ class Front:
         """Set once the first answer (to `initialize` or `server/discover`) has been written to the host."""
         self._write: Callable[[bytes], None] = lambda line: None
         self._to_sdk: MemoryObjectSendStream[SessionMessage | Exception] | None = None
+        self._facts_ids: set[object] = set()
+        """Ids of the host's `initialize` / `server/discover`: their answers carry the downstreams' facts."""
         self.requests = ServerRequests(supervisor, lambda line: self._write(line))
         supervisor.on_catalog = self._catalog_changed
         supervisor.listeners.append(self._downstream_notification)
@@ -177,6 +181,8 @@ class Front:
                 return
             if method is None and self.requests.from_host(msg):
                 return
+            if method in _FACTS_METHODS and "id" in msg:
+                self._facts_ids.add(msg["id"])
             if method == "notifications/roots/list_changed":
                 self.requests.roots_changed()
                 return
@@ -201,8 +207,29 @@ class Front:
     async def _pump_sdk(self, stream: MemoryObjectReceiveStream[SessionMessage]) -> None:
         async with stream:
             async for session_message in stream:
-                self._write(session_message.message.model_dump_json(by_alias=True, exclude_unset=True).encode())
+                message = session_message.message
+                if isinstance(message, types.JSONRPCResponse) and message.id in self._facts_ids:
+                    self._facts_ids.discard(message.id)
+                    message = await self._with_facts(message)
+                self._write(message.model_dump_json(by_alias=True, exclude_unset=True).encode())
                 self.answered.set()
+
+    async def _with_facts(self, response: types.JSONRPCResponse) -> types.JSONRPCResponse:
+        """The handshake answer with the downstreams' instructions and capabilities merged in.
+
+        A server never seen before (no cached facts) is waited for, up to
+        FIRST_START_WAIT_SECONDS; later answers come from the cache at once.
+        """
+        if any(f is None for f in self.supervisor.facts.values()):
+            with anyio.move_on_after(FIRST_START_WAIT_SECONDS):
+                await self.supervisor.ready.wait()
+        facts = self.supervisor.facts
+        result = dict(response.result)
+        result["instructions"] = server_facts.merged_instructions(self.supervisor.profile, facts)
+        offered = wire.as_object(result.get("capabilities"))
+        if offered is not None:
+            result["capabilities"] = server_facts.merged_capabilities(offered, facts)
+        return response.model_copy(update={"result": result})
 
     async def run(self, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
         """Serve the host until it closes stdin."""
@@ -218,14 +245,6 @@ class Front:
             tg.start_soon(self._pump_sdk, from_sdk)
             await _read_lines(stdin_fd, self.on_line)
             tg.cancel_scope.cancel()
-
-
-def _instructions(profile: Profile) -> str:
-    lines = [f"mcpmux gateway, profile '{profile.name}'. {profile.description}".strip()]
-    for spec in profile.enabled_servers:
-        prefix = f"'{spec.prefix}__'" if spec.namespaced else "no prefix"
-        lines.append(f"- tools of server '{spec.name}': {prefix}")
-    return "\n".join(lines)
 
 
 def _is_modern(params: JSON) -> bool:

@@ -162,7 +162,7 @@ class Handlers:
 
 
 def make_server(
-    name: str, version: str, handlers: Handlers, instructions: str, bus: SubscriptionBus, **tool_handlers: Any
+    name: str, version: str, handlers: Handlers, instructions: str | None, bus: SubscriptionBus, **tool_handlers: Any
 ) -> Server[Any]:
     server: Server[Any] = Server(
         name,

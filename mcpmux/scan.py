@@ -35,9 +35,7 @@ LONG_DESCRIPTION = 2000
 _EXCERPT = 40
 """Characters of context on each side of a hit."""
 
-_INVISIBLE = re.compile(
-    "[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u061c\u180e\U000e0000-\U000e007f]+"
-)
+INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u061c\u180e\U000e0000-\U000e007f]+")
 _USER = r"(the\s+)?user"
 
 
@@ -107,7 +105,7 @@ def _show(text: str) -> str:
         escaped = "".join(f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}" for c in chars[:8])
         return f"[hidden text: {tags}]" if tags else escaped + ("…" if len(chars) > 8 else "")
 
-    return _INVISIBLE.sub(escape, text).replace("\n", " ")
+    return INVISIBLE.sub(escape, text).replace("\n", " ")
 
 
 def _excerpt(text: str, start: int, end: int) -> str:
@@ -145,7 +143,7 @@ def scan_tool(tool: types.Tool, others: Mapping[str, str] | None = None) -> list
     findings: list[Finding] = []
     refs = _names_pattern(others or {})
     for where, text in tool_texts(tool):
-        if hit := _INVISIBLE.search(text):
+        if hit := INVISIBLE.search(text):
             what = "tag characters" if any(0xE0000 <= ord(c) <= 0xE007F for c in hit.group(0)) else "characters"
             message = f"contains invisible {what} (U+{ord(hit.group(0)[0]):04X})"
             findings.append(Finding("invisible-unicode", "high", where, message, _excerpt(text, *hit.span())))

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import anyio
 import anyio.abc
 
-from mcpmux import audit_events, catalog_cache, wire
+from mcpmux import audit_events, catalog_cache, server_facts, wire
 from mcpmux.audit import AuditLog
 from mcpmux.catalog import Catalog, Listing
 from mcpmux.catalog_keeper import CatalogKeeper
@@ -32,6 +32,7 @@ from mcpmux.process import terminate
 from mcpmux.profile_model import Profile, ServerSpec
 from mcpmux.remote import RemoteDownstream
 from mcpmux.secrets import Redactor, SecretStore
+from mcpmux.server_facts import ServerFacts
 from mcpmux.wire import JSON
 
 logger = logging.getLogger("mcpmux")
@@ -39,7 +40,6 @@ logger = logging.getLogger("mcpmux")
 Status = Literal["starting", "running", "restarting", "idle", "failed", "stopped"]
 
 IDLE_CHECK_SECONDS = 1.0
-LOG_ROTATE_BYTES = 10 * 1024 * 1024
 
 
 @dataclass(slots=True, eq=False)
@@ -60,6 +60,8 @@ class ServerState:
     restart_count: int = 0
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     """Cancels this server's keeper alone (a live profile switch dropped it)."""
+    facts: ServerFacts | None = None
+    """Its instructions and capabilities: from its last handshake, this run's or a previous one's."""
 
 
 NotificationListener = Callable[[Downstream, str, JSON, bytes], None]
@@ -88,7 +90,7 @@ class Supervisor:
         self._store = store
         self.on_catalog: Callable[[Catalog, frozenset[str]], None] = lambda catalog, kinds: None
         """Called with each new catalog and the kinds whose visible part changed (the front tells the host)."""
-        self.states = {spec.name: ServerState(spec) for spec in profile.enabled_servers}
+        self.states = {spec.name: self._new_state(spec) for spec in profile.enabled_servers}
         self.ready = anyio.Event()
         self._first_attempts_left = len(self.states)
         self._tg: anyio.abc.TaskGroup | None = None
@@ -147,12 +149,21 @@ class Supervisor:
         self.profile = profile
         self.policy = Policy.from_spec(profile.policy, clock=self._clock)
         self._keeper = CatalogKeeper(profile, self.policy, self.paths, self.audit, record_pins=self._keeper.record_pins)
-        self.states = {**keep, **{spec.name: ServerState(spec) for spec in new_specs}}
+        self.states = {**keep, **{spec.name: self._new_state(spec) for spec in new_specs}}
         for spec in new_specs:
             self.start_soon(self._keep_scoped, self.states[spec.name])
         self._rebuild()
         stopped = sorted(set(old) - set(keep))
         return {"kept": sorted(keep), "started": [s.name for s in new_specs], "stopped": stopped}
+
+    def _new_state(self, spec: ServerSpec) -> ServerState:
+        return ServerState(spec, facts=server_facts.load(self._cache_dir, spec))
+
+    @property
+    def facts(self) -> dict[str, ServerFacts | None]:
+        """Each enabled server's handshake facts; None for one never seen that is still starting."""
+        nothing = ServerFacts(None, {})  # a server that failed to start offers nothing
+        return {name: s.facts or (nothing if s.status == "failed" else None) for name, s in self.states.items()}
 
     async def _keep(self, state: ServerState) -> None:
         name = state.spec.name
@@ -305,6 +316,10 @@ class Supervisor:
         state.up.set()
         if spec.start == "lazy":
             catalog_cache.save(self._cache_dir, spec, state.listing)
+        if protocol.initialize_result is not None:
+            facts = server_facts.ServerFacts.of(protocol.initialize_result, state.redactor.redact_text)
+            server_facts.remember(self._cache_dir, spec, facts, state.facts)
+            state.facts = facts
         self._rebuild()
 
     # --- catalog ----------------------------------------------------------------------
