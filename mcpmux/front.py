@@ -1,10 +1,10 @@
 """The front: mcpmux's own MCP server, spoken to by the host over stdio.
 
-mcpmux owns the host's wire. Each line from stdin is parsed once; on a
-handshake-era connection a `tools/call` (and the `notifications/cancelled` for
-one) goes straight to the relay, and everything else is handed to the SDK's
-low-level `Server`, which serves the `initialize` handshake, the 2026-07-28
-per-request envelopes, listings and errors. Both write to one stdout
+mcpmux owns the host's wire. Each line from stdin is parsed once; a
+`tools/call` (and the `notifications/cancelled` for one) goes straight to the
+relay, in both eras (a 2026-07-28 call via front_modern.py), and everything else
+is handed to the SDK's low-level `Server`, which serves the `initialize`
+handshake, `server/discover`, listings and errors. Both write to one stdout
 transport, whose writes are whole lines and never interleave.
 
 In discovery mode (`expose = "search"`, front_discovery.py) the host lists the
@@ -41,11 +41,13 @@ from mcp.shared.subscriptions import (
     ToolsListChanged,
 )
 
-from mcpmux import __version__, server_facts, wire
+from mcpmux import __version__, front_modern, server_facts, wire
 from mcpmux.catalog import Catalog, host_view
 from mcpmux.downstream import Downstream
 from mcpmux.front_discovery import Discovery
 from mcpmux.front_handlers import Handlers, make_server, page
+from mcpmux.front_modern import ModernCalls
+from mcpmux.input_required import InputBridge
 from mcpmux.relay import Relay
 from mcpmux.server_requests import ServerRequests
 from mcpmux.supervisor import Supervisor
@@ -95,6 +97,8 @@ class Front:
         self._facts_ids: set[object] = set()
         """Ids of the host's `initialize` / `server/discover`: their answers carry the downstreams' facts."""
         self.requests = ServerRequests(supervisor, lambda line: self._write(line))
+        self.bridge = InputBridge(relay)
+        self.modern = ModernCalls(self.server.server_info_stamp)
         supervisor.on_catalog = self._catalog_changed
         supervisor.listeners.append(self._downstream_notification)
 
@@ -132,15 +136,16 @@ class Front:
 
     def _downstream_notification(self, ds: Downstream, method: str, msg: JSON, line: bytes) -> None:
         params = wire.as_object(msg.get("params")) or {}
-        if not self._handshake_era:
-            if method == "notifications/resources/updated":
-                uri = self.handlers.updated_uri(ds.name, params).get("uri")
-                self._publish(ResourceUpdated(uri=str(uri)))
-            return
-        if method == "notifications/message":
+        if method == "notifications/message" and (
+            self._handshake_era or self.modern.wants_log(ds.name, params.get("level"))
+        ):
             logger_name = params.get("logger")
             tagged = {**params, "logger": f"{ds.name}/{logger_name}" if logger_name else ds.name}
             self._write(self._redact(ds.name, wire.notification(method, tagged)))
+        elif not self._handshake_era:
+            if method == "notifications/resources/updated":
+                uri = self.handlers.updated_uri(ds.name, params).get("uri")
+                self._publish(ResourceUpdated(uri=str(uri)))
         elif method == "notifications/resources/updated":
             self._write(wire.notification(method, self.handlers.updated_uri(ds.name, params)))
 
@@ -168,11 +173,18 @@ class Front:
         if msg is not None:
             method = msg.get("method")
             params = wire.as_object(msg.get("params"))
-            fast = method == "tools/call" and self._handshake_era and "id" in msg and params is not None
+            modern = front_modern.envelope(params) if params is not None and not self._handshake_era else None
+            if modern is not None and self.requests.bridge is None:
+                self._bind_modern_host(modern)
+            # Meta-tools of search mode fall through to the SDK-served `_call_tool`.
+            fast = method == "tools/call" and "id" in msg and params is not None
             if fast and params is not None and not self.discovery.handles(params.get("name")):
-                # Meta-tools of search mode fall through to the SDK-served `_call_tool`.
-                self.relay.call_from_host(msg["id"], params, self._write, self._write)
-                return
+                if self._handshake_era:
+                    self.relay.call_from_host(msg["id"], params, self._write, self._write)
+                    return
+                if modern is not None:
+                    self._modern_call(msg["id"], params, modern)
+                    return
             if (
                 method == "notifications/cancelled"
                 and params is not None
@@ -193,6 +205,25 @@ class Front:
                 self.relay.audit.bind(host=info.get("name"), host_version=info.get("version"))
                 self.requests.host_capabilities = wire.as_object(params.get("capabilities")) or {}
         self._to_sdk_line(message)
+
+    def _bind_modern_host(self, meta: JSON) -> None:
+        """A 2026-07-28 host introduces itself on each request; the first one names it for policy and audit."""
+        self.requests.bridge = self.bridge
+        info = front_modern.client_info(meta)
+        self.relay.host_name = str(info.get("name"))
+        self.relay.audit.bind(host=info.get("name"), host_version=info.get("version"))
+
+    def _modern_call(self, host_id: Any, params: JSON, meta: JSON) -> None:
+        """The 2026-07-28 fast path: envelope off, relayed like a handshake-era call, answer stamped."""
+        route = self.supervisor.catalog.routes.get(str(params.get("name")))
+        if route is not None:
+            self.modern.opt_in(host_id, route.server, meta)
+        answer = self.modern.answer_writer(host_id, self._write)
+        if self.bridge.resume(host_id, params, answer):  # a retry carrying answers for a parked call
+            return
+        forwarded = front_modern.for_downstream(params)
+        caps = front_modern.client_capabilities(meta)
+        self.relay.call_from_host(host_id, forwarded, answer, self._write, caps)
 
     def _to_sdk_line(self, message: Any) -> None:
         try:

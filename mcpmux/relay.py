@@ -7,8 +7,8 @@ mcpmux's own; the downstream's reply is spliced back to the host's id straight
 from the pipe callback. A per-call timer bounds the wait; a host's
 `notifications/cancelled` and a downstream's exit end the call at once.
 
-`Relay.call` wraps the same machinery in an awaitable for the SDK-served front
-(2026-07-28 hosts) and the CLI.
+`Relay.call` wraps the same machinery in an awaitable for the SDK-served
+meta-tools of search mode and the CLI.
 """
 
 from __future__ import annotations
@@ -53,15 +53,22 @@ class Relay:
         supervisor.listeners.append(self._on_notification)
 
     # --- entry points -----------------------------------------------------------------
-    def call_from_host(self, host_id: Any, params: JSON, respond: Writer, notify: Writer | None = None) -> None:
-        """Start a host's `tools/call`; `respond` gets exactly one response line for `host_id`."""
+    def call_from_host(
+        self, host_id: Any, params: JSON, respond: Writer, notify: Writer | None = None, input_caps: JSON | None = None
+    ) -> None:
+        """Start a host's `tools/call`; `respond` gets exactly one response line for `host_id`.
+
+        `input_caps` marks a 2026-07-28 host's call: the client capabilities of its envelope,
+        which decide whether a downstream's sampling or elicitation can be asked of it
+        within the call (input_required.py).
+        """
         name = params.get("name")
         arguments = params.get("arguments")
         exposed = name if isinstance(name, str) else ""
         route = self.supervisor.catalog.routes.get(exposed)
         if route is None and not self.supervisor.ready.is_set():
             # A host may call before the downstreams are up (it knows names from an earlier run).
-            self.supervisor.start_soon(self._call_when_ready, host_id, params, respond, notify)
+            self.supervisor.start_soon(self._call_when_ready, host_id, params, respond, notify, input_caps)
             return
         if route is None:
             self._refuse(host_id, exposed, arguments, respond, "unknown", self._unknown_text(exposed))
@@ -79,10 +86,11 @@ class Relay:
             return
         state = self.supervisor.live(route.server)
         if state is not None and state.status == "idle":
-            self.supervisor.start_soon(self._call_when_up, route.server, host_id, params, respond, notify)
+            self.supervisor.start_soon(self._call_when_up, route.server, host_id, params, respond, notify, input_caps)
             return
         ds = state.downstream if state is not None else None
         call = _Call(self, host_id, route, arguments, respond, notify)
+        call.input_caps = input_caps
         if ds is None or state is None or state.status != "running":  # never before its handshake is done
             reason = state.last_error if state is not None and state.last_error else "it is not running"
             if state is not None and state.status in ("restarting", "starting"):
@@ -104,20 +112,28 @@ class Relay:
             self._progress[token] = call
         call.start(ds, forwarded, state.spec.timeout_seconds)
 
-    async def _call_when_ready(self, host_id: Any, params: JSON, respond: Writer, notify: Writer | None) -> None:
+    async def _call_when_ready(
+        self, host_id: Any, params: JSON, respond: Writer, notify: Writer | None, input_caps: JSON | None
+    ) -> None:
         with anyio.move_on_after(STARTUP_WAIT_SECONDS):
             await self.supervisor.ready.wait()
         self.supervisor.ready.set()  # past the bound, answer with what is up rather than wait again
-        self.call_from_host(host_id, params, respond, notify)
+        self.call_from_host(host_id, params, respond, notify, input_caps)
 
     async def _call_when_up(
-        self, server: str, host_id: Any, params: JSON, respond: Writer, notify: Writer | None
+        self,
+        server: str,
+        host_id: Any,
+        params: JSON,
+        respond: Writer,
+        notify: Writer | None,
+        input_caps: JSON | None,
     ) -> None:
         await self.supervisor.wake(server)
         state = self.supervisor.live(server)
         if state is not None and state.status == "idle":  # did not come up: answer rather than wake it again
             state.status = "failed"
-        self.call_from_host(host_id, params, respond, notify)
+        self.call_from_host(host_id, params, respond, notify, input_caps)
 
     async def call(self, name: str, arguments: JSON | None = None, meta: JSON | None = None) -> JSON:
         """Call an exposed tool and return its `CallToolResult` as a dict (never raises for tool failures)."""
@@ -149,6 +165,16 @@ class Relay:
             return False
         call.cancel(reason or "cancelled by the host")
         return True
+
+    def calls_to(self, ds: Downstream) -> list[_Call]:
+        """The calls in flight to `ds`, oldest first."""
+        return [call for call in self._calls.values() if call.ds is ds]
+
+    def readdress(self, call: _Call, host_id: Any, respond: Writer) -> None:
+        """Point a call in flight at a new host request (a 2026-07-28 retry carrying input responses)."""
+        self._calls.pop(call.host_id, None)
+        call.host_id, call.respond = host_id, respond
+        self._calls[host_id] = call
 
     # --- internals --------------------------------------------------------------------
     def _unknown_text(self, exposed: str) -> str:
@@ -236,6 +262,7 @@ class _Call:
         "ds",
         "finished",
         "host_id",
+        "input_caps",
         "max_output_bytes",
         "notify",
         "redactor",
@@ -269,6 +296,7 @@ class _Call:
         self.max_output_bytes = DEFAULT_MAX_OUTPUT
         self.truncated = False
         self.uri_prefix: str | None = None
+        self.input_caps: JSON | None = None
 
     def start(self, ds: Downstream, params: JSON, timeout: float) -> None:
         self.ds = ds

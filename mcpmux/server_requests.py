@@ -6,6 +6,7 @@ mcpmux's own (`mxh-N`) when the host advertised the capability, and the host's
 answer goes back to the downstream under the downstream's id; otherwise the
 downstream gets a clean JSON-RPC error at once. A profile that pins a server's
 `roots` answers `roots/list` itself, so the host's roots never reach that server.
+A 2026-07-28 host takes no requests: it is asked within a call (input_required.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from mcpmux import wire
 from mcpmux.downstream import Downstream
+from mcpmux.input_required import InputBridge
 from mcpmux.supervisor import Supervisor
 from mcpmux.wire import JSON
 
@@ -28,6 +30,8 @@ class ServerRequests:
         self.supervisor = supervisor
         self.write_host = write_host
         self.host_capabilities: JSON = {}
+        self.bridge: InputBridge | None = None
+        """Set for a 2026-07-28 host: requests are asked of it within a call (input_required.py)."""
         self._pending: dict[str, tuple[Downstream, Any]] = {}
         self._ids = itertools.count()
         supervisor.request_handler = self.from_downstream
@@ -43,6 +47,10 @@ class ServerRequests:
         capability = _CAPABILITY.get(str(method))
         if capability is None:
             ds.write(wire.error_response(request_id, wire.METHOD_NOT_FOUND, f"mcpmux does not relay '{method}'"))
+            return
+        if self.bridge is not None:
+            if (why := self.bridge.from_downstream(ds, message)) is not None:
+                ds.write(wire.error_response(request_id, wire.METHOD_NOT_FOUND, why))
             return
         if capability not in self.host_capabilities:
             text = f"the host did not advertise '{capability}', so mcpmux cannot relay '{method}'"

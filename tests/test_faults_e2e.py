@@ -60,8 +60,8 @@ async def test_a_server_that_never_answers_initialize_fails_after_its_startup_ti
 ):
     silent = faulty("silent", "--never-answer-initialize", settings=f"startup_timeout_seconds = 2\n{SMALL_BUDGET}")
     profile = write_profile(silent + fixture_server_toml("alpha"))
+    began = time.monotonic()
     async with host_session(profile) as host:
-        began = time.monotonic()
         names = await tool_names(host)  # waits for every first start attempt, the silent one included
         listed_after = time.monotonic() - began
         served = await host.call_tool("alpha__echo", {"text": "still serving"})
@@ -83,17 +83,23 @@ async def test_initialize_is_answered_at_once_while_a_slow_server_starts_and_too
     write_profile: WriteProfile, mcpmux_home: Path
 ):
     profile = write_profile(faulty("slow", "--slow-start", "3") + fixture_server_toml("alpha"))
-    began = time.monotonic()
-    async with host_session(profile) as host:
-        initialized = time.monotonic() - began
-        started_before_initialize = [e["server"] for e in audit_events(mcpmux_home, "downstream_start")]
-        names = await tool_names(host)
-        listed = time.monotonic() - began
-    print(f"\ninitialize answered after {initialized:.2f} s; full catalog after {listed:.2f} s (slow start 3 s)")
-    assert initialized < 3.0  # the host's handshake never waits for a downstream (mostly Python's own start-up)
-    assert "slow" not in started_before_initialize
-    assert 3.0 < listed < 20  # tools/list waited for the slow server, bounded
-    assert {"slow__echo", "alpha__echo"} <= names
+    timings: list[tuple[float, float]] = []
+    for run in ("first", "second"):  # the first run learns the servers' instructions (server_facts.py)
+        began = time.monotonic()
+        async with host_session(profile) as host:
+            initialized = time.monotonic() - began
+            started_before_initialize = [e["server"] for e in audit_events(mcpmux_home, "downstream_start")]
+            names = await tool_names(host)
+            listed = time.monotonic() - began
+        print(f"\n{run} run: initialize after {initialized:.2f} s; full catalog after {listed:.2f} s (slow start 3 s)")
+        timings.append((initialized, listed))
+        assert started_before_initialize.count("slow") == len(timings) - 1  # the slow one never, this run
+        assert 3.0 < listed < 20  # tools/list waited for the slow server, bounded
+        assert {"slow__echo", "alpha__echo"} <= names
+    # First run: initialize waits at most FIRST_START_WAIT_SECONDS (2 s) for servers never seen, plus
+    # Python's own start-up; afterwards it never waits for a downstream.
+    assert timings[0][0] < 2.0 + 2.5
+    assert timings[1][0] < 3.0
 
 
 # --- run time -------------------------------------------------------------------------------------
