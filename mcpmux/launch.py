@@ -13,11 +13,11 @@ from typing import Any
 from mcpmux.catalog import Listing
 from mcpmux.downstream import Downstream, Hooks, ListKind
 from mcpmux.errors import DownstreamError, SecretError
+from mcpmux.log_rotation import rotate_before_start
 from mcpmux.process import base_environment, resolve_command, spawn
 from mcpmux.profile_model import ServerSpec
 from mcpmux.secrets import Redactor, SecretStore, resolve_env
 
-LOG_ROTATE_BYTES = 10 * 1024 * 1024
 LISTING_FIELD: dict[ListKind, str] = {
     "tools": "tools",
     "prompts": "prompts",
@@ -46,7 +46,7 @@ async def launch(spec: ServerSpec, store: SecretStore, log_path: Path, hooks: Ho
             f"server '{spec.name}': command '{spec.command}' not found on PATH; "
             "install it or give an absolute path in the profile",
         )
-    _rotate(log_path)
+    rotate_before_start(log_path)  # while running, log_rotation.watch_log bounds it
     try:
         with log_path.open("ab") as log:
             log.write(f"--- mcpmux: starting {spec.name}: {exe} {' '.join(spec.args)}\n".encode())
@@ -69,7 +69,7 @@ async def _connect(spec: ServerSpec, store: SecretStore, log_path: Path, hooks: 
         headers, used = await resolve_env(spec.headers, store)
     except SecretError as exc:
         raise ConfigError(spec.name, f"server '{spec.name}' not started: {exc}") from exc
-    _rotate(log_path)
+    rotate_before_start(log_path)
     with log_path.open("ab") as log:
         log.write(f"--- mcpmux: connecting {spec.name}: {spec.url}\n".encode())  # header values are never logged
     return remote.connect(spec.name, spec.url, headers, log_path, hooks), Redactor(used)
@@ -83,12 +83,3 @@ async def list_everything(ds: Downstream, wait_seconds: float) -> Listing:
         if ds.supports(kind):
             found[LISTING_FIELD[kind]] = tuple(await ds.list_all(kind, wait_seconds))
     return Listing(**found)
-
-
-def _rotate(log_path: Path) -> None:
-    """Keep one previous log: enough to read why the last run died, bounded in size."""
-    try:
-        if log_path.stat().st_size > LOG_ROTATE_BYTES:
-            log_path.replace(log_path.with_suffix(".log.1"))
-    except FileNotFoundError:
-        pass

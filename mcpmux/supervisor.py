@@ -26,6 +26,7 @@ from mcpmux.catalog_keeper import CatalogKeeper
 from mcpmux.downstream import Downstream, Hooks, ListKind
 from mcpmux.errors import DownstreamError, MCPMuxError
 from mcpmux.launch import LISTING_FIELD, ConfigError, launch, list_everything
+from mcpmux.log_rotation import watch_log
 from mcpmux.paths import StatePaths, ensure_private_dir
 from mcpmux.policy import Policy
 from mcpmux.process import terminate
@@ -96,10 +97,10 @@ class Supervisor:
         self._tg: anyio.abc.TaskGroup | None = None
         self._queued: list[tuple[Callable[..., Coroutine[Any, Any, Any]], tuple[Any, ...]]] = []
         self.listeners: list[NotificationListener] = []
-        self.request_handler: Callable[[Downstream, JSON], None] | None = None
-        """Where a downstream's own requests (sampling, elicitation, roots) go; None answers them with an error."""
+        self.request_handler: Callable[[Downstream, JSON], None] | None = None  # sampling, elicitation, roots
         if not self.states:
             self.ready.set()
+            self._keeper.settle()
 
     # --- running ----------------------------------------------------------------------
     async def run(self) -> None:
@@ -153,6 +154,10 @@ class Supervisor:
         for spec in new_specs:
             self.start_soon(self._keep_scoped, self.states[spec.name])
         self._rebuild()
+        if self.ready.is_set():  # the new keeper settles once the new servers' first attempts are done
+            self._first_attempts_left = len(new_specs)
+            if not new_specs:
+                self._keeper.settle()
         stopped = sorted(set(old) - set(keep))
         return {"kept": sorted(keep), "started": [s.name for s in new_specs], "stopped": stopped}
 
@@ -250,6 +255,8 @@ class Supervisor:
                     return
 
         async with anyio.create_task_group() as tg:
+            if state.spec.command is not None:  # its stderr goes straight into the log: kept under the cap
+                tg.start_soon(watch_log, self.paths.server_log(state.spec.name))
             if state.spec.health_interval_seconds > 0:
                 tg.start_soon(health)
             if state.spec.start == "lazy":
@@ -286,6 +293,7 @@ class Supervisor:
         self._first_attempts_left -= 1
         if self._first_attempts_left <= 0:
             self.ready.set()
+            self._keeper.settle()  # warnings that need every server's tools (unused rules, max_tools)
 
     async def _start(self, state: ServerState) -> None:
         spec = state.spec
