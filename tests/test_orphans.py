@@ -23,11 +23,13 @@ pytestmark = [
 
 # Plays a short-lived mcpmux: starts a tagged downstream in its own session (a shell whose
 # grandchild `sleep` drops the tag, as some real servers' children do), prints the pids, exits.
+# The grandchild prints its own pid once it runs untagged: printing `$!` from the parent shell
+# raced with the exec that drops the tag (the sweep could see it still tagged).
 DYING_PARENT = f"""
 import os, subprocess, sys
 env = {{**os.environ, "{MARK_ENV}": str(os.getpid())}}
 leader = subprocess.Popen(
-    ["sh", "-c", "env -u {MARK_ENV} sleep 300 & echo $!; exec sleep 301"],
+    ["sh", "-c", "env -u {MARK_ENV} sh -c 'echo $$; exec sleep 300' & exec sleep 301"],
     env=env, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     start_new_session=True, text=True,
 )
