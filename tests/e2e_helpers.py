@@ -1,8 +1,9 @@
-"""Helpers for end-to-end tests: reading the audit log, waiting on process exit without sleeping."""
+"""Helpers for end-to-end tests: npm servers, reading the audit log, waiting on process exit without sleeping."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,30 @@ from typing import Any
 import anyio
 import mcp_types as types
 import orjson
+import pytest
 
 from mcpmux.audit import read_events
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def npm_bin(package: str, command: str, env_var: str) -> str:
+    """An npm package's command: $env_var, the repo's .cache/npm (as .ci/run installs it), or PATH.
+
+    Missing, the test is skipped, or fails under MCPMUX_REQUIRE_ALL=1 (CI), naming the install command.
+    """
+    candidates = [
+        os.environ.get(env_var, ""),
+        str(REPO / ".cache/npm/node_modules/.bin" / command),
+        shutil.which(command) or "",
+    ]
+    found = next((c for c in candidates if c and Path(c).exists()), None)
+    if found is None:
+        install = f"npm install --prefix .cache/npm {package}"
+        if os.environ.get("MCPMUX_REQUIRE_ALL") == "1":
+            pytest.fail(f"{package} is missing: {install}")
+        pytest.skip(f"{package} is not installed ({install}; .ci/run installs it)")
+    return found
 
 
 def audit_events(home: Path, event: str | None = None) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from mcp import Client
 from mcp.client.context import ClientRequestContext
 
-from tests.conftest import fixture_server_toml, serve_params
+from tests.conftest import FIXTURES, fixture_server_toml, host_session, serve_params
 from tests.e2e_helpers import audit_events, exchange
 from tests.test_protocol_e2e import everything_profile, text
 
@@ -177,3 +178,17 @@ async def test_a_2026_host_cancelling_its_call_ends_it_downstream(write_profile:
     assert text(answer) == "after"
     outcomes = [e["outcome"] for e in audit_events(mcpmux_home, "tool_call") if e["tool"] == "slow"]
     assert outcomes == ["cancelled"]
+
+
+async def test_a_downstream_speaking_an_older_version_than_the_host_still_serves_both_eras(
+    write_profile: WriteProfile,
+):
+    old = FIXTURES / "old_server.py"
+    profile = write_profile(f'[servers.old]\ncommand = "{sys.executable}"\nargs = ["{old}"]\n')
+    async with host_session(profile) as host:
+        handshake = await host.call_tool("old__echo", {"text": "from a 2025-11-25 host"})
+    async with Client(serve_params(profile), mode="auto") as modern:
+        enveloped = await modern.call_tool("old__echo", {"text": "from a 2026-07-28 host"})
+        assert modern.session.protocol_version == MODERN
+    assert text(handshake) == "from a 2025-11-25 host"
+    assert text(enveloped) == "from a 2026-07-28 host"

@@ -1,8 +1,7 @@
-"""End to end against third-party MCP servers from the registries: mcp-server-time (PyPI), server-everything (npm)."""
+"""End to end against third-party MCP servers: mcp-server-time (PyPI), server-everything and server-filesystem (npm)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -10,8 +9,11 @@ from pathlib import Path
 import anyio
 import mcp_types as types
 import pytest
+from mcp import ClientSession
+from mcp.client.context import ClientRequestContext
 
-from tests.conftest import REPO, host_session
+from tests.conftest import host_session
+from tests.e2e_helpers import npm_bin
 
 pytestmark = pytest.mark.anyio
 
@@ -19,20 +21,7 @@ WriteProfile = Callable[..., Path]
 
 
 def everything_bin() -> str:
-    """server-everything from npm: $MCPMUX_EVERYTHING_BIN, the repo's .cache/npm (as .ci/run installs it), or PATH."""
-    candidates = [
-        os.environ.get("MCPMUX_EVERYTHING_BIN", ""),
-        str(REPO / ".cache/npm/node_modules/.bin/mcp-server-everything"),
-        shutil.which("mcp-server-everything") or "",
-    ]
-    found = next((c for c in candidates if c and Path(c).exists()), None)
-    if found is None:
-        if os.environ.get("MCPMUX_REQUIRE_ALL") == "1":
-            pytest.fail(
-                "server-everything is missing: npm install --prefix .cache/npm @modelcontextprotocol/server-everything"
-            )
-        pytest.skip("server-everything is not installed; .ci/run installs it")
-    return found
+    return npm_bin("@modelcontextprotocol/server-everything", "mcp-server-everything", "MCPMUX_EVERYTHING_BIN")
 
 
 def mcp_server_time() -> str:
@@ -84,3 +73,59 @@ async def test_server_everything_progress_is_relayed_to_the_host(write_profile: 
             )
     assert not result.is_error
     assert len(steps) == 4
+
+
+# --- roots grant file access: @modelcontextprotocol/server-filesystem ---------------------------
+# It starts with the directories on its command line, and once its client offers roots it asks
+# for them and allows exactly those instead (and again on roots/list_changed).
+
+
+def filesystem_profile(started_with: Path, *settings: str) -> str:
+    command = npm_bin("@modelcontextprotocol/server-filesystem", "mcp-server-filesystem", "MCPMUX_FILESYSTEM_BIN")
+    lines = [f'[servers.fs]\ncommand = "{command}"\nargs = ["{started_with}"]', *settings]
+    return "\n".join(lines) + "\n"
+
+
+async def allowed_directories(host: ClientSession) -> str:
+    """The server's allowed directories, once it has applied the roots it was given."""
+    with anyio.fail_after(20):
+        while True:  # it asks for roots after its handshake, so the first answer may predate them
+            result = await host.call_tool("fs__list_allowed_directories", {})
+            body = "".join(b.text for b in result.content if isinstance(b, types.TextContent))
+            if "argv" not in body:
+                return body
+
+
+async def test_server_filesystem_takes_the_hosts_roots_as_its_allowed_directories(
+    write_profile: WriteProfile, tmp_path: Path
+):
+    argv, host_root = tmp_path / "argv", tmp_path / "host-root"
+    for folder in (argv, host_root):
+        folder.mkdir()
+
+    async def roots(context: ClientRequestContext) -> types.ListRootsResult:
+        return types.ListRootsResult(roots=[types.Root.model_validate({"uri": host_root.as_uri(), "name": "h"})])
+
+    async with host_session(write_profile(filesystem_profile(argv)), list_roots_callback=roots) as host:
+        allowed = await allowed_directories(host)
+    assert str(host_root) in allowed
+
+
+async def test_server_filesystem_with_pinned_roots_gets_those_and_never_the_hosts(
+    write_profile: WriteProfile, tmp_path: Path
+):
+    argv, host_root, pinned = tmp_path / "argv", tmp_path / "host-root", tmp_path / "pinned"
+    for folder in (argv, host_root, pinned):
+        folder.mkdir()
+    asked = anyio.Event()
+
+    async def roots(context: ClientRequestContext) -> types.ListRootsResult:
+        asked.set()
+        return types.ListRootsResult(roots=[types.Root.model_validate({"uri": host_root.as_uri(), "name": "h"})])
+
+    profile = write_profile(filesystem_profile(argv, f'roots = ["{pinned}"]'))
+    async with host_session(profile, list_roots_callback=roots) as host:
+        allowed = await allowed_directories(host)
+    assert str(pinned) in allowed
+    assert str(host_root) not in allowed
+    assert not asked.is_set()
