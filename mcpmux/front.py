@@ -21,6 +21,7 @@ import asyncio
 import logging
 import math
 import os
+import stat
 from collections.abc import Callable
 from typing import Any
 
@@ -310,13 +311,14 @@ class _LineProtocol(asyncio.Protocol):
 async def _read_lines(fd: int, on_line: Callable[[bytes], None]) -> None:
     loop = asyncio.get_running_loop()
     protocol = _LineProtocol(on_line)
-    pipe = os.fdopen(os.dup(fd), "rb", buffering=0)
-    try:
-        transport, _ = await loop.connect_read_pipe(lambda: protocol, pipe)
-    except ValueError:  # a regular file: no pipe transport for it
-        pipe.close()
+    mode = os.fstat(fd).st_mode
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd)):
+        # A regular file or a device such as /dev/null (`nohup`, systemd's StandardInput=null): epoll
+        # refuses them, and asyncio would only log that from a callback and never see the end of input.
         await _read_lines_blocking(fd, protocol)
         return
+    pipe = os.fdopen(os.dup(fd), "rb", buffering=0)
+    transport, _ = await loop.connect_read_pipe(lambda: protocol, pipe)
     try:
         await protocol.eof.wait()
     finally:

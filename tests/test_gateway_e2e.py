@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -189,3 +190,28 @@ async def test_long_names_are_shortened_deterministically_and_still_callable(wri
     assert all(len(t.name) <= 16 for t in tools)
     assert len({t.name for t in tools}) == len(tools)
     assert not result.is_error
+
+
+@pytest.mark.parametrize("stdin", ["/dev/null", "a regular file"])
+async def test_serve_with_stdin_that_is_not_a_pipe_exits_at_its_end_and_ends_its_downstreams(
+    write_profile: WriteProfile, mcpmux_home: Path, tmp_path: Path, stdin: str
+):
+    """`nohup`, systemd's StandardInput=null and smoke tests give serve such a stdin; epoll refuses both.
+
+    The end of stdin is the host's shutdown signal, so requests still in flight then are not answered.
+    """
+    profile = write_profile(fixture_server_toml("alpha"))
+    source = Path(stdin) if stdin.startswith("/") else tmp_path / "requests.jsonl"
+    if source != Path(stdin):
+        ping = '{"jsonrpc":"2.0","id":1,"method":"ping"}\n'
+        source.write_text(
+            '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25",'
+            '"capabilities":{},"clientInfo":{"name":"file","version":"1"}}}\n' + ping
+        )
+    command = [sys.executable, "-m", "mcpmux", "serve", "--profile", str(profile)]
+    with source.open("rb") as requests, anyio.fail_after(30):
+        done = await anyio.run_process(command, stdin=requests, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    stop = audit_events(mcpmux_home, "serve_stop")
+    assert stop and stop[-1]["reason"] == "the host closed stdin"
+    assert processes_marked_by(serve_pid(mcpmux_home)) == []
