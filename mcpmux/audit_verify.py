@@ -7,7 +7,9 @@ Each event's `prev` is the sha256 of the previous line's exact bytes, and `seq` 
 - a gap in `seq` means lines were **removed**;
 - a `seq` lower than one already seen, or a `prev` naming another line of the log, means lines were
   **reordered**;
-- a line that is not a JSON object was edited or cut short by a crash.
+- a line that is not a JSON object was edited, unless the next event chains to it as written (or it
+  is the very last line): then a writer was killed mid-write (SIGKILL can cut a write at a page
+  boundary), which is reported as a note.
 
 What a chain cannot show: the last lines of the newest file being removed or edited (nothing after
 them records their hash), and files deleted whole (retention deletes the oldest; a chain that does
@@ -57,13 +59,21 @@ def verify(path: Path) -> VerifyReport:
     prev_at: tuple[Path, int] | None = None
     last_seq = 0
     max_seq = 0
+    torn: ChainProblem | None = None
+    """A line that is not JSON, judged by whether the next event chains to it."""
     for file, number, raw in lines:
         if not report.files or report.files[-1] != file:
             report.files.append(file)
         here = hashlib.sha256(raw).hexdigest()
         event = parse_line(raw)
+        if torn is not None:
+            if event is not None and event.get("prev") == prev_hash:  # the next writer chained to it as written
+                report.notes.append(str(torn))
+            else:
+                report.problems.append(torn)
+            torn = None
         if event is None:
-            report.problems.append(ChainProblem(file, number, "not a JSON object: edited, or cut short by a crash"))
+            torn = ChainProblem(file, number, "not a JSON object: edited, or cut short by a writer killed mid-write")
             prev_hash, prev_at = here, (file, number)
             continue
         report.events += 1
@@ -78,6 +88,8 @@ def verify(path: Path) -> VerifyReport:
         if isinstance(seq, int):
             last_seq, max_seq = seq, max(max_seq, seq)
         prev_hash, prev_at = here, (file, number)
+    if torn is not None:  # the very last line: nothing records its hash, as for any last line
+        report.notes.append(str(torn))
     return report
 
 

@@ -118,7 +118,7 @@ def test_read_events_skips_and_counts_unparseable_lines(tmp_path: Path) -> None:
     assert list(read_events(tmp_path / "absent.jsonl")) == []
 
 
-def test_a_line_cut_short_stays_on_its_own_line_and_the_chain_goes_on_past_it(tmp_path: Path) -> None:
+def test_a_line_cut_short_by_a_crash_stays_on_its_own_line_and_verify_notes_it_as_a_crash(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     with AuditLog(path) as log:
         log.write(_call("a"))
@@ -130,7 +130,8 @@ def test_a_line_cut_short_stays_on_its_own_line_and_the_chain_goes_on_past_it(tm
     assert len(lines) == 3
     assert orjson.loads(lines[2])["seq"] == 2
     report = verify(path)
-    assert [(p.line, "cut short" in p.message) for p in report.problems] == [(2, True)]
+    assert report.ok  # the next event chained to the cut line as written: a crash, not an edit
+    assert [note for note in report.notes if ":2: " in note and "cut short" in note]
 
 
 # ---- failure ----------------------------------------------------------------------------------------------------
