@@ -143,8 +143,10 @@ class AuditLog:
     """An append-only, hash-chained JSONL file, opened lazily (mode 0600, parent directory 0700). Thread-safe.
 
     `required`: when a write fails (full disk, unwritable file), raise `AuditError` so the caller can refuse
-    the call; otherwise report it once on stderr and go on. Either way `failure` holds the last error until
-    a write succeeds again. `observers` are called with every event written (say, `telemetry.observe`).
+    the call; otherwise report it once on stderr and go on. Either way `failure` (and `failure_reason`, the
+    OS's words) holds the last error until a write succeeds again: every append updates it, so a caller can
+    check `healthy` for free before each call (the relay does, for a profile's `audit.required`).
+    `observers` are called with every event written (say, `telemetry.observe`).
     """
 
     def __init__(
@@ -164,6 +166,7 @@ class AuditLog:
         self.required = required
         self.observers: list[Observer] = observers if observers is not None else []
         self.failure: AuditError | None = None
+        self.failure_reason: str | None = None
         self._context: dict[str, Any] = {}
         self._path_text = os.fspath(path)
         self._fd: int | None = None
@@ -198,7 +201,7 @@ class AuditLog:
             except OSError as exc:
                 self._failed(exc)
                 return None
-            self.failure = None
+            self.failure = self.failure_reason = None
             self._reported = False
         for observer in self.observers:
             try:
@@ -207,8 +210,13 @@ class AuditLog:
                 logger.exception("audit observer failed")
         return record
 
+    @property
+    def healthy(self) -> bool:
+        """False from a failed append until the next one succeeds."""
+        return self.failure is None
+
     def _failed(self, exc: OSError) -> None:
-        reason = exc.strerror or str(exc)
+        reason = self.failure_reason = exc.strerror or str(exc)
         error = AuditError(
             self.path,
             f"cannot write the audit log {self.path}: {reason} "

@@ -19,12 +19,14 @@ Envelope (every event)::
 
     exposed, server, tool    the name the host called and where it routed (null when unknown)
     decision                 allowed | denied | unknown (no such tool)
-    rule                     the policy rule that decided, e.g. `policy.deny[0] "*__delete_*"`
+    rule                     the policy rule that decided, e.g. `policy.deny[0] "*__delete_*"`, or
+                             `audit.required` (refused: the audit log could not be written)
     outcome                  ok | tool_error (the tool returned is_error) | denied | unknown | error
                              | timeout | cancelled | unavailable (the downstream is not running)
     duration_ms              from the host's request to the answer (0 for refusals)
-    args                     per the arguments policy: null (`none`), "sha256:…" (`digest`, the default),
-                             or the arguments with every secret value replaced (`redacted`)
+    args                     per the profile's `[audit] args`: null (`none`), "sha256:…" (`digest`, the
+                             default), or the arguments with the server's secret values replaced (`redacted`;
+                             the digest when it cannot redact, see `args_mode_for`)
     error                    a short, redacted message, or null
     result_bytes             size of the downstream's reply line
     truncated                true when `args` or `error` was cut to fit `MAX_FIELD_CHARS`
@@ -44,11 +46,12 @@ from typing import Any, Literal
 import orjson
 
 from mcpmux.audit import args_digest
+from mcpmux.profile_model import AuditArgsMode
 from mcpmux.secrets import Redactor
 
 Decision = Literal["allowed", "denied", "unknown"]
 Outcome = Literal["ok", "tool_error", "denied", "unknown", "error", "timeout", "cancelled", "unavailable"]
-ArgsMode = Literal["none", "digest", "redacted"]
+ArgsMode = AuditArgsMode
 LifecycleEvent = Literal[
     "serve_start",
     "serve_stop",
@@ -77,6 +80,31 @@ REFUSED_OUTCOMES = frozenset({"denied", "unknown"})
 
 MAX_FIELD_CHARS = 4096
 """`args` (in `redacted` mode) and `error` longer than this are cut, and the event marked `truncated`."""
+
+AUDIT_REQUIRED_RULE = "audit.required"
+"""The `rule` of a call refused because the profile requires audit and the log's last append failed."""
+
+
+def audit_refusal(exposed: str, path: object, reason: str | None) -> str:
+    """The error result of a call refused by `audit.required = true`: the log, why, and the fixes."""
+    return (
+        f"tool '{exposed}' was not run: the audit log {path} cannot be written ({reason or 'unknown error'}) "
+        "and the profile sets audit.required = true. Free disk space or fix the log's permissions (calls run "
+        "again once an audit event is written; each refused call tries to write its own), or set "
+        "audit.required = false in the profile to let calls run unaudited."
+    )
+
+
+def args_mode_for(mode: ArgsMode, redactor: Redactor | None, secret_names: tuple[str, ...] | None) -> ArgsMode:
+    """`mode`, except that `redacted` fails closed to `digest` when it cannot redact.
+
+    That is when there is no server (`secret_names` None: an unknown tool, so no telling whose secrets
+    to look for), or the server has secrets but `redactor` knows none of their values (it has not started
+    this run, or every value is too short to redact). A server without secrets has its values recorded.
+    """
+    if mode != "redacted" or secret_names == ():
+        return mode
+    return "redacted" if secret_names is not None and redactor else "digest"
 
 
 def record_arguments(arguments: Any, mode: ArgsMode, redactor: Redactor | None = None) -> Any:

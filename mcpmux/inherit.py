@@ -10,7 +10,8 @@ merges its shared base once), the profile itself last. Merge rules, later file w
   `aliases` merge key by key; `args` is replaced whole; setting `command` drops an
   inherited `url` and `headers`, setting `url` drops an inherited `command`, `args`,
   `cwd` and `env`; `enabled = false` disables an inherited server;
-- `policy`: `allow` and `deny` concatenated parent-first (duplicates dropped), `default` overridden.
+- `policy`: `allow` and `deny` concatenated parent-first (duplicates dropped), `default` overridden;
+- `audit`: merged key by key (a child setting `args` keeps an inherited `required`).
 
 Validation runs once, on the merged table; `Merged.relocate` then points each problem
 at the file (and line) that last set the key, so a problem in a parent names the parent.
@@ -184,6 +185,8 @@ def _merge(into: Table, layer: Layer) -> Table:
             result[key] = servers
         elif key == "policy" and new is not None:
             result[key] = _merge_policy(old, new)
+        elif key == "audit" and new is not None:
+            result[key] = {**old, **new}
         else:
             result[key] = value
     return result

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from mcpmux.errors import Problem, ProfileError
 from mcpmux.policy_parse import parse_policy
-from mcpmux.profile_model import DEFAULT_MAX_NAME_LENGTH, EnvValue, Profile, SecretRef, ServerSpec
+from mcpmux.profile_model import DEFAULT_MAX_NAME_LENGTH, AuditSpec, EnvValue, Profile, SecretRef, ServerSpec
 from mcpmux.secret_template import TemplateError, parse_secret_template
 
 _MODES = ("block", "warn", "allow")
@@ -30,7 +30,7 @@ _BUDGET_CHOICES: dict[str, tuple[str, ...]] = {
     "expose": ("all", "search"),
 }
 _TOP_KEYS = (
-    *("extends", "description", "max_name_length", "servers", "policy"),
+    *("extends", "description", "max_name_length", "servers", "policy", "audit"),
     *(*_BUDGET_CHOICES, "max_tools", "hide_flagged"),
 )
 # Keys only a local (`command`) or only a remote (`url`) downstream uses; the rest apply to both.
@@ -51,6 +51,8 @@ _SERVER_KEYS = (
     "health_interval_seconds",
     "restart",
 )
+_AUDIT_KEYS = ("args", "required")
+_ARGS_MODES = ("digest", "none", "redacted")  # profile_model.AuditArgsMode, the default first
 _RESTART_KEYS = ("max_restarts", "window_seconds", "backoff_initial_seconds", "backoff_max_seconds")
 
 _SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -321,6 +323,21 @@ def _check_supervision(c: _Checker, table: Mapping[str, object], where: Key, spe
     return replace(spec, **changes)  # pyright: ignore[reportArgumentType]
 
 
+def _check_audit(c: _Checker, table: Mapping[str, object]) -> AuditSpec:
+    """`[audit]`; only what the profile sets overrides the defaults (profile_model.py)."""
+    where: Key = ("audit",)
+    c.unknown_keys(table, _AUDIT_KEYS, where)
+    spec = AuditSpec()
+    mode = c.typed(table, "args", where, str, "a string")
+    if mode is not None and mode not in _ARGS_MODES:
+        c.problem((*where, "args"), f"must be one of {', '.join(_ARGS_MODES)}, not '{mode}'", 'write args = "digest"')
+    elif mode is not None:
+        spec = replace(spec, args=mode)
+    if (required := c.typed(table, "required", where, bool, "true or false")) is not None:
+        spec = replace(spec, required=required)
+    return spec
+
+
 def _check_profile(c: _Checker, data: Mapping[str, object]) -> Profile:
     c.unknown_keys(data, _TOP_KEYS, ())
     description = c.typed(data, "description", (), str, "a string") or ""
@@ -331,6 +348,7 @@ def _check_profile(c: _Checker, data: Mapping[str, object]) -> Profile:
     servers_raw = c.table(data, "servers", (), "a table of [servers.NAME] tables")
     servers = [_check_server(c, name, raw) for name, raw in servers_raw.items()]
     policy = parse_policy(c, c.table(data, "policy", (), "a [policy] table"))
+    audit = _check_audit(c, c.table(data, "audit", (), "an [audit] table"))
     # Integrity and context budget: only what the profile sets, so the defaults stay in profile_model.py.
     budget: dict[str, object] = {}
     for key, allowed in _BUDGET_CHOICES.items():
@@ -353,6 +371,7 @@ def _check_profile(c: _Checker, data: Mapping[str, object]) -> Profile:
         policy=policy,
         description=description,
         max_name_length=DEFAULT_MAX_NAME_LENGTH if max_len is None else max_len,
+        audit=audit,
     )
     return replace(profile, **budget)
 

@@ -171,6 +171,17 @@ class PolicySpec:
 
 
 IntegrityMode = Literal["block", "warn", "allow"]
+AuditArgsMode = Literal["none", "digest", "redacted"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSpec:
+    """`[audit]`: what `tool_call` events record of the arguments, and whether calls need a writable log."""
+
+    args: AuditArgsMode = "digest"
+    """`none`: null; `digest`: sha256 of their canonical JSON; `redacted`: the values, the server's secrets replaced."""
+    required: bool = False
+    """Refuse calls while the audit log cannot be written (its last append failed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +201,7 @@ class Profile:
     expose: Literal["all", "search"] = "all"
     hide_flagged: bool = False
     """Hide tools the description scanner flags with medium or high severity."""
+    audit: AuditSpec = field(default_factory=AuditSpec)
     extends: tuple[Path, ...] = ()
     """Every file this profile extends, directly or not, in merge order (farthest ancestor first); see `inherit.py`."""
 

@@ -23,7 +23,7 @@ import anyio
 
 from mcpmux import wire
 from mcpmux.audit import AuditLog
-from mcpmux.audit_events import tool_call_event
+from mcpmux.audit_events import AUDIT_REQUIRED_RULE, args_mode_for, audit_refusal, tool_call_event
 from mcpmux.catalog import INTEGRITY_RULE, Route
 from mcpmux.downstream import Downstream
 from mcpmux.errors import DownstreamError, DownstreamUnavailable, MCPMuxError
@@ -83,6 +83,13 @@ class Relay:
         if not verdict.allowed:
             text = f"tool '{exposed}' is not allowed: {verdict.reason}"
             self._refuse(host_id, exposed, arguments, respond, "denied", text, route, verdict.rule)
+            return
+        if self.audit.failure is not None and self.supervisor.profile.audit.required:  # healthy: one attribute read
+            # The log's last append failed. A call whose own append fails has already run and cannot be taken
+            # back, so refusals start with the next call. Each refusal's event is tried too (stderr hears once
+            # per failure); the first one written ends the refusals.
+            text = audit_refusal(exposed, self.audit.path, self.audit.failure_reason)
+            self._refuse(host_id, exposed, arguments, respond, "denied", text, route, AUDIT_REQUIRED_RULE)
             return
         state = self.supervisor.live(route.server)
         if state is not None and state.status == "idle":
@@ -226,6 +233,11 @@ class Relay:
         rule: str | None = None,
         redactor: Redactor | None = None,
     ) -> None:
+        mode = self.supervisor.profile.audit.args  # read per call, so a reloaded profile applies at once
+        if mode == "redacted":  # a refused call has no redactor of its own: use its server's; without one, digest
+            state = self.supervisor.live(route.server) if route else None
+            redactor = redactor or (state.redactor if state else None)
+            mode = args_mode_for(mode, redactor, state.spec.secret_names if state else None)
         event = tool_call_event(
             exposed=exposed,
             server=route.server if route else None,
@@ -235,6 +247,7 @@ class Relay:
             outcome=outcome,
             duration_ms=duration_ms,
             arguments=arguments,
+            args_mode=mode,
             redactor=redactor,
             error=error,
             result_bytes=result_bytes,
