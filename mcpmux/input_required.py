@@ -103,7 +103,7 @@ class InputBridge:
             message = wire.as_object(wire.loads(parked.final)) or {}
             respond(wire.dumps({**message, "id": host_id}))
             return True
-        self.relay.readdress(parked.call, host_id, respond)
+        self.relay.readdress(parked.call, host_id, respond, params)
         parked.attached = True
         if parked.queued:
             self._ask(token, parked)

@@ -58,10 +58,7 @@ class Relay:
     ) -> None:
         """Start a host's `tools/call`; `respond` gets exactly one response line for `host_id`.
 
-        `input_caps` marks a 2026-07-28 host's call: the client capabilities of its envelope,
-        which decide whether a downstream's sampling or elicitation can be asked of it
-        within the call (input_required.py).
-        """
+        `input_caps`: a 2026-07-28 call's client capabilities (what may be asked of it, input_required.py)."""
         name = params.get("name")
         arguments = params.get("arguments")
         exposed = name if isinstance(name, str) else ""
@@ -115,7 +112,7 @@ class Relay:
         self._calls[host_id] = call
         token = _progress_token(params)
         if token is not None and notify is not None:
-            call.token = token
+            call.token = call.host_token = token
             self._progress[token] = call
         call.start(ds, forwarded, state.spec.timeout_seconds)
 
@@ -177,11 +174,13 @@ class Relay:
         """The calls in flight to `ds`, oldest first."""
         return [call for call in self._calls.values() if call.ds is ds]
 
-    def readdress(self, call: _Call, host_id: Any, respond: Writer) -> None:
+    def readdress(self, call: _Call, host_id: Any, respond: Writer, params: JSON) -> None:
         """Point a call in flight at a new host request (a 2026-07-28 retry carrying input responses)."""
         self._calls.pop(call.host_id, None)
         call.host_id, call.respond = host_id, respond
         self._calls[host_id] = call
+        if call.token is not None:  # the retry has a progress token of its own: progress goes on under it
+            call.host_token = _progress_token(params) or call.token
 
     # --- internals --------------------------------------------------------------------
     def _unknown_text(self, exposed: str) -> str:
@@ -211,6 +210,8 @@ class Relay:
         token = params.get("progressToken")
         call = self._progress.get(token) if isinstance(token, str | int) else None
         if call is not None and call.ds is ds and call.notify is not None:
+            if call.host_token != token:
+                line = wire.notification(method, {**params, "progressToken": call.host_token})
             call.notify(call.redactor.redact_bytes(line) if call.redactor else line)
 
     def _forget(self, call: _Call) -> None:
@@ -275,6 +276,7 @@ class _Call:
         "ds",
         "finished",
         "host_id",
+        "host_token",
         "input_caps",
         "max_output_bytes",
         "notify",
@@ -305,6 +307,7 @@ class _Call:
         self.rid = ""
         self.timer: asyncio.TimerHandle | None = None
         self.token: Hashable | None = None
+        self.host_token: Hashable | None = None
         self.finished = False
         self.max_output_bytes = DEFAULT_MAX_OUTPUT
         self.truncated = False

@@ -57,7 +57,7 @@ async def test_in_search_mode_the_host_lists_exactly_the_three_meta_tools(write_
         tools = (await host.list_tools()).tools
     assert tuple(t.name for t in tools) == META_TOOLS
     search = next(t for t in tools if t.name == SEARCH_TOOL)
-    assert "alpha (11)" in (search.description or "")  # 12 fixture tools, one denied
+    assert "alpha (12)" in (search.description or "")  # 13 fixture tools, one denied
 
 
 async def test_search_finds_a_tool_by_words_of_its_description_and_describe_returns_its_schema(
@@ -146,7 +146,7 @@ async def test_search_mode_shrinks_the_tools_list_of_a_real_catalog(
         every = list((await host.list_tools()).tools)
     async with host_session(search) as host:
         meta = list((await host.list_tools()).tools)
-    assert len(every) == 44 and len(meta) == 3  # 4 servers × 12 fixture tools, one denied on each
+    assert len(every) == 48 and len(meta) == 3  # 4 servers × 13 fixture tools, one denied on each
     sizes = {"all": (list_size(every), estimate_tokens(every)), "search": (list_size(meta), estimate_tokens(meta))}
     with capsys.disabled():
         print(f"\ntools/list of {len(every)} tools (bytes, ~tokens): {sizes}")

@@ -192,3 +192,21 @@ async def test_a_downstream_speaking_an_older_version_than_the_host_still_serves
         assert modern.session.protocol_version == MODERN
     assert text(handshake) == "from a 2025-11-25 host"
     assert text(enveloped) == "from a 2026-07-28 host"
+
+
+async def test_progress_after_an_input_round_reaches_a_2026_host_under_its_retrys_token(write_profile: WriteProfile):
+    profile = write_profile(fixture_server_toml("alpha"))
+    seen: list[str | None] = []
+
+    async def elicit(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action="accept", content={"answer": "carry on"})
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(message)
+
+    async with Client(serve_params(profile), mode="auto", elicitation_callback=elicit) as host:
+        with anyio.fail_after(30):
+            result = await host.call_tool("alpha__ask_then_work", {"steps": 2}, progress_callback=on_progress)
+            await host.list_tools()  # progress precedes the call's answer on the wire; one more exchange flushes it
+    assert text(result) == "carry on"
+    assert seen == ["after the answer, step 1", "after the answer, step 2"]
