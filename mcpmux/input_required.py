@@ -82,8 +82,7 @@ class InputBridge:
     def resume(self, host_id: Any, params: JSON, respond: Writer) -> bool:
         """Attach a host's retry (its `requestState` names a parked call); False if it names none."""
         token = params.get("requestState")
-        parked = self._states.get(token) if isinstance(token, str) else None
-        if parked is None or token is None:
+        if not isinstance(token, str) or (parked := self._states.get(token)) is None:
             return False
         responses = wire.as_object(params.get("inputResponses")) or {}
         for key, target in list(parked.asked.items()):
@@ -130,9 +129,8 @@ class InputBridge:
         self._states[token] = parked
         self._by_call[parked.call] = token
         while len(self._states) > MAX_OPEN_STATES:
-            old, dropped = self._states.popitem(last=False)
+            _, dropped = self._states.popitem(last=False)
             self._by_call.pop(dropped.call, None)
-            del old
 
     def _forget(self, token: str, parked: _Parked) -> None:
         self._states.pop(token, None)
