@@ -99,6 +99,7 @@ class Front:
         """Ids of the host's `initialize` / `server/discover`: their answers carry the downstreams' facts."""
         self.requests = ServerRequests(supervisor, lambda line: self._write(line))
         self.bridge = InputBridge(relay)
+        self.handlers.bridge = self.bridge
         self.modern = ModernCalls(self.server.server_info_stamp)
         supervisor.on_catalog = self._catalog_changed
         supervisor.listeners.append(self._downstream_notification)

@@ -9,6 +9,7 @@ so there is no `is_error` result to carry it).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio
@@ -18,10 +19,12 @@ from mcp.server import Server
 from mcp.server.context import ServerRequestContext
 from mcp.server.subscriptions import ListenHandler, SubscriptionBus
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from mcpmux import wire
+from mcpmux import front_modern, wire
 from mcpmux.catalog import Catalog
 from mcpmux.errors import DownstreamError
+from mcpmux.input_required import InputBridge
 from mcpmux.relay import STARTUP_WAIT_SECONDS
 from mcpmux.supervisor import Supervisor
 from mcpmux.uris import expose_uri, split_uri
@@ -43,6 +46,8 @@ def page(items: list[Any], cursor: str | None) -> tuple[list[Any], str | None]:
 class Handlers:
     def __init__(self, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
+        self.bridge: InputBridge | None = None
+        """Input rounds for a 2026-07-28 host's `prompts/get` and `resources/read` (input_required.py)."""
 
     async def catalog(self) -> Catalog:
         with anyio.move_on_after(STARTUP_WAIT_SECONDS):
@@ -50,12 +55,27 @@ class Handlers:
         return self.supervisor.catalog
 
     async def ask(self, server: str, method: str, params: JSON, result_type: type[_R]) -> _R:
+        result = await self.ask_in_rounds(server, method, params, result_type, None)
+        assert not isinstance(result, types.InputRequiredResult)  # only asked for with a context
+        return result
+
+    async def ask_in_rounds(
+        self, server: str, method: str, params: JSON, result_type: type[_R], rounds: Ctx | None
+    ) -> _R | types.InputRequiredResult:
+        """Route a request; with `rounds` (its context), a 2026-07-28 host is asked for what the downstream needs."""
         state = self.supervisor.live(server)
         ds = state.downstream if state is not None else None
         if ds is None or state is None:
             raise MCPError(wire.INTERNAL_ERROR, f"server '{server}' is unavailable: {state and state.last_error}")
+        timeout = state.spec.timeout_seconds
         try:
-            raw = await ds.request(method, params, state.spec.timeout_seconds)
+            if rounds is not None and self.bridge is not None and rounds.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                caps = front_modern.client_capabilities(dict(rounds.meta or {}))
+                raw = await self.bridge.ask(ds, caps, partial(ds.request, method, params, timeout), _retry(rounds))
+                if raw.get("resultType") == "input_required":
+                    return types.InputRequiredResult.model_validate(raw)
+            else:
+                raw = await ds.request(method, params, timeout)
             if state.redactor:
                 raw = wire.as_object(wire.loads(state.redactor.redact_bytes(wire.dumps(raw)))) or {}
             return result_type.model_validate(raw)
@@ -70,12 +90,14 @@ class Handlers:
         items, cursor = page([p.definition for p in catalog.prompts.values()], params and params.cursor)
         return types.ListPromptsResult(prompts=items, next_cursor=cursor)
 
-    async def get_prompt(self, ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
+    async def get_prompt(
+        self, ctx: Ctx, params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult | types.InputRequiredResult:
         route = (await self.catalog()).prompts.get(params.name)
         if route is None:
             raise MCPError(wire.INVALID_PARAMS, f"unknown prompt '{params.name}'")
         forwarded: JSON = {"name": route.prompt, "arguments": params.arguments or {}}
-        return await self.ask(route.server, "prompts/get", forwarded, types.GetPromptResult)
+        return await self.ask_in_rounds(route.server, "prompts/get", forwarded, types.GetPromptResult, ctx)
 
     # --- resources ------------------------------------------------------------------------
     async def list_resources(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
@@ -104,9 +126,13 @@ class Handlers:
         spec = self.supervisor.profile.server(server)
         return expose_uri(spec.prefix if spec is not None and spec.namespaced else None, uri)
 
-    async def read_resource(self, ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+    async def read_resource(
+        self, ctx: Ctx, params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult | types.InputRequiredResult:
         server, uri = self.owner(await self.catalog(), str(params.uri))
-        result = await self.ask(server, "resources/read", {"uri": uri}, types.ReadResourceResult)
+        result = await self.ask_in_rounds(server, "resources/read", {"uri": uri}, types.ReadResourceResult, ctx)
+        if isinstance(result, types.InputRequiredResult):
+            return result
         contents = [c.model_copy(update={"uri": self._exposed_uri(server, str(c.uri))}) for c in result.contents]
         return result.model_copy(update={"contents": contents})
 
@@ -181,3 +207,11 @@ def make_server(
     )
     handlers.install(server)
     return server
+
+
+def _retry(ctx: Ctx) -> JSON | None:
+    """A 2026-07-28 retry's `requestState` and `inputResponses`, or None for a first request."""
+    params = dict(ctx.params or {})
+    if params.get("requestState") is None:
+        return None
+    return {"requestState": params.get("requestState"), "inputResponses": params.get("inputResponses")}

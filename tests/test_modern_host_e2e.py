@@ -210,3 +210,23 @@ async def test_progress_after_an_input_round_reaches_a_2026_host_under_its_retry
             await host.list_tools()  # progress precedes the call's answer on the wire; one more exchange flushes it
     assert text(result) == "carry on"
     assert seen == ["after the answer, step 1", "after the answer, step 2"]
+
+
+async def test_a_downstreams_elicitation_during_prompts_get_and_resources_read_is_asked_of_a_2026_host(
+    write_profile: WriteProfile,
+):
+    profile = write_profile(fixture_server_toml("alpha"))
+    questions: list[str] = []
+
+    async def elicit(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        questions.append(params.message)
+        return types.ElicitResult(action="accept", content={"answer": "tides"})
+
+    async with Client(serve_params(profile), mode="auto", elicitation_callback=elicit) as host:
+        with anyio.fail_after(30):
+            prompt = await host.get_prompt("alpha__asked_prompt")
+            resource = await host.read_resource("mcpmux://alpha/fixture://asked/sea")
+    message = prompt.messages[0].content
+    assert isinstance(message, types.TextContent) and message.text == "Write about tides."
+    assert text(resource) == "tides"
+    assert questions == ["Which topic?", "Which content about sea?"]
