@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ from mcpmux.audit import AuditLog
 from mcpmux.control import ControlServer, endpoint_path
 from mcpmux.orphans import sweep_orphans
 from mcpmux.paths import StatePaths, ensure_private_dir, state_paths
+from mcpmux.process import kill_live_groups
 from mcpmux.profile_lookup import profile_hash
 from mcpmux.profile_model import Profile
 from mcpmux.relay import Relay
@@ -102,21 +103,26 @@ async def serve(
     """
     from mcpmux.front import Front  # the SDK server import is only needed here
 
-    async with open_gateway(profile, paths=paths, store=store, start=False) as gateway:
-        gateway.audit.write(audit_events.serve_start(os.getpid(), __version__))
-        front = Front(gateway.supervisor, gateway.relay)
-        signalled: list[str] = []
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(sweep_orphans)  # orphans of a dead mcpmux; never those of a live one (orphans.py)
-            control = ControlServer({"status": lambda params: _status(gateway, follow_active)})
-            await tg.start(control.serve, endpoint_path(paths=gateway.paths))
-            tg.start_soon(_cancel_on_signal, tg.cancel_scope, signalled)
-            tg.start_soon(_start_after_handshake, gateway, front)
-            tg.start_soon(partial(reload.watch, gateway, follow_active=follow_active))
-            await front.run()
-            tg.cancel_scope.cancel()
-        reason = f"received {signalled[0]}" if signalled else "the host closed stdin"
-        gateway.audit.write(audit_events.serve_stop(os.getpid(), reason))
+    shutdown = _Shutdown()
+    async with anyio.create_task_group() as guard:  # signals stay handled until every downstream is gone
+        guard.start_soon(_watch_signals, shutdown)
+        async with open_gateway(profile, paths=paths, store=store, start=False) as gateway:
+            gateway.audit.write(audit_events.serve_start(os.getpid(), __version__))
+            front = Front(gateway.supervisor, gateway.relay)
+            with shutdown.serving:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(sweep_orphans)  # orphans of a dead mcpmux; never those of a live one (orphans.py)
+                    control = ControlServer({"status": lambda params: _status(gateway, follow_active)})
+                    await tg.start(control.serve, endpoint_path(paths=gateway.paths))
+                    tg.start_soon(_start_after_handshake, gateway, front)
+                    tg.start_soon(partial(reload.watch, gateway, follow_active=follow_active))
+                    await front.run()
+                    shutdown.begun = True
+                    tg.cancel_scope.cancel()
+            signalled = shutdown.signalled
+            reason = f"received {signalled[0]}" if signalled else "the host closed stdin"
+            gateway.audit.write(audit_events.serve_stop(os.getpid(), reason))
+        guard.cancel_scope.cancel()
 
 
 async def _status(gateway: Gateway, follow_active: bool) -> dict[str, Any]:
@@ -168,10 +174,28 @@ async def _start_after_handshake(gateway: Gateway, front: Front) -> None:
     gateway.start()
 
 
-async def _cancel_on_signal(scope: anyio.CancelScope, signalled: list[str]) -> None:
+@dataclass(slots=True)
+class _Shutdown:
+    serving: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    begun: bool = False
+    signalled: list[str] = field(default_factory=list[str])
+
+
+async def _watch_signals(shutdown: _Shutdown) -> None:
+    """A signal ends serving; downstreams are then stopped gently (stdin EOF → SIGTERM → SIGKILL, bounded).
+
+    A signal that arrives while they are being stopped ends their process groups at once: a host
+    that loses patience (the SDK's stdio client SIGTERMs 2 s after closing stdin, then SIGKILLs)
+    must not kill mcpmux midway, which would orphan the children of a slow downstream.
+    """
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
-            signalled.append(signal.Signals(signum).name)
-            logger.info("received %s; shutting down", signalled[0])
-            scope.cancel()
-            return
+            name = signal.Signals(signum).name
+            if not shutdown.begun:
+                shutdown.begun = True
+                shutdown.signalled.append(name)
+                logger.info("received %s; shutting down", name)
+                shutdown.serving.cancel()
+            else:
+                logger.info("received %s while shutting down; ending the downstreams now", name)
+                kill_live_groups()

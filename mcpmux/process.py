@@ -77,7 +77,7 @@ async def spawn(
     stderr: IO[bytes],
 ) -> tuple[asyncio.SubprocessTransport, asyncio.SubprocessProtocol]:
     loop = asyncio.get_running_loop()
-    return await loop.subprocess_exec(
+    transport, protocol = await loop.subprocess_exec(
         protocol_factory,
         *argv,
         stdin=asyncio.subprocess.PIPE,
@@ -88,6 +88,18 @@ async def spawn(
         start_new_session=True,
         preexec_fn=_PDEATHSIG_HOOK,
     )
+    _live_groups.add(transport.get_pid())
+    return transport, protocol
+
+
+_live_groups: set[int] = set()
+"""Process groups spawned and not yet through `terminate` (each downstream leads its own)."""
+
+
+def kill_live_groups() -> None:
+    """SIGKILL every downstream's whole group at once, those being terminated gently included."""
+    for pgid in list(_live_groups):
+        _signal_group(pgid, signal.SIGKILL)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> bool:
@@ -120,4 +132,5 @@ async def terminate(transport: asyncio.SubprocessTransport, exited: asyncio.Even
     if _signal_group(pid, signal.SIGTERM):
         await anyio.sleep(0.05)  # a brief chance to exit cleanly, not a synchronisation point
         _signal_group(pid, signal.SIGKILL)
+    _live_groups.discard(pid)
     transport.close()

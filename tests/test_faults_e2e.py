@@ -293,3 +293,25 @@ async def test_restart_max_restarts_is_validated_as_a_whole_count(tmp_path: Path
     assert never.returncode == 0, never.stderr  # 0 means: never restart
     assert partial.returncode == 1
     assert b"max_restarts: must be a whole number" in partial.stderr
+
+
+async def test_a_host_that_sigterms_serve_mid_shutdown_leaves_no_downstream_or_grandchild(
+    write_profile: WriteProfile, mcpmux_home: Path
+):
+    """The SDK's stdio client closes stdin, and 2 s later SIGTERMs (then SIGKILLs) the server's group.
+
+    serve is then still waiting for a downstream that ignores EOF; it must end that downstream's
+    whole group at once rather than die midway, which would orphan the grandchild.
+    """
+    profile = write_profile(faulty("stubborn", "--ignore-sigterm", "--linger", "--spawn-grandchild"))
+    async with host_session(profile) as host:
+        await host.list_tools()
+        pid = serve_pid(mcpmux_home)
+        tree = processes_marked_by(pid)
+    await wait_for_exit(pid)
+    for child in tree:
+        await wait_for_exit(child, seconds=5)
+    assert len(tree) == 2  # the server and its grandchild
+    assert processes_marked_by(pid) == []
+    stop = audit_events(mcpmux_home, "serve_stop")
+    assert stop and stop[-1]["reason"] == "the host closed stdin"  # a clean end, not a kill
