@@ -175,7 +175,8 @@ class Front:
         if msg is not None:
             method = msg.get("method")
             params = wire.as_object(msg.get("params"))
-            modern = front_modern.envelope(params) if params is not None and not self._handshake_era else None
+            handshake = self._handshake_era or method == "initialize"  # even with an envelope stamped on it
+            modern = front_modern.envelope(params) if params is not None and not handshake else None
             if modern is not None and self.requests.bridge is None:
                 self._bind_modern_host(modern)
             # Meta-tools of search mode fall through to the SDK-served `_call_tool`.
