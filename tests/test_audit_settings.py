@@ -14,32 +14,10 @@ from typer.testing import CliRunner
 from mcpmux.audit import AuditLog
 from mcpmux.audit_events import AUDIT_REQUIRED_RULE, ArgsMode, args_mode_for, audit_refusal, tool_call_event
 from mcpmux.cli import profile_cmd
-from mcpmux.errors import Problem, ProfileError
 from mcpmux.profile import load_profile
 from mcpmux.profile_model import AuditSpec
 from mcpmux.secrets import Redactor
-
-SERVER = '[servers.t]\ncommand = "x"\n'
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("MCPMUX_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
-def write(folder: Path, text: str, name: str = "p.toml") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def problems_of(path: Path) -> list[Problem]:
-    with pytest.raises(ProfileError) as caught:
-        load_profile(path)
-    return caught.value.problems
-
+from tests.test_profile import SERVER, problems_of, write
 
 # ---- parsing and validation ---------------------------------------------------------------------------------------
 
