@@ -16,7 +16,7 @@ from mcp.client.context import ClientRequestContext
 
 from tests.conftest import FIXTURES, fixture_server_toml, host_session, serve_params
 from tests.e2e_helpers import audit_events, exchange
-from tests.test_protocol_e2e import everything_profile, text
+from tests.test_protocol_e2e import everything_profile, sampler, text
 
 pytestmark = pytest.mark.anyio
 
@@ -93,14 +93,7 @@ async def test_a_2026_host_without_a_log_level_gets_no_log_messages(write_profil
 async def test_a_downstreams_sampling_request_is_asked_of_a_2026_host_within_its_call(write_profile: WriteProfile):
     profile = write_profile(everything_profile())
     asked: list[types.CreateMessageRequestParams] = []
-
-    async def sample(
-        context: ClientRequestContext, params: types.CreateMessageRequestParams
-    ) -> types.CreateMessageResult:
-        asked.append(params)
-        return types.CreateMessageResult(
-            role="assistant", content=types.TextContent(type="text", text="sampled by a modern host"), model="m"
-        )
+    sample = sampler("sampled by a modern host", asked)
 
     async with Client(serve_params(profile), mode="auto", sampling_callback=sample) as host:
         with anyio.fail_after(30):

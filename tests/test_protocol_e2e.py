@@ -10,7 +10,7 @@ import anyio
 import mcp_types as types
 import pytest
 from mcp import Client
-from mcp.client.session import ClientRequestContext
+from mcp.client.session import ClientRequestContext, SamplingFnT
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 
 from tests.conftest import FIXTURES, host_session, serve_params
@@ -137,17 +137,24 @@ def everything_profile(name: str = "every") -> str:
     return f'[servers.{name}]\ncommand = "{everything_bin()}"\nargs = ["stdio"]\n'
 
 
-async def test_sampling_requests_reach_a_host_that_offers_sampling(write_profile: WriteProfile):
-    profile = write_profile(everything_profile())
-    asked: list[types.CreateMessageRequestParams] = []
+def sampler(answer: str, asked: list[types.CreateMessageRequestParams]) -> SamplingFnT:
+    """A host's sampling callback: records each request and answers `answer`."""
 
     async def sample(
         context: ClientRequestContext, params: types.CreateMessageRequestParams
     ) -> types.CreateMessageResult:
         asked.append(params)
         return types.CreateMessageResult(
-            role="assistant", content=types.TextContent(type="text", text="sampled by the host"), model="test-model"
+            role="assistant", content=types.TextContent(type="text", text=answer), model="test-model"
         )
+
+    return sample
+
+
+async def test_sampling_requests_reach_a_host_that_offers_sampling(write_profile: WriteProfile):
+    profile = write_profile(everything_profile())
+    asked: list[types.CreateMessageRequestParams] = []
+    sample = sampler("sampled by the host", asked)
 
     async with host_session(profile, sampling_callback=sample) as host:
         with anyio.fail_after(20):
