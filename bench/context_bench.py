@@ -14,7 +14,7 @@ import sys
 
 import mcp_types as types
 
-from mcpmux.discovery import SearchIndex, estimate_tokens, meta_tools
+from mcpmux.catalog.search import SearchIndex, estimate_tokens, meta_tools
 
 SERVERS = ("git", "github", "fs", "slack", "jira", "postgres", "browser", "calendar", "mail", "docs")
 VERBS = ("list", "get", "create", "update", "delete", "search", "read", "write", "move", "share")

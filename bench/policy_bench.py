@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from rich.console import Console
 from rich.table import Table
 
-from mcpmux.policy import Policy, ToolFacts
-from mcpmux.profile_model import ArgConstraint, PolicyRule, PolicySpec, RateLimit, TimeWindow
+from mcpmux.policy.decide import Policy, ToolFacts
+from mcpmux.profile.model import ArgConstraint, PolicyRule, PolicySpec, RateLimit, TimeWindow
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 FACTS = ToolFacts(read_only=True, destructive=False)

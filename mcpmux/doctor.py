@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from mcpmux.downstream.process import base_environment, resolve_command
 from mcpmux.errors import MCPMuxError, ProfileError, SecretError
-from mcpmux.hosts import HOST_NAMES, HOSTS, config_paths, read_config, server_tables
+from mcpmux.hosts.configs import HOST_NAMES, HOSTS, config_paths, read_config, server_tables
 from mcpmux.paths import state_paths
-from mcpmux.process import base_environment, resolve_command
-from mcpmux.profile_model import Profile
-from mcpmux.secrets import SecretStore, backend_name
+from mcpmux.profile.lookup import resolve_profile
+from mcpmux.profile.model import Profile
+from mcpmux.profile.trust import trust_command, trust_status
+from mcpmux.secrets.store import SecretStore, backend_name
 
 Status = Literal["ok", "warn", "fail"]
 _PACKAGES = ("mcpmux", "mcp", "keyring", "anyio")
@@ -56,7 +58,6 @@ def environment_checks() -> list[Check]:
 
 def profile_checks(profile_arg: str | None, *, cwd: Path | None = None) -> tuple[Profile | None, list[Check]]:
     """Is the profile found, valid, trusted, and does each enabled server's command resolve?"""
-    from mcpmux.profile_lookup import resolve_profile
 
     try:
         profile = resolve_profile(profile_arg, cwd=cwd)
@@ -80,10 +81,6 @@ def profile_checks(profile_arg: str | None, *, cwd: Path | None = None) -> tuple
 
 
 def _trust_checks(profile: Profile) -> list[Check]:
-    try:
-        from mcpmux.trust import trust_command, trust_status
-    except ImportError:  # trust is a separate feature; without it there is nothing to check
-        return []
     try:
         status = trust_status(profile)
     except MCPMuxError as exc:

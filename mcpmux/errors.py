@@ -5,7 +5,8 @@
     ├── TrustError               a profile's content has not been trusted (reserved for the trust feature)
     ├── SecretError              a secret reference cannot be resolved (names the secret and the fix)
     ├── DownstreamError          one downstream failed: spawn, handshake, transport, or a call
-    │   └── DownstreamUnavailable  the downstream is not running (failed to start, exited, restarting)
+    │   ├── DownstreamUnavailable  the downstream is not running (failed to start, exited, restarting)
+    │   └── StartFailed            a start that a restart cannot fix (bad command, missing secret, 401)
     └── AuditError               the audit log cannot be written (full disk, unwritable file)
 
 Errors carry their context as fields (`path`, `server`, `secret`), so callers can
@@ -76,6 +77,10 @@ class DownstreamError(MCPMuxError):
 
 class DownstreamUnavailable(DownstreamError):
     """The downstream is not running: it failed to start, exited, or is being restarted."""
+
+
+class StartFailed(DownstreamError):
+    """A downstream could not start for a reason a restart cannot fix (the profile or the machine must change)."""
 
 
 class AuditError(MCPMuxError):

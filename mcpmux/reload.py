@@ -13,25 +13,33 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import watchfiles
 
-from mcpmux import audit_events
+from mcpmux.audit import events as audit_events
+from mcpmux.audit.log import AuditLog
+from mcpmux.downstream.supervisor import Supervisor
 from mcpmux.errors import MCPMuxError
-from mcpmux.inherit import profile_sources
 from mcpmux.paths import state_paths
-from mcpmux.profile import load_profile
-from mcpmux.profile_lookup import profile_hash, resolve_profile_path
-from mcpmux.profile_model import Profile
-from mcpmux.trust import require_trusted, trust_file
-
-if TYPE_CHECKING:
-    from mcpmux.app import Gateway
+from mcpmux.profile.inherit import profile_sources
+from mcpmux.profile.load import load_profile
+from mcpmux.profile.lookup import profile_hash, resolve_profile_path
+from mcpmux.profile.model import Profile
+from mcpmux.profile.trust import require_trusted, trust_file
 
 logger = logging.getLogger("mcpmux")
 
 DEBOUNCE_MS = 300
+
+
+class Gateway(Protocol):
+    """What a live change needs of the running gateway (gateway.Gateway is one)."""
+
+    @property
+    def supervisor(self) -> Supervisor: ...
+    @property
+    def audit(self) -> AuditLog: ...
 
 
 def _hash(profile: Profile) -> str | None:

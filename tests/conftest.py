@@ -51,7 +51,7 @@ def fixture_server_toml(name: str, *extra_args: str, **settings: str) -> str:
 
 @pytest.fixture
 def write_profile(tmp_path: Path) -> Iterator[object]:
-    from mcpmux.trust import trust_profile
+    from mcpmux.profile.trust import trust_profile
 
     def write(text: str, name: str = "test") -> Path:
         path = tmp_path / "profiles" / f"{name}.toml"

@@ -13,7 +13,7 @@ import mcp_types as types
 import orjson
 import pytest
 
-from mcpmux.audit import read_events
+from mcpmux.audit.log import read_events
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 import pytest
 
-from mcpmux.audit import GENESIS, AuditLog, args_digest, line_hash
-from mcpmux.audit_read import ReadStats, log_files, read_events, tail_events, tail_lines
-from mcpmux.audit_verify import verify
+from mcpmux.audit.log import GENESIS, AuditLog, args_digest, line_hash
+from mcpmux.audit.read import ReadStats, log_files, read_events, tail_events, tail_lines
+from mcpmux.audit.verify import verify
 from mcpmux.errors import AuditError, MCPMuxError
 
 
@@ -184,7 +184,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from mcpmux.audit import AuditLog
+    from mcpmux.audit.log import AuditLog
 
     path, writer, count, rotate = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     log = AuditLog(Path(path), rotate_bytes=rotate, keep=1000)

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from mcpmux import audit_events as ev
-from mcpmux.audit import AuditLog, args_digest
-from mcpmux.audit_events import MAX_FIELD_CHARS, catalog_changed, record_arguments, tool_call_event, tool_fingerprint
-from mcpmux.secrets import Redactor
+from mcpmux.audit import events as ev
+from mcpmux.audit.events import MAX_FIELD_CHARS, catalog_changed, record_arguments, tool_call_event, tool_fingerprint
+from mcpmux.audit.log import AuditLog, args_digest
+from mcpmux.secrets.redact import Redactor
 
 SECRET = "ghp_abcdefghijklmnop1234567890"
 REDACTOR = Redactor({"github-pat": SECRET})

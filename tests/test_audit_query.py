@@ -10,9 +10,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from mcpmux.audit import AuditLog, utc_timestamp
-from mcpmux.audit_query import EventFilter, parse_when, percentile, select, stats, total
-from mcpmux.audit_read import follow, read_events
+from mcpmux.audit.log import AuditLog, utc_timestamp
+from mcpmux.audit.query import EventFilter, parse_when, percentile, select, stats, total
+from mcpmux.audit.read import follow, read_events
 from mcpmux.cli import audit_cmd
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)

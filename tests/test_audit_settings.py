@@ -11,12 +11,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from mcpmux.audit import AuditLog
-from mcpmux.audit_events import AUDIT_REQUIRED_RULE, ArgsMode, args_mode_for, audit_refusal, tool_call_event
+from mcpmux.audit.events import AUDIT_REQUIRED_RULE, ArgsMode, args_mode_for, audit_refusal, tool_call_event
+from mcpmux.audit.log import AuditLog
 from mcpmux.cli import profile_cmd
-from mcpmux.profile import load_profile
-from mcpmux.profile_model import AuditSpec
-from mcpmux.secrets import Redactor
+from mcpmux.profile.load import load_profile
+from mcpmux.profile.model import AuditSpec
+from mcpmux.secrets.redact import Redactor
 from tests.test_profile import SERVER, problems_of, write
 
 # ---- parsing and validation ---------------------------------------------------------------------------------------

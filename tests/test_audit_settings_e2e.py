@@ -16,8 +16,8 @@ import mcp_types as types
 import pytest
 from mcp import ClientSession, stdio_client
 
-from mcpmux.audit import args_digest
-from mcpmux.secrets import KeyringStore
+from mcpmux.audit.log import args_digest
+from mcpmux.secrets.store import KeyringStore
 from tests.conftest import REPO, fixture_server_toml, host_session, serve_params
 from tests.e2e_helpers import ListChanged, audit_events
 
@@ -106,7 +106,7 @@ async def test_redacted_args_record_the_values_with_the_servers_secrets_replaced
 async def test_saving_a_new_args_mode_applies_to_the_next_call_without_restarting_serve(
     write_profile: WriteProfile, mcpmux_home: Path
 ) -> None:
-    from mcpmux.trust import trust_profile
+    from mcpmux.profile.trust import trust_profile
 
     path = write_profile(fixture_server_toml("alpha"))
     changed = ListChanged()

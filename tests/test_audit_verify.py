@@ -8,8 +8,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from mcpmux.audit import AuditLog
-from mcpmux.audit_verify import verify
+from mcpmux.audit.log import AuditLog
+from mcpmux.audit.verify import verify
 from mcpmux.cli import audit_cmd
 
 

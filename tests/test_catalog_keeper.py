@@ -9,11 +9,11 @@ from pathlib import Path
 import mcp_types as types
 import pytest
 
-from mcpmux.catalog import Listing
-from mcpmux.catalog_keeper import CatalogKeeper
+from mcpmux.catalog.build import Listing
+from mcpmux.catalog.keeper import CatalogKeeper
 from mcpmux.paths import state_paths
-from mcpmux.policy import Policy
-from mcpmux.profile import load_profile
+from mcpmux.policy.decide import Policy
+from mcpmux.profile.load import load_profile
 from tests.conftest import fixture_server_toml
 
 WriteProfile = Callable[..., Path]

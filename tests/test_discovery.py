@@ -7,7 +7,7 @@ from typing import Any
 import mcp_types as types
 import pytest
 
-from mcpmux.discovery import (
+from mcpmux.catalog.search import (
     CALL_TOOL,
     META_TOOLS,
     SearchIndex,

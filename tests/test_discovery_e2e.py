@@ -16,7 +16,7 @@ import mcp_types as types
 import pytest
 from mcp import Client
 
-from mcpmux.discovery import CALL_TOOL, DESCRIBE_TOOL, META_TOOLS, SEARCH_TOOL, estimate_tokens
+from mcpmux.catalog.search import CALL_TOOL, DESCRIBE_TOOL, META_TOOLS, SEARCH_TOOL, estimate_tokens
 from tests.conftest import fixture_server_toml, host_session, serve_params
 from tests.e2e_helpers import audit_events
 

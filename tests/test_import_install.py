@@ -13,8 +13,8 @@ from keyrings.alt.file import PlaintextKeyring
 from typer.testing import CliRunner, Result
 
 from mcpmux.cli import host_cmd
-from mcpmux.profile import load_profile
-from mcpmux.profile_model import SecretRef, SecretTemplate
+from mcpmux.profile.load import load_profile
+from mcpmux.profile.model import SecretRef, SecretTemplate
 
 HOSTS_DIR = Path(__file__).parent / "fixtures" / "hosts"
 

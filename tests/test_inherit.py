@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from mcpmux.cli import profile_cmd
 from mcpmux.errors import ProfileError
-from mcpmux.inherit import profile_sources
-from mcpmux.profile import load_profile
-from mcpmux.profile_model import SecretRef
+from mcpmux.profile.inherit import profile_sources
+from mcpmux.profile.load import load_profile
+from mcpmux.profile.model import SecretRef
 
 BASE = """\
 description = "base"

@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mcpmux.secrets import KeyringStore
+from mcpmux.secrets.store import KeyringStore
 from tests.conftest import FIXTURES, fixture_server_toml, host_session
 
 pytestmark = pytest.mark.anyio

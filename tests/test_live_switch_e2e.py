@@ -74,7 +74,7 @@ async def test_profile_use_switches_a_running_serve_and_unchanged_servers_keep_t
 async def test_saving_the_profile_applies_it_and_an_invalid_edit_keeps_the_old_one(
     write_profile: WriteProfile, mcpmux_home: Path
 ):
-    from mcpmux.trust import trust_profile
+    from mcpmux.profile.trust import trust_profile
 
     path = write_profile(server("one"))
     changed = ListChanged()

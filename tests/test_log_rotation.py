@@ -16,8 +16,8 @@ import anyio.to_thread
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from mcpmux import log_rotation
-from mcpmux.log_rotation import rotate_before_start, rotate_running, rotated_path, watch_log
+from mcpmux.downstream import logs as log_rotation
+from mcpmux.downstream.logs import rotate_before_start, rotate_running, rotated_path, watch_log
 
 pytestmark = pytest.mark.anyio
 

@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from mcpmux.naming import MIN_MAX_LEN, SEP, VALID_NAME, NamedTool, assign_names, closest, split
-from mcpmux.profile_model import DEFAULT_MAX_NAME_LENGTH
+from mcpmux.catalog.naming import MIN_MAX_LEN, SEP, VALID_NAME, NamedTool, assign_names, closest, split
+from mcpmux.profile.model import DEFAULT_MAX_NAME_LENGTH
 
 MAX = DEFAULT_MAX_NAME_LENGTH
 

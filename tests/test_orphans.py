@@ -13,8 +13,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mcpmux.orphans import find_orphans, sweep_orphans
-from mcpmux.process import MARK_ENV
+from mcpmux.downstream.orphans import find_orphans, sweep_orphans
+from mcpmux.downstream.process import MARK_ENV
 
 pytestmark = [
     pytest.mark.anyio,

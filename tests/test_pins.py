@@ -15,11 +15,11 @@ import mcp_types as types
 import pytest
 
 from mcpmux.errors import ProfileError
-from mcpmux.integrity import apply_integrity, enforce_max_tools
+from mcpmux.integrity.check import apply_integrity, enforce_max_tools
+from mcpmux.integrity.pins import PinSet, accept, accept_all, compare, definition_hash, load_pins, lock_path, save_pins
 from mcpmux.paths import state_paths
-from mcpmux.pins import PinSet, accept, accept_all, compare, definition_hash, load_pins, lock_path, save_pins
-from mcpmux.profile import load_profile
-from mcpmux.profile_model import Profile
+from mcpmux.profile.load import load_profile
+from mcpmux.profile.model import Profile
 from tests.conftest import FIXTURES, REPO
 
 WriteProfile = Callable[..., Path]

@@ -4,8 +4,8 @@ from typing import Literal
 
 import pytest
 
-from mcpmux.policy import Decision, Policy
-from mcpmux.profile_model import PolicySpec
+from mcpmux.policy.decide import Decision, Policy
+from mcpmux.profile.model import PolicySpec
 
 
 def _policy(

@@ -21,8 +21,8 @@ import anyio
 import mcp_types as types
 import pytest
 
-from mcpmux.app import open_gateway
-from mcpmux.profile import load_profile
+from mcpmux.gateway import open_gateway
+from mcpmux.profile.load import load_profile
 from tests.conftest import REPO, fixture_server_toml, host_session
 from tests.e2e_helpers import audit_events
 

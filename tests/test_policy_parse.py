@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from mcpmux.errors import ProfileError
-from mcpmux.profile import load_profile
-from mcpmux.profile_model import ArgConstraint, PolicyRule, PolicySpec, RateLimit, TimeWindow
+from mcpmux.profile.load import load_profile
+from mcpmux.profile.model import ArgConstraint, PolicyRule, PolicySpec, RateLimit, TimeWindow
 
 WriteProfile = Callable[..., Path]
 

@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcpmux.policy import Policy, ToolFacts
-from mcpmux.profile_model import ArgConstraint, PolicyRule, PolicySpec, RateLimit, TimeWindow
+from mcpmux.policy.decide import Policy, ToolFacts
+from mcpmux.profile.model import ArgConstraint, PolicyRule, PolicySpec, RateLimit, TimeWindow
 
 NAMES = ("a__x", "a__y", "b__x", "b__delete")
 GLOBS = st.sampled_from(("a__*", "b__*", "*__x", "*", "b__delete", "c__*"))

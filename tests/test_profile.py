@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from mcpmux.errors import Problem, ProfileError
-from mcpmux.profile import load_profile
-from mcpmux.profile_lookup import (
+from mcpmux.profile.load import load_profile
+from mcpmux.profile.lookup import (
     active_profile_name,
     find_profile,
     list_profiles,
@@ -18,7 +18,7 @@ from mcpmux.profile_lookup import (
     resolve_profile,
     set_active_profile,
 )
-from mcpmux.profile_model import DEFAULT_MAX_NAME_LENGTH, PolicySpec, SecretRef, ServerSpec
+from mcpmux.profile.model import DEFAULT_MAX_NAME_LENGTH, PolicySpec, SecretRef, ServerSpec
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER = '[servers.t]\ncommand = "x"\n'

@@ -10,8 +10,8 @@ from typer.testing import CliRunner, Result
 
 from mcpmux.cli import profile_cmd
 from mcpmux.errors import MCPMuxError
-from mcpmux.profile_lookup import active_profile_name
-from mcpmux.trust import trust_profile
+from mcpmux.profile.lookup import active_profile_name
+from mcpmux.profile.trust import trust_profile
 
 GOOD = """
 [servers.time]

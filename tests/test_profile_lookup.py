@@ -9,8 +9,8 @@ import typer
 from typer.testing import CliRunner, Result
 
 from mcpmux.cli import profile_cmd
-from mcpmux.profile import load_profile
-from mcpmux.profile_lookup import find_profile, list_profiles, project_dirs
+from mcpmux.profile.load import load_profile
+from mcpmux.profile.lookup import find_profile, list_profiles, project_dirs
 
 SERVER = '[servers.t]\ncommand = "x"\n'
 

@@ -8,7 +8,7 @@ from typing import Any
 import mcp_types as types
 import pytest
 
-from mcpmux.scan import LONG_DESCRIPTION, hides, scan_catalog, scan_tool
+from mcpmux.integrity.scan import LONG_DESCRIPTION, hides, scan_catalog, scan_tool
 
 
 def tool(name: str, description: str, schema: dict[str, Any] | None = None) -> types.Tool:

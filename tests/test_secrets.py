@@ -22,8 +22,9 @@ from typer.testing import CliRunner
 
 from mcpmux.cli import secret_cmd
 from mcpmux.errors import SecretError
-from mcpmux.profile_model import EnvValue, SecretRef
-from mcpmux.secrets import SERVICE, KeyringStore, Redactor, backend_name, resolve_env
+from mcpmux.profile.model import EnvValue, SecretRef
+from mcpmux.secrets.redact import Redactor
+from mcpmux.secrets.store import SERVICE, KeyringStore, backend_name, resolve_env
 
 pytestmark = pytest.mark.anyio
 

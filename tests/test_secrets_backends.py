@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from mcpmux.cli import secret_cmd
 from mcpmux.errors import MCPMuxError, SecretError
-from mcpmux.profile_model import SecretRef
-from mcpmux.secret_backends import ChainStore, EnvStore, ReadOnlyStore, default_store, env_var_name
-from mcpmux.secrets import SERVICE, KeyringStore, resolve_env
+from mcpmux.profile.model import SecretRef
+from mcpmux.secrets.backends import ChainStore, EnvStore, ReadOnlyStore, default_store, env_var_name
+from mcpmux.secrets.store import SERVICE, KeyringStore, resolve_env
 from tests.conftest import fixture_server_toml, host_session
 
 pytestmark = pytest.mark.anyio

@@ -15,7 +15,8 @@ import mcp_types as types
 import pytest
 from mcp import ClientSession, stdio_client
 
-from mcpmux.secrets import KeyringStore, Redactor
+from mcpmux.secrets.redact import Redactor
+from mcpmux.secrets.store import KeyringStore
 from tests.conftest import fixture_server_toml, host_session, serve_params
 
 pytestmark = pytest.mark.anyio

@@ -13,9 +13,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from mcpmux import telemetry
-from mcpmux.audit import AuditLog
-from mcpmux.audit_events import downstream_start, tool_call_event
+from mcpmux.audit import telemetry
+from mcpmux.audit.events import downstream_start, tool_call_event
+from mcpmux.audit.log import AuditLog
 
 
 class Sinks:

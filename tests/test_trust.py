@@ -15,9 +15,9 @@ from typer.testing import CliRunner, Result
 from mcpmux.cli import profile_cmd, trust_cmd
 from mcpmux.errors import MCPMuxError, TrustError
 from mcpmux.paths import check_private, state_paths
-from mcpmux.profile import load_profile
-from mcpmux.profile_lookup import active_profile_name
-from mcpmux.trust import load_records, require_trusted, trust_file, trust_profile, trust_status, untrust_profile
+from mcpmux.profile.load import load_profile
+from mcpmux.profile.lookup import active_profile_name
+from mcpmux.profile.trust import load_records, require_trusted, trust_file, trust_profile, trust_status, untrust_profile
 from tests.conftest import REPO, fixture_server_toml
 
 TEAM = """

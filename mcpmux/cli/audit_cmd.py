@@ -55,7 +55,7 @@ def _events_table(events: Sequence[Mapping[str, Any]], *, caption: str | None = 
 
 
 def _when(value: str | None, option: str) -> str | None:
-    from mcpmux.audit_query import parse_when
+    from mcpmux.audit.query import parse_when
 
     if value is None:
         return None
@@ -76,8 +76,8 @@ def tail(
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON lines to stdout.")] = False,
 ) -> None:
     """Show the latest audit events, oldest first; with -f, keep following the log."""
-    from mcpmux.audit_read import follow as follow_log
-    from mcpmux.audit_read import tail_lines
+    from mcpmux.audit.read import follow as follow_log
+    from mcpmux.audit.read import tail_lines
 
     path = state_paths().audit_log
     raw = tail_lines(path, lines)
@@ -94,7 +94,7 @@ def tail(
 
 
 def _print_lines(raw: Sequence[bytes], as_json: bool) -> None:
-    from mcpmux.audit_read import parse_line
+    from mcpmux.audit.read import parse_line
 
     if as_json:
         for line in raw:
@@ -121,8 +121,8 @@ def query(
     """Find events: e.g. what Cursor called on the git server since yesterday, how long each took, what was denied."""
     import orjson
 
-    from mcpmux.audit_query import EventFilter, select, stats, total
-    from mcpmux.audit_read import read_events
+    from mcpmux.audit.query import EventFilter, select, stats, total
+    from mcpmux.audit.read import read_events
 
     where = EventFilter(
         since=_when(since, "--since"),
@@ -161,8 +161,8 @@ def stats_cmd(
     import orjson
     from rich.table import Table
 
-    from mcpmux.audit_query import EventFilter, select, stats, total
-    from mcpmux.audit_read import read_events
+    from mcpmux.audit.query import EventFilter, select, stats, total
+    from mcpmux.audit.read import read_events
 
     if by not in ("tool", "server", "host"):
         raise typer.BadParameter(f"{by!r} is not one of tool, server, host", param_hint="--by")
@@ -202,7 +202,7 @@ def verify_cmd(
     """Check the hash chain: report every edited, removed or reordered line; exit 1 on any."""
     import orjson
 
-    from mcpmux.audit_verify import verify
+    from mcpmux.audit.verify import verify
 
     path = state_paths().audit_log
     report = verify(path)

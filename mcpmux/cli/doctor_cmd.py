@@ -22,7 +22,7 @@ def doctor(
     from rich.table import Table
 
     from mcpmux.doctor import run_doctor
-    from mcpmux.secrets import KeyringStore
+    from mcpmux.secrets.store import KeyringStore
 
     with err_console.status("checking…"):
         checks = anyio.run(run_doctor, profile, KeyringStore())

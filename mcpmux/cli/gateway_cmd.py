@@ -14,21 +14,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from mcpmux.cli._console import err_console, out_console
+from mcpmux.cli._options import READY_WAIT_SECONDS, ProfileOption
+from mcpmux.cli.pin_cmd import print_changes
 from mcpmux.cli.trust_cmd import TrustOption, admit
 from mcpmux.errors import MCPMuxError
 from mcpmux.wire import as_object
 
 if TYPE_CHECKING:
-    from mcpmux.catalog import Catalog
-    from mcpmux.integrity import IntegrityReport, ToolIntegrity
+    from mcpmux.catalog.build import Catalog
+    from mcpmux.integrity.check import IntegrityReport, ToolIntegrity
 
-ProfileOption = Annotated[
-    str | None,
-    typer.Option(
-        "--profile", "-p", help="Profile name or path; default: the active profile (or ./profiles/demo.toml)."
-    ),
-]
-READY_WAIT_SECONDS = 60.0
 
 _T = TypeVar("_T")
 
@@ -51,9 +46,9 @@ def serve(
     trust: TrustOption = False,
 ) -> None:
     """Run the gateway as a stdio MCP server for a host (stdout carries only the protocol)."""
-    from mcpmux.app import serve as serve_profile
+    from mcpmux.gateway import serve as serve_profile
     from mcpmux.paths import check_state_private
-    from mcpmux.profile_lookup import resolve_profile
+    from mcpmux.profile.lookup import resolve_profile
 
     check_state_private()  # refuse state folders others can write (trust records, active profile, logs)
     resolved = resolve_profile(profile)
@@ -71,10 +66,10 @@ def tools(
     trust: TrustOption = False,
 ) -> None:
     """Start the profile's downstreams, print the merged, namespaced, policy-filtered catalog, and exit."""
-    from mcpmux.app import open_gateway
-    from mcpmux.integrity import apply_integrity, profile_arg
-    from mcpmux.pins import compare, load_pins, lock_path
-    from mcpmux.profile_lookup import resolve_profile
+    from mcpmux.gateway import open_gateway
+    from mcpmux.integrity.check import apply_integrity, profile_arg
+    from mcpmux.integrity.pins import compare, load_pins, lock_path
+    from mcpmux.profile.lookup import resolve_profile
 
     resolved = resolve_profile(profile)
     admit(resolved, trust)
@@ -92,8 +87,6 @@ def tools(
     catalog, down = _run(collect)
     pins = load_pins(lock_path(resolved))
     if changed:
-        from mcpmux.cli.pin_cmd import print_changes  # pin_cmd imports this module
-
         checks = [c for c in compare(pins, catalog.routes.values()) if c.route.server in pins.servers]
         shown = print_changes(checks)
         where = f"--profile {profile_arg(resolved)}"
@@ -186,8 +179,8 @@ def call(
     trust: TrustOption = False,
 ) -> None:
     """Call one tool through the gateway (policy, secrets and audit apply), print the result, and exit."""
-    from mcpmux.app import open_gateway
-    from mcpmux.profile_lookup import resolve_profile
+    from mcpmux.gateway import open_gateway
+    from mcpmux.profile.lookup import resolve_profile
 
     resolved = resolve_profile(profile)
     admit(resolved, trust)

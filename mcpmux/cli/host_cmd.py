@@ -32,12 +32,12 @@ def import_cmd(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Move credentials into the keyring without asking.")] = False,
 ) -> None:
     """Write a profile equivalent to a host's MCP servers; credentials go into the keyring, never into the file."""
-    from mcpmux.hosts import default_config_path, get_host
-    from mcpmux.importer import plan_import, profile_text, store_secrets
+    from mcpmux.hosts.configs import default_config_path, get_host
+    from mcpmux.hosts.importer import plan_import, profile_text, store_secrets
     from mcpmux.paths import state_paths
-    from mcpmux.profile import load_profile
-    from mcpmux.secrets import KeyringStore, backend_name
-    from mcpmux.starter import write_new
+    from mcpmux.profile.load import load_profile
+    from mcpmux.profile.starter import write_new
+    from mcpmux.secrets.store import KeyringStore, backend_name
 
     chosen = get_host(host)
     source = (path or default_config_path(chosen)).expanduser()
@@ -79,10 +79,10 @@ def install_cmd(
     replace: Annotated[bool, typer.Option("--replace", help="Remove the host's servers the profile fronts.")] = False,
 ) -> None:
     """Add mcpmux to a host's config (backup first, idempotent, everything else kept) and print the diff."""
-    from mcpmux.hosts import INSTALLABLE, default_config_path, get_host
-    from mcpmux.installer import install, mcpmux_entry
-    from mcpmux.profile_lookup import resolve_profile
-    from mcpmux.trust import is_user_profile
+    from mcpmux.hosts.configs import INSTALLABLE, default_config_path, get_host
+    from mcpmux.hosts.installer import install, mcpmux_entry
+    from mcpmux.profile.lookup import resolve_profile
+    from mcpmux.profile.trust import is_user_profile
 
     chosen = get_host(host)
     if chosen.name not in INSTALLABLE:

@@ -14,11 +14,11 @@ import typer
 from rich.markup import escape
 
 from mcpmux.cli._console import err_console, out_console
-from mcpmux.cli.gateway_cmd import READY_WAIT_SECONDS, ProfileOption
+from mcpmux.cli._options import READY_WAIT_SECONDS, ProfileOption
 from mcpmux.cli.trust_cmd import TrustOption, admit
 from mcpmux.errors import MCPMuxError
-from mcpmux.pins import PinCheck, RouteLike, accept, accept_all, compare, load_pins, lock_path, save_pins
-from mcpmux.profile_model import Profile
+from mcpmux.integrity.pins import PinCheck, RouteLike, accept, accept_all, compare, load_pins, lock_path, save_pins
+from mcpmux.profile.model import Profile
 
 pin_app = typer.Typer(help="Review and accept tool definitions (the profile's lock file).", no_args_is_help=True)
 
@@ -27,7 +27,7 @@ def _live_routes(profile: Profile) -> list[RouteLike]:
     """Start the downstreams, wait for them (bounded), and return every route; fail if a downstream is down."""
     import anyio
 
-    from mcpmux.app import open_gateway
+    from mcpmux.gateway import open_gateway
 
     async def collect() -> tuple[list[RouteLike], list[str]]:
         async with open_gateway(profile, record_pins=False) as gateway:
@@ -69,7 +69,7 @@ def diff(
     trust: TrustOption = False,
 ) -> None:
     """Show what changed since the tools were pinned (readable diffs), and the tools not pinned yet."""
-    from mcpmux.profile_lookup import resolve_profile
+    from mcpmux.profile.lookup import resolve_profile
 
     resolved = resolve_profile(profile)
     admit(resolved, trust)
@@ -93,7 +93,7 @@ def update(
     trust: TrustOption = False,
 ) -> None:
     """Accept the current definitions of TOOLs (default: all tools) and write them to the lock file."""
-    from mcpmux.profile_lookup import resolve_profile
+    from mcpmux.profile.lookup import resolve_profile
 
     resolved = resolve_profile(profile)
     admit(resolved, trust)

@@ -19,9 +19,8 @@ from rich.table import Table
 
 from mcpmux.cli._console import err_console, out_console
 from mcpmux.errors import MCPMuxError
-from mcpmux.policy import CallDecision, Decision, Policy, ToolFacts
-from mcpmux.policy_rules import DAY_NAMES
-from mcpmux.profile_model import PolicyRule
+from mcpmux.policy.decide import CallDecision, Decision, Policy, ToolFacts
+from mcpmux.profile.model import DAY_NAMES, PolicyRule
 
 sub = typer.Typer(help="Explain the profile's policy decisions.", no_args_is_help=True)
 
@@ -90,7 +89,7 @@ def explain(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
 ) -> None:
     """Show the list-time and call-time decisions for TOOL, the deciding rule and every rule that matched."""
-    from mcpmux.profile_lookup import resolve_profile
+    from mcpmux.profile.lookup import resolve_profile
 
     arguments, when = _parse_args(args), _parse_at(at)
     resolved = resolve_profile(profile)

@@ -16,10 +16,10 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
-from mcpmux import profile_lookup as profiles
 from mcpmux.cli._console import err_console, out_console
 from mcpmux.errors import MCPMuxError, ProfileError
-from mcpmux.profile import load_profile
+from mcpmux.profile import lookup as profiles
+from mcpmux.profile.load import load_profile
 
 sub = typer.Typer(help="List, choose and show profiles.", no_args_is_help=True)
 
@@ -49,7 +49,7 @@ def validate(target: Target = None) -> None:
 @sub.command("list")
 def list_cmd() -> None:
     """List project profiles (profiles/ from here up to the repository root) and user profiles; `*` marks the active."""
-    from mcpmux.trust import trust_status
+    from mcpmux.profile.trust import trust_status
 
     entries = profiles.list_profiles()
     if not entries:
@@ -79,7 +79,7 @@ def new(
 ) -> None:
     """Write a commented starter profile (or a copy of another) to ./profiles/NAME.toml; never overwrites."""
     from mcpmux.paths import state_paths
-    from mcpmux.starter import copied_text, starter_text, write_new
+    from mcpmux.profile.starter import copied_text, starter_text, write_new
 
     folder = state_paths().profiles_dir if user else Path.cwd() / profiles.PROJECT_DIR
     text = copied_text(profiles.find_profile(source)) if source else starter_text(name)
@@ -90,7 +90,7 @@ def new(
 @sub.command("use")
 def use(name: Annotated[str, typer.Argument(help="Profile name or path.")]) -> None:
     """Make a profile the active one; it must load cleanly and be trusted first."""
-    from mcpmux.trust import require_trusted
+    from mcpmux.profile.trust import require_trusted
 
     require_trusted(profiles.resolve_profile(name))
     path = profiles.set_active_profile(name)
@@ -136,7 +136,7 @@ def show(
     """Print a profile's TOML and a summary of its servers (secrets by name only, never values)."""
     path = profiles.resolve_profile_path(target)
     if resolved:
-        from mcpmux.inherit import resolved_toml
+        from mcpmux.profile.inherit import resolved_toml
 
         load_profile(path)  # only a valid profile has an effective form; errors name the file that holds them
         typer.echo(resolved_toml(path), nl=False)  # plain TOML, so it can be redirected into a file

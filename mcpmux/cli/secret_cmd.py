@@ -14,9 +14,9 @@ import typer
 
 from mcpmux.cli._console import err_console, out_console
 from mcpmux.errors import MCPMuxError, ProfileError, SecretError
-from mcpmux.profile_model import Profile
-from mcpmux.secret_backends import default_store, store_names
-from mcpmux.secrets import SERVICE, KeyringStore, backend_name, check_secret_name, missing_message
+from mcpmux.profile.model import Profile
+from mcpmux.secrets.backends import default_store, store_names
+from mcpmux.secrets.store import SERVICE, KeyringStore, backend_name, check_secret_name, missing_message
 
 sub = typer.Typer(help="Store, delete and list keyring secrets (service 'mcpmux'). Values are never printed.")
 
@@ -54,8 +54,8 @@ def delete_secret(name: Annotated[str, typer.Argument(help="Secret name.")]) -> 
 
 
 def _profiles(names: list[str]) -> list[Profile]:
-    from mcpmux.profile import load_profile
-    from mcpmux.profile_lookup import list_profiles, resolve_profile
+    from mcpmux.profile.load import load_profile
+    from mcpmux.profile.lookup import list_profiles, resolve_profile
 
     if names:
         return [resolve_profile(name) for name in names]
@@ -116,7 +116,7 @@ def check_secrets(
     ] = None,
 ) -> None:
     """Check that every secret a profile references can be read; exit 1 naming each missing one and its fix."""
-    from mcpmux.profile_lookup import resolve_profile
+    from mcpmux.profile.lookup import resolve_profile
 
     resolved = resolve_profile(profile)
     refs = references([resolved])

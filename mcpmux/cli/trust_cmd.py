@@ -12,13 +12,20 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mcpmux import profile_lookup as profiles
 from mcpmux.cli._console import err_console, out_console
 from mcpmux.cli.profile_cmd import sub
 from mcpmux.errors import MCPMuxError, ProfileError
-from mcpmux.profile import load_profile
-from mcpmux.profile_model import Profile
-from mcpmux.trust import describe, is_user_profile, load_records, require_trusted, trust_profile, untrust_profile
+from mcpmux.profile import lookup as profiles
+from mcpmux.profile.load import load_profile
+from mcpmux.profile.model import Profile
+from mcpmux.profile.trust import (
+    describe,
+    is_user_profile,
+    load_records,
+    require_trusted,
+    trust_profile,
+    untrust_profile,
+)
 
 TrustOption = Annotated[
     bool,

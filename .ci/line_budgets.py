@@ -1,0 +1,34 @@
+"""Fail when a file is over its line budget: 400 for mcpmux/, 600 for tests/, or what pyproject.toml declares.
+
+A file whose job needs more lines gets a declared budget (with the reason beside it in
+pyproject.toml) instead of being squeezed under a global cap.
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from pathlib import Path
+
+DEFAULTS = {"mcpmux": 400, "tests": 600}
+
+
+def main() -> int:
+    root = Path(__file__).resolve().parent.parent
+    declared: dict[str, int] = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["mcpmux"]["line-budgets"]
+    over = []
+    for top, default in DEFAULTS.items():
+        for path in sorted((root / top).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            budget = declared.get(rel, default)
+            lines = len(path.read_text().splitlines())
+            if lines > budget:
+                over.append(f"{rel}: {lines} lines, budget {budget}: split it, or declare why it needs more")
+    stale = [rel for rel in declared if not (root / rel).is_file()]
+    over += [f"{rel}: declared in [tool.mcpmux.line-budgets] but not found" for rel in stale]
+    print("\n".join(over) or "every file is within its budget", file=sys.stderr if over else sys.stdout)
+    return 1 if over else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,340 @@
+"""The audit log writer: one JSON object per line, appended, hash-chained, rotated by size.
+
+The schema of every event is documented in `audit_events.py`; reading, querying and
+verification live in `audit_read.py`, `audit_query.py` and `audit_verify.py`.
+
+Each `AuditLog.write` is one `os.write` of one whole line on a descriptor opened with
+`O_APPEND`, so lines from several threads or `serve` processes never interleave, and a
+crash loses no completed event. The log adds `v` (schema version), `id` (time-ordered,
+unique), `ts` (UTC, ms), `seq` (position in the chain) and `prev` (sha256 hex of the
+previous line's exact bytes, without its newline) to every event, plus the fields
+bound with `bind`.
+
+Several processes may append to one file and the chain must stay whole, so each
+append takes an exclusive `flock` on a sibling lock file (`audit.jsonl.lock`, never
+rotated) around "find the last line's hash, write ours". The last hash is cached in
+process and the tail re-read only when the file's inode or size differs from what our
+own last write left: with one writer that is a `stat`, a `flock` pair and a `write`
+(about 10 µs, see the README). Rotation (`audit.jsonl` → `audit.1.jsonl` → … →
+`audit.<keep>.jsonl`, oldest dropped) happens under the same lock, and the first line
+of the new file chains to the last line of the rotated one.
+
+Synchronous on purpose: one small append costs microseconds, less than handing it to a thread.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from mcpmux.audit.read import ReadStats, read_events, rotated_path, tail_events, tail_lines
+from mcpmux.errors import AuditError
+from mcpmux.paths import ensure_private_dir
+
+logger = logging.getLogger("mcpmux")
+
+SCHEMA_VERSION = 1
+GENESIS = "0" * 64
+"""`prev` of the very first event of a log."""
+
+__all__ = [
+    "GENESIS",
+    "SCHEMA_VERSION",
+    "AuditLog",
+    "ReadStats",
+    "args_digest",
+    "event_id",
+    "line_hash",
+    "read_events",
+    "tail_events",
+    "tail_lines",
+    "utc_timestamp",
+]
+
+FsyncPolicy = Literal["never", "always"]
+Observer = Callable[[Mapping[str, Any]], None]
+
+DEFAULT_ROTATE_BYTES = 64 * 1024 * 1024
+DEFAULT_KEEP = 10
+
+
+def utc_timestamp(when: datetime | None = None) -> str:
+    """`2025-01-31T12:00:00.123Z`: UTC, milliseconds, `Z`. Strings in this form sort as times do."""
+    if when is None:
+        ms = time.time_ns() // 1_000_000
+        return _second_text(ms // 1000) + f".{ms % 1000:03d}Z"
+    when = when.astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _second_text(second: int) -> str:
+    # Formatting a date costs microseconds; every event within one second shares it.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
+def event_id() -> str:
+    """32 hex digits: milliseconds since the epoch, then 80 random bits; sorts by creation time like a ULID."""
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+
+
+def args_digest(arguments: Any) -> str:
+    """`sha256:<hex>` of the canonical JSON (sorted keys) of `arguments`: stable, and reveals nothing."""
+    canonical = orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS, default=str)
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+def line_hash(line: bytes) -> str:
+    """What the next event's `prev` holds: sha256 hex of a line's exact bytes, without its newline."""
+    return hashlib.sha256(line.rstrip(b"\n")).hexdigest()
+
+
+def last_line(path: Path) -> bytes | None:
+    """The last line of `path` (complete or cut short, without newline); None when the file is empty or absent."""
+    return _tail(path)[0]
+
+
+def _tail(path: Path) -> tuple[bytes | None, bool]:
+    """(last line without newline or None, whether the file ends with a newline). Reads 4 KiB, then more."""
+    try:
+        f = path.open("rb", buffering=0)
+    except FileNotFoundError:
+        return None, True
+    with f:
+        pos = f.seek(0, os.SEEK_END)
+        carry = b""
+        block = 4096
+        while pos > 0:
+            start = max(0, pos - block)
+            f.seek(start)
+            carry = f.read(pos - start) + carry
+            pos, block = start, block * 4
+            body = carry[:-1] if carry.endswith(b"\n") else carry
+            cut = body.rfind(b"\n")
+            if cut >= 0 or pos == 0:
+                return body[cut + 1 :], carry.endswith(b"\n")
+        return None, True
+
+
+def _seq_of(line: bytes) -> int | None:
+    """The line's `seq` (0 for an event without one), or None when the line is not an event."""
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    seq = value.get("seq")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    return seq if isinstance(seq, int) else 0
+
+
+class AuditLog:
+    """An append-only, hash-chained JSONL file, opened lazily (mode 0600, parent directory 0700). Thread-safe.
+
+    `required`: when a write fails (full disk, unwritable file), raise `AuditError` so the caller can refuse
+    the call; otherwise report it once on stderr and go on. Either way `failure` (and `failure_reason`, the
+    OS's words) holds the last error until a write succeeds again: every append updates it, so a caller can
+    check `healthy` for free before each call (the relay does, for a profile's `audit.required`).
+    `observers` are called with every event written (say, `telemetry.observe`).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        rotate_bytes: int = DEFAULT_ROTATE_BYTES,
+        keep: int = DEFAULT_KEEP,
+        fsync: FsyncPolicy = "never",
+        required: bool = False,
+        observers: list[Observer] | None = None,
+    ) -> None:
+        self.path = path
+        self.rotate_bytes = rotate_bytes
+        self.keep = max(0, keep)
+        self.fsync = fsync
+        self.required = required
+        self.observers: list[Observer] = observers if observers is not None else []
+        self.failure: AuditError | None = None
+        self.failure_reason: str | None = None
+        self._context: dict[str, Any] = {}
+        self._path_text = os.fspath(path)
+        self._fd: int | None = None
+        self._ino = -1
+        self._lock_fd: int | None = None
+        self._lock = threading.Lock()
+        # What our last write left: (inode, size) of the live file, its last line's hash and seq.
+        self._mark: tuple[int, int] | None = None
+        self._last_hash = GENESIS
+        self._last_seq = 0
+        self._reported = False
+        self._needs_newline = False
+
+    def bind(self, **fields: Any) -> None:
+        """Fields merged into every later event where the event itself has no value (e.g. serve, profile, host)."""
+        with self._lock:
+            self._context = {**self._context, **fields}
+
+    def write(self, event: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Append `event` as one chained line; returns the record written, or None when it could not be.
+
+        Adds `v`, `id`, `ts` (unless given), `seq` and `prev`. Values orjson cannot encode are written as `str()`.
+        Raises `AuditError` on failure only when the log is `required`.
+        """
+        head: dict[str, Any] = {"v": SCHEMA_VERSION, "id": event_id(), "ts": utc_timestamp()}
+        with self._lock:
+            context = self._context
+            record = head | context | {k: v for k, v in event.items() if v is not None or k not in context}
+            record = {k: v for k, v in record.items() if k not in ("seq", "prev")}
+            try:
+                self._append_locked(record)
+            except OSError as exc:
+                self._failed(exc)
+                return None
+            self.failure = self.failure_reason = None
+            self._reported = False
+        for observer in self.observers:
+            try:
+                observer(record)
+            except Exception:  # an observer (telemetry) must never break the audit path
+                logger.exception("audit observer failed")
+        return record
+
+    @property
+    def healthy(self) -> bool:
+        """False from a failed append until the next one succeeds."""
+        return self.failure is None
+
+    def _failed(self, exc: OSError) -> None:
+        reason = self.failure_reason = exc.strerror or str(exc)
+        error = AuditError(
+            self.path,
+            f"cannot write the audit log {self.path}: {reason} "
+            "(free disk space or fix the file's permissions; calls are refused while audit is required)"
+            if self.required
+            else f"cannot write the audit log {self.path}: {reason} "
+            "(free disk space or fix the file's permissions; events are being lost)",
+        )
+        self.failure = error
+        if self.required:
+            raise error from exc
+        if not self._reported:
+            self._reported = True
+            logger.error("%s", error)
+
+    def _append_locked(self, record: dict[str, Any]) -> None:
+        lock_fd = self._lock_fd if self._lock_fd is not None else self._open_lock()
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        try:
+            fd, ino, size = self._live_fd()
+            if self._mark != (ino, size):
+                self._reload_tail(size)
+            if size > 0 and self.rotate_bytes > 0 and size >= self.rotate_bytes:
+                self._rotate()
+                fd, ino, size = self._live_fd()
+            record["seq"] = self._last_seq + 1
+            record["prev"] = self._last_hash
+            body = orjson.dumps(record, default=str)
+            # A line cut short by a crash stays on its own line, so ours is never glued to it.
+            line = (b"\n" if self._needs_newline else b"") + body + b"\n"
+            self._write_all(fd, line)
+            if self.fsync == "always":
+                os.fsync(fd)
+            self._last_hash = hashlib.sha256(body).hexdigest()
+            self._last_seq += 1
+            self._needs_newline = False
+            self._mark = (ino, size + len(line))
+        finally:
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _write_all(fd: int, line: bytes) -> None:
+        written = os.write(fd, line)
+        while written < len(line):  # a regular file only writes short on a full disk or a signal
+            written += os.write(fd, line[written:])
+
+    def _open_lock(self) -> int:
+        ensure_private_dir(self.path.parent)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return self._lock_fd
+
+    def _live_fd(self) -> tuple[int, int, int]:
+        """Our descriptor of the live file, reopened when another process rotated it away; (fd, inode, size)."""
+        if self._fd is not None:
+            try:
+                st = os.stat(self._path_text)  # noqa: PTH116 - a str path: Path.stat costs twice the syscall
+                if st.st_ino == self._ino:
+                    return self._fd, st.st_ino, st.st_size
+            except FileNotFoundError:
+                pass
+            os.close(self._fd)
+            self._fd = None
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        self._fd = os.open(self.path, flags, 0o600)
+        st = os.fstat(self._fd)
+        self._ino = st.st_ino
+        return self._fd, st.st_ino, st.st_size
+
+    def _reload_tail(self, size: int) -> None:
+        """Another writer appended (or rotated) since our last write: chain to the file's real last line."""
+        if size == 0:
+            tail = last_line(rotated_path(self.path, 1))  # the first line of a new file chains to the rotated one
+            self._needs_newline = False
+            if tail is None and self._mark is not None:
+                return  # the rotated file is gone (keep = 0): go on from what we wrote last
+        else:
+            tail, complete = _tail(self.path)
+            self._needs_newline = not complete
+        if tail is None:
+            self._last_hash, self._last_seq = GENESIS, 0
+            return
+        self._last_hash = line_hash(tail)
+        seq = _seq_of(tail)
+        self._last_seq = seq if seq is not None else _last_seq_in(self.path if size > 0 else rotated_path(self.path, 1))
+
+    def _rotate(self) -> None:
+        """`audit.jsonl` → `audit.1.jsonl`, each older one up by one, past `keep` deleted. Under the lock."""
+        if self.keep == 0:
+            self.path.unlink(missing_ok=True)
+        else:
+            rotated_path(self.path, self.keep).unlink(missing_ok=True)
+            for index in range(self.keep - 1, 0, -1):
+                older = rotated_path(self.path, index)
+                if older.exists():
+                    older.rename(rotated_path(self.path, index + 1))
+            self.path.rename(rotated_path(self.path, 1))
+        self._needs_newline = False
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in (self._fd, self._lock_fd):
+                if fd is not None:
+                    os.close(fd)
+            self._fd = self._lock_fd = None
+            self._mark = None
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _last_seq_in(path: Path) -> int:
+    """The last `seq` in a file whose last line is not an event (cut short by a crash): a rare, whole-file scan."""
+    seq = 0
+    with path.open("rb") as f:
+        for raw in f:
+            seq = _seq_of(raw.rstrip(b"\n")) or seq
+    return seq

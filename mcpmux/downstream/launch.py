@@ -1,0 +1,81 @@
+"""Spawning one downstream: secrets into its environment, its command resolved, its stderr into its log.
+
+A failure here that a restart cannot fix (command not found, missing secret, bad
+cwd) is a `StartFailed`: the supervisor marks the server failed at once instead
+of retrying.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mcpmux.catalog.build import Listing
+from mcpmux.downstream import http
+from mcpmux.downstream.connection import Downstream, Hooks, ListKind
+from mcpmux.downstream.logs import rotate_before_start
+from mcpmux.downstream.process import base_environment, resolve_command, spawn
+from mcpmux.errors import SecretError, StartFailed
+from mcpmux.profile.model import ServerSpec
+from mcpmux.secrets.redact import Redactor
+from mcpmux.secrets.store import SecretStore, resolve_env
+
+LISTING_FIELD: dict[ListKind, str] = {
+    "tools": "tools",
+    "prompts": "prompts",
+    "resources": "resources",
+    "resource_templates": "templates",
+}
+
+
+async def launch(spec: ServerSpec, store: SecretStore, log_path: Path, hooks: Hooks) -> tuple[Downstream, Redactor]:
+    """Spawn `spec`, or connect to it if remote (not yet initialized); returns it and the redactor for its secrets."""
+    if spec.command is None:
+        return await _connect(spec, store, log_path, hooks)
+    try:
+        resolved, used = await resolve_env(spec.env, store)
+    except SecretError as exc:
+        raise StartFailed(spec.name, f"server '{spec.name}' not started: {exc}") from exc
+    env = base_environment() | resolved
+    exe = resolve_command(spec.command, env, spec.cwd)
+    if exe is None:
+        raise StartFailed(
+            spec.name,
+            f"server '{spec.name}': command '{spec.command}' not found on PATH; "
+            "install it or give an absolute path in the profile",
+        )
+    rotate_before_start(log_path)  # while running, log_rotation.watch_log bounds it
+    try:
+        with log_path.open("ab") as log:
+            log.write(f"--- mcpmux: starting {spec.name}: {exe} {' '.join(spec.args)}\n".encode())
+            log.flush()
+            _, protocol = await spawn(
+                lambda: Downstream(spec.name, log_path, hooks), [exe, *spec.args], env=env, cwd=spec.cwd, stderr=log
+            )
+    except OSError as exc:
+        raise StartFailed(spec.name, f"server '{spec.name}' could not be started: {exc}") from exc
+    assert isinstance(protocol, Downstream)
+    return protocol, Redactor(used)
+
+
+async def _connect(spec: ServerSpec, store: SecretStore, log_path: Path, hooks: Hooks) -> tuple[Downstream, Redactor]:
+    """A remote (`url`) server: its headers' secrets resolved, the HTTP client started (see downstream/http.py)."""
+    assert spec.url is not None
+    try:
+        headers, used = await resolve_env(spec.headers, store)
+    except SecretError as exc:
+        raise StartFailed(spec.name, f"server '{spec.name}' not started: {exc}") from exc
+    rotate_before_start(log_path)
+    with log_path.open("ab") as log:
+        log.write(f"--- mcpmux: connecting {spec.name}: {spec.url}\n".encode())  # header values are never logged
+    return http.connect(spec.name, spec.url, headers, log_path, hooks), Redactor(used)
+
+
+async def list_everything(ds: Downstream, wait_seconds: float) -> Listing:
+    """Tools, and prompts, resources and templates where the downstream advertised them."""
+    found: dict[str, tuple[Any, ...]] = {}
+    kinds: tuple[ListKind, ...] = ("tools", "prompts", "resources", "resource_templates")
+    for kind in kinds:
+        if ds.supports(kind):
+            found[LISTING_FIELD[kind]] = tuple(await ds.list_all(kind, wait_seconds))
+    return Listing(**found)

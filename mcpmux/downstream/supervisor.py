@@ -1,0 +1,398 @@
+"""All downstreams of one profile: parallel start, restarts with backoff, the live catalog, shutdown.
+
+One task per downstream keeps it alive (start → serve until exit → back off →
+start again, within a restart budget). A downstream that cannot start because of
+its configuration (command not found, missing secret) fails at once without
+retries; one that crashes is restarted. Either way the others keep serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+import anyio
+import anyio.abc
+
+from mcpmux import wire
+from mcpmux.audit import events as audit_events
+from mcpmux.audit.log import AuditLog
+from mcpmux.catalog.build import Catalog, Listing
+from mcpmux.catalog.keeper import CatalogKeeper
+from mcpmux.downstream import cache as catalog_cache
+from mcpmux.downstream import facts as server_facts
+from mcpmux.downstream.connection import Downstream, Hooks, ListKind
+from mcpmux.downstream.facts import ServerFacts
+from mcpmux.downstream.http import RemoteDownstream
+from mcpmux.downstream.launch import LISTING_FIELD, launch, list_everything
+from mcpmux.downstream.logs import watch_log
+from mcpmux.downstream.process import terminate
+from mcpmux.errors import DownstreamError, MCPMuxError, StartFailed
+from mcpmux.paths import StatePaths, ensure_private_dir
+from mcpmux.policy.decide import Policy
+from mcpmux.profile.model import Profile, ServerSpec
+from mcpmux.secrets.redact import Redactor
+from mcpmux.secrets.store import SecretStore
+from mcpmux.wire import JSON
+
+logger = logging.getLogger("mcpmux")
+
+Status = Literal["starting", "running", "restarting", "idle", "failed", "stopped"]
+
+IDLE_CHECK_SECONDS = 1.0
+
+
+@dataclass(slots=True, eq=False)
+class ServerState:
+    spec: ServerSpec
+    status: Status = "starting"
+    downstream: Downstream | None = None
+    listing: Listing = field(default_factory=Listing)
+    redactor: Redactor = field(default_factory=lambda: Redactor({}))
+    last_error: str | None = None
+    restarts: list[float] = field(default_factory=list[float])
+    started_at: float | None = None
+    last_used: float = 0.0
+    wanted: anyio.Event = field(default_factory=anyio.Event)
+    """Set when a call needs an idle lazy server."""
+    up: anyio.Event = field(default_factory=anyio.Event)
+    """Set when the current start cycle has the server running."""
+    restart_count: int = 0
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    """Cancels this server's keeper alone (a live profile switch dropped it)."""
+    facts: ServerFacts | None = None
+    """Its instructions and capabilities: from its last handshake, this run's or a previous one's."""
+
+
+NotificationListener = Callable[[Downstream, str, JSON, bytes], None]
+
+
+class Supervisor:
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        store: SecretStore,
+        paths: StatePaths,
+        audit: AuditLog | None = None,
+        record_pins: bool = True,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.profile = profile
+        self._clock = clock
+        self.reload_error: str | None = None
+        """Why the last edit of the profile was not applied (shown by `mcpmux status`), or None."""
+        self.policy = Policy.from_spec(profile.policy, clock=clock)
+        self.audit = audit
+        self._keeper = CatalogKeeper(profile, self.policy, paths, audit, record_pins=record_pins)
+        self.paths = paths
+        self._cache_dir = paths.state_dir / "cache"
+        self._store = store
+        self.on_catalog: Callable[[Catalog, frozenset[str]], None] = lambda catalog, kinds: None
+        """Called with each new catalog and the kinds whose visible part changed (the front tells the host)."""
+        self.states = {spec.name: self._new_state(spec) for spec in profile.enabled_servers}
+        self.ready = anyio.Event()
+        self._first_attempts_left = len(self.states)
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._queued: list[tuple[Callable[..., Coroutine[Any, Any, Any]], tuple[Any, ...]]] = []
+        self.listeners: list[NotificationListener] = []
+        self.request_handler: Callable[[Downstream, JSON], None] | None = None  # sampling, elicitation, roots
+        if not self.states:
+            self.ready.set()
+            self._keeper.settle()
+
+    # --- running ----------------------------------------------------------------------
+    async def run(self) -> None:
+        """Keep every enabled downstream alive until cancelled.
+
+        Each server's keeper ends its own downstream on the way out (shielded, bounded), so
+        cancelling this group ends them all in parallel.
+        """
+        ensure_private_dir(self.paths.logs_dir)
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            for fn, args in self._queued:
+                tg.start_soon(fn, *args)
+            self._queued.clear()
+            for state in self.states.values():
+                tg.start_soon(self._keep_scoped, state, name=f"keep {state.spec.name}")
+            await anyio.sleep_forever()  # the group outlives failed servers: switches and calls still use it
+
+    async def _stop(self, state: ServerState, *, status: Status = "stopped") -> None:
+        """End the state's downstream; the state shows `status` (and no downstream) from the first moment."""
+        ds, state.downstream, state.status = state.downstream, None, status
+        if ds is None:
+            return
+        ds.begin_close(f"server '{state.spec.name}' is shutting down")
+        if isinstance(ds, RemoteDownstream):
+            await ds.disconnect()
+        elif ds.transport is not None:
+            await terminate(ds.transport, ds.exited)
+
+    async def _keep_scoped(self, state: ServerState) -> None:
+        """Keep one server until cancelled alone (it left the profile) or with the gateway; then end it."""
+        with anyio.CancelScope() as state.scope:
+            try:
+                await self._keep(state)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self._stop(state)
+
+    def switch(self, profile: Profile) -> dict[str, list[str]]:
+        """Move to `profile` live: servers whose settings are identical keep running; the rest stop or start."""
+        old = self.states
+        keep = {n: s for n, s in old.items() if (spec := profile.server(n)) is not None and spec == s.spec}
+        new_specs = [spec for spec in profile.enabled_servers if spec.name not in keep]
+        for name, state in old.items():
+            if name not in keep:
+                state.scope.cancel()
+        self.profile = profile
+        self.policy = Policy.from_spec(profile.policy, clock=self._clock)
+        self._keeper = CatalogKeeper(profile, self.policy, self.paths, self.audit, record_pins=self._keeper.record_pins)
+        self.states = {**keep, **{spec.name: self._new_state(spec) for spec in new_specs}}
+        for spec in new_specs:
+            self.start_soon(self._keep_scoped, self.states[spec.name])
+        self._rebuild()
+        if self.ready.is_set():  # the new keeper settles once the new servers' first attempts are done
+            self._first_attempts_left = len(new_specs)
+            if not new_specs:
+                self._keeper.settle()
+        stopped = sorted(set(old) - set(keep))
+        return {"kept": sorted(keep), "started": [s.name for s in new_specs], "stopped": stopped}
+
+    def _new_state(self, spec: ServerSpec) -> ServerState:
+        return ServerState(spec, facts=server_facts.load(self._cache_dir, spec))
+
+    @property
+    def facts(self) -> dict[str, ServerFacts | None]:
+        """Each enabled server's handshake facts; None for one never seen that is still starting."""
+        nothing = ServerFacts(None, {})  # a server that failed to start offers nothing
+        return {name: s.facts or (nothing if s.status == "failed" else None) for name, s in self.states.items()}
+
+    async def _keep(self, state: ServerState) -> None:
+        name = state.spec.name
+        first = True
+        if state.spec.start == "lazy" and (cached := catalog_cache.load(self._cache_dir, state.spec)) is not None:
+            state.listing, state.status, first = cached, "idle", False
+            self._rebuild()
+            self._first_attempt_done()
+        while True:
+            if state.status == "idle":
+                await state.wanted.wait()
+            state.status = "starting" if first or state.status == "idle" else "restarting"
+            up = False
+            try:
+                await self._start(state)
+                up = True
+            except MCPMuxError as exc:
+                state.last_error = str(exc)
+                logger.error("%s", exc)
+                retry = isinstance(exc, DownstreamError) and not isinstance(exc, StartFailed)
+            else:
+                retry = True
+                tools = len(state.listing.tools)
+                logger.info(
+                    "server '%s' is up (pid %s, %d tools)", name, state.downstream and state.downstream.pid, tools
+                )
+            if first:
+                first = False
+                self._first_attempt_done()
+            if up and state.downstream is not None:
+                if await self._serve(state) == "idle":
+                    logger.info(
+                        "server '%s' was idle for %g s; stopped until the next call",
+                        name,
+                        state.spec.idle_timeout_seconds,
+                    )
+                    state.wanted, state.up = anyio.Event(), anyio.Event()
+                    await self._stop(state, status="idle")
+                    continue
+                state.last_error = f"exited with code {state.downstream.exit_code}"
+                self._event(audit_events.downstream_exit(name, state.downstream.pid, state.downstream.exit_code))
+                logger.warning("server '%s' %s (log: %s)", name, state.last_error, self.paths.server_log(name))
+                # Its routes stay while it restarts, so a call is told "restarting", not "unknown tool".
+                await self._stop(state, status="restarting")
+                state.up = anyio.Event()
+            if not retry or not self._may_restart(state):
+                state.status = "failed"
+                state.listing = Listing()
+                self._rebuild()
+                logger.error("server '%s' failed and will not be restarted: %s", name, state.last_error)
+                self._event(
+                    audit_events.downstream_failed(name, state.last_error or "", str(self.paths.server_log(name)))
+                )
+                return
+            state.status = "restarting"
+            delay = self._backoff(state)
+            self._event(audit_events.downstream_restart(name, state.restart_count, round(delay, 3)))
+            await anyio.sleep(delay)
+
+    async def _serve(self, state: ServerState) -> Literal["exited", "idle"]:
+        """Watch a running server until it exits (or, lazy, goes idle); ping it to catch a hang."""
+        ds = state.downstream
+        assert ds is not None
+        outcome: Literal["exited", "idle"] = "exited"
+
+        async def health() -> None:
+            while True:
+                await anyio.sleep(state.spec.health_interval_seconds)
+                try:
+                    await ds.request("ping", None, state.spec.timeout_seconds)
+                except DownstreamError as exc:
+                    logger.warning("server '%s' failed its health check (%s); restarting it", ds.name, exc)
+                    ds.kill()
+                    return
+
+        async def idle() -> None:
+            nonlocal outcome
+            while True:
+                await anyio.sleep(IDLE_CHECK_SECONDS)
+                quiet = time.monotonic() - state.last_used
+                if not ds.busy and quiet > state.spec.idle_timeout_seconds:
+                    outcome = "idle"
+                    tg.cancel_scope.cancel()
+                    return
+
+        async with anyio.create_task_group() as tg:
+            if state.spec.command is not None:  # its stderr goes straight into the log: kept under the cap
+                tg.start_soon(watch_log, self.paths.server_log(state.spec.name))
+            if state.spec.health_interval_seconds > 0:
+                tg.start_soon(health)
+            if state.spec.start == "lazy":
+                tg.start_soon(idle)
+            await ds.exited.wait()
+            tg.cancel_scope.cancel()
+        return outcome
+
+    async def wake(self, server: str) -> None:
+        """Start an idle lazy server for a call and wait until it runs (bounded by its startup timeout)."""
+        state = self.states[server]
+        up = state.up
+        state.wanted.set()
+        with anyio.move_on_after(state.spec.startup_timeout_seconds + 1):
+            await up.wait()
+
+    def _may_restart(self, state: ServerState) -> bool:
+        policy = state.spec.restart
+        now = time.monotonic()
+        state.restarts = [t for t in state.restarts if now - t < policy.window_seconds]
+        if len(state.restarts) >= policy.max_restarts:
+            return False
+        state.restarts.append(now)
+        state.restart_count += 1
+        return True
+
+    @staticmethod
+    def _backoff(state: ServerState) -> float:
+        policy = state.spec.restart
+        delay = min(policy.backoff_max_seconds, policy.backoff_initial_seconds * 2 ** (len(state.restarts) - 1))
+        return delay * random.uniform(0.8, 1.2)  # jitter keeps crashing siblings from restarting in lockstep
+
+    def _first_attempt_done(self) -> None:
+        self._first_attempts_left -= 1
+        if self._first_attempts_left <= 0:
+            self.ready.set()
+            self._keeper.settle()  # warnings that need every server's tools (unused rules, max_tools)
+
+    async def _start(self, state: ServerState) -> None:
+        spec = state.spec
+        hooks = Hooks(on_notification=self._on_notification, on_request=self._on_request)
+        protocol, state.redactor = await launch(spec, self._store, self.paths.server_log(spec.name), hooks)
+        state.downstream = protocol
+        try:
+            with anyio.fail_after(spec.startup_timeout_seconds):
+                await protocol.initialize(spec.startup_timeout_seconds)
+                state.listing = await list_everything(protocol, spec.startup_timeout_seconds)
+        except TimeoutError:
+            await self._stop(state)
+            log_path = self.paths.server_log(spec.name)
+            raise DownstreamError(
+                spec.name,
+                f"server '{spec.name}' did not finish starting within "
+                f"{spec.startup_timeout_seconds:g} s (log: {log_path})",
+                log_path,
+            ) from None
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._stop(state)
+            raise
+        state.status = "running"
+        self._event(audit_events.downstream_start(spec.name, protocol.pid))
+        state.started_at = state.last_used = time.monotonic()
+        state.last_error = None
+        state.up.set()
+        if spec.start == "lazy":
+            catalog_cache.save(self._cache_dir, spec, state.listing)
+        if protocol.initialize_result is not None:
+            facts = server_facts.ServerFacts.of(protocol.initialize_result, state.redactor.redact_text)
+            server_facts.remember(self._cache_dir, spec, facts, state.facts)
+            state.facts = facts
+        self._rebuild()
+
+    # --- catalog ----------------------------------------------------------------------
+    def _rebuild(self) -> None:
+        listings = {name: s.listing for name, s in self.states.items() if s.status in ("running", "idle", "restarting")}
+        changed = self._keeper.rebuild(listings)
+        if changed:
+            self.on_catalog(self.catalog, changed)
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._keeper.catalog
+
+    def _event(self, event: dict[str, Any]) -> None:
+        if self.audit is not None:
+            self.audit.write(event)
+
+    def _on_notification(self, ds: Downstream, method: str, msg: JSON, line: bytes) -> None:
+        kinds = _RELIST.get(method)
+        if kinds and self._tg is not None:
+            self._tg.start_soon(self._relist, ds, kinds)
+        for listener in self.listeners:
+            listener(ds, method, msg, line)
+
+    def _on_request(self, ds: Downstream, msg: JSON) -> None:
+        if self.request_handler is not None:
+            self.request_handler(ds, msg)
+        else:
+            ds.write(wire.error_response(msg.get("id"), wire.METHOD_NOT_FOUND, "no host is connected to answer this"))
+
+    async def _relist(self, ds: Downstream, kinds: tuple[ListKind, ...]) -> None:
+        state = self.states.get(ds.name)
+        if state is None or state.downstream is not ds or state.status != "running":
+            return
+        try:
+            fresh: dict[ListKind, list[Any]] = {}
+            for kind in kinds:
+                fresh[kind] = await ds.list_all(kind, state.spec.startup_timeout_seconds)
+        except DownstreamError as exc:
+            logger.warning("server '%s': could not re-list %s after list_changed: %s", ds.name, kinds, exc)
+            return
+        if state.downstream is ds:
+            state.listing = replace(
+                state.listing,
+                **{LISTING_FIELD[kind]: tuple(items) for kind, items in fresh.items()},
+            )
+            self._rebuild()
+
+    def start_soon(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        """Run `fn` in the supervisor's task group (cancelled with the gateway); queued until `run` starts."""
+        if self._tg is None:
+            self._queued.append((fn, args))
+        else:
+            self._tg.start_soon(fn, *args)
+
+    def live(self, server: str) -> ServerState | None:
+        return self.states.get(server)
+
+
+_RELIST: dict[str, tuple[ListKind, ...]] = {
+    "notifications/tools/list_changed": ("tools",),
+    "notifications/prompts/list_changed": ("prompts",),
+    "notifications/resources/list_changed": ("resources", "resource_templates"),
+}

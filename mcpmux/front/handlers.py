@@ -1,0 +1,218 @@
+"""The front's SDK handlers for everything but `tools/call`: listings, prompts, resources, completions, logging.
+
+Each request is routed with the current catalog snapshot to the downstream that
+owns the name or URI, forwarded as raw JSON-RPC, and the answer validated into
+the SDK's result type with names and URIs mapped back to what the host knows.
+A failure becomes a JSON-RPC error naming the server (these are not tool calls,
+so there is no `is_error` result to carry it).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, TypeVar
+
+import anyio
+import mcp_types as types
+import pydantic
+from mcp.server import Server
+from mcp.server.context import ServerRequestContext
+from mcp.server.subscriptions import ListenHandler, SubscriptionBus
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from mcpmux import wire
+from mcpmux.catalog.build import Catalog
+from mcpmux.catalog.uris import expose_uri, split_uri
+from mcpmux.downstream.supervisor import Supervisor
+from mcpmux.errors import DownstreamError
+from mcpmux.front import envelope as front_modern
+from mcpmux.front.input_rounds import InputBridge
+from mcpmux.relay.relay import STARTUP_WAIT_SECONDS
+from mcpmux.wire import JSON
+
+PAGE_SIZE = 500
+"""Merged lists longer than this are served in pages with cursors."""
+
+_R = TypeVar("_R", bound=pydantic.BaseModel)
+Ctx = ServerRequestContext[Any]
+
+
+def page(items: list[Any], cursor: str | None) -> tuple[list[Any], str | None]:
+    start = int(cursor) if cursor and cursor.isdigit() else 0
+    end = start + PAGE_SIZE
+    return items[start:end], (str(end) if end < len(items) else None)
+
+
+class Handlers:
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
+        self.bridge: InputBridge | None = None
+        """Input rounds for a 2026-07-28 host's `prompts/get` and `resources/read` (input_required.py)."""
+
+    async def catalog(self) -> Catalog:
+        with anyio.move_on_after(STARTUP_WAIT_SECONDS):
+            await self.supervisor.ready.wait()
+        return self.supervisor.catalog
+
+    async def ask(self, server: str, method: str, params: JSON, result_type: type[_R]) -> _R:
+        result = await self.ask_in_rounds(server, method, params, result_type, None)
+        assert not isinstance(result, types.InputRequiredResult)  # only asked for with a context
+        return result
+
+    async def ask_in_rounds(
+        self, server: str, method: str, params: JSON, result_type: type[_R], rounds: Ctx | None
+    ) -> _R | types.InputRequiredResult:
+        """Route a request; with `rounds` (its context), a 2026-07-28 host is asked for what the downstream needs."""
+        state = self.supervisor.live(server)
+        ds = state.downstream if state is not None else None
+        if ds is None or state is None:
+            raise MCPError(wire.INTERNAL_ERROR, f"server '{server}' is unavailable: {state and state.last_error}")
+        timeout = state.spec.timeout_seconds
+        try:
+            if rounds is not None and self.bridge is not None and rounds.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                caps = front_modern.client_capabilities(dict(rounds.meta or {}))
+                raw = await self.bridge.ask(ds, caps, partial(ds.request, method, params, timeout), _retry(rounds))
+                if raw.get("resultType") == "input_required":
+                    return types.InputRequiredResult.model_validate(raw)
+            else:
+                raw = await ds.request(method, params, timeout)
+            if state.redactor:
+                raw = wire.as_object(wire.loads(state.redactor.redact_bytes(wire.dumps(raw)))) or {}
+            return result_type.model_validate(raw)
+        except DownstreamError as exc:
+            raise MCPError(wire.INTERNAL_ERROR, str(exc)) from exc
+        except pydantic.ValidationError as exc:
+            raise MCPError(wire.INTERNAL_ERROR, f"server '{server}' sent an invalid {method} result: {exc}") from exc
+
+    # --- prompts --------------------------------------------------------------------------
+    async def list_prompts(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
+        catalog = await self.catalog()
+        items, cursor = page([p.definition for p in catalog.prompts.values()], params and params.cursor)
+        return types.ListPromptsResult(prompts=items, next_cursor=cursor)
+
+    async def get_prompt(
+        self, ctx: Ctx, params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult | types.InputRequiredResult:
+        route = (await self.catalog()).prompts.get(params.name)
+        if route is None:
+            raise MCPError(wire.INVALID_PARAMS, f"unknown prompt '{params.name}'")
+        forwarded: JSON = {"name": route.prompt, "arguments": params.arguments or {}}
+        return await self.ask_in_rounds(route.server, "prompts/get", forwarded, types.GetPromptResult, ctx)
+
+    # --- resources ------------------------------------------------------------------------
+    async def list_resources(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
+        items, cursor = page(list((await self.catalog()).resources), params and params.cursor)
+        return types.ListResourcesResult(resources=items, next_cursor=cursor)
+
+    async def list_templates(
+        self, ctx: Ctx, params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        items, cursor = page(list((await self.catalog()).templates), params and params.cursor)
+        return types.ListResourceTemplatesResult(resource_templates=items, next_cursor=cursor)
+
+    def owner(self, catalog: Catalog, uri: str) -> tuple[str, str]:
+        """(server, original URI) for an exposed URI."""
+        split = split_uri(uri)
+        if split is not None and split[0] in catalog.namespaces:
+            return catalog.namespaces[split[0]], split[1]
+        if uri in catalog.plain_uris:
+            return catalog.plain_uris[uri], uri
+        plain = [s.name for s in self.supervisor.profile.enabled_servers if not s.namespaced]
+        if len(plain) == 1:  # a template-expanded URI of the only un-namespaced server
+            return plain[0], uri
+        raise MCPError(wire.INVALID_PARAMS, f"unknown resource '{uri}': no downstream owns it")
+
+    def _exposed_uri(self, server: str, uri: str) -> str:
+        spec = self.supervisor.profile.server(server)
+        return expose_uri(spec.prefix if spec is not None and spec.namespaced else None, uri)
+
+    async def read_resource(
+        self, ctx: Ctx, params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult | types.InputRequiredResult:
+        server, uri = self.owner(await self.catalog(), str(params.uri))
+        result = await self.ask_in_rounds(server, "resources/read", {"uri": uri}, types.ReadResourceResult, ctx)
+        if isinstance(result, types.InputRequiredResult):
+            return result
+        contents = [c.model_copy(update={"uri": self._exposed_uri(server, str(c.uri))}) for c in result.contents]
+        return result.model_copy(update={"contents": contents})
+
+    async def subscribe(self, ctx: Ctx, params: types.SubscribeRequestParams) -> types.EmptyResult:
+        server, uri = self.owner(await self.catalog(), str(params.uri))
+        return await self.ask(server, "resources/subscribe", {"uri": uri}, types.EmptyResult)
+
+    async def unsubscribe(self, ctx: Ctx, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
+        server, uri = self.owner(await self.catalog(), str(params.uri))
+        return await self.ask(server, "resources/unsubscribe", {"uri": uri}, types.EmptyResult)
+
+    def updated_uri(self, server: str, params: JSON) -> JSON:
+        """A downstream's `notifications/resources/updated` params, with the URI the host knows."""
+        uri = params.get("uri")
+        return {**params, "uri": self._exposed_uri(server, uri)} if isinstance(uri, str) else params
+
+    # --- completions and logging ------------------------------------------------------------
+    async def complete(self, ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
+        catalog = await self.catalog()
+        ref = params.ref
+        if isinstance(ref, types.PromptReference):
+            route = catalog.prompts.get(ref.name)
+            if route is None:
+                raise MCPError(wire.INVALID_PARAMS, f"unknown prompt '{ref.name}'")
+            server, ref_json = route.server, {"type": "ref/prompt", "name": route.prompt}
+        else:
+            server, uri = self.owner(catalog, ref.uri)
+            ref_json = {"type": "ref/resource", "uri": uri}
+        forwarded = params.model_dump(by_alias=True, mode="json", exclude_none=True)
+        forwarded["ref"] = ref_json
+        return await self.ask(server, "completion/complete", forwarded, types.CompleteResult)
+
+    async def set_level(self, ctx: Ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
+        """Apply the host's level to every running downstream that offers logging."""
+        for state in self.supervisor.states.values():
+            ds = state.downstream
+            caps = ds.initialize_result.capabilities if ds and ds.initialize_result else None
+            if ds is not None and caps is not None and caps.logging is not None:
+                ds.write(
+                    wire.dumps(
+                        {
+                            "jsonrpc": "2.0",
+                            "id": f"lvl-{ds.name}",
+                            "method": "logging/setLevel",
+                            "params": {"level": params.level},
+                        }
+                    )
+                )
+        return types.EmptyResult()
+
+    def install(self, server: Server[Any]) -> None:
+        server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self.set_level)
+
+
+def make_server(
+    name: str, version: str, handlers: Handlers, instructions: str | None, bus: SubscriptionBus, **tool_handlers: Any
+) -> Server[Any]:
+    server: Server[Any] = Server(
+        name,
+        version=version,
+        instructions=instructions,
+        on_subscriptions_listen=ListenHandler(bus),  # 2026-07-28 hosts hear of changes on this stream
+        on_list_prompts=handlers.list_prompts,
+        on_get_prompt=handlers.get_prompt,
+        on_list_resources=handlers.list_resources,
+        on_list_resource_templates=handlers.list_templates,
+        on_read_resource=handlers.read_resource,
+        on_subscribe_resource=handlers.subscribe,
+        on_unsubscribe_resource=handlers.unsubscribe,
+        on_completion=handlers.complete,
+        **tool_handlers,
+    )
+    handlers.install(server)
+    return server
+
+
+def _retry(ctx: Ctx) -> JSON | None:
+    """A 2026-07-28 retry's `requestState` and `inputResponses`, or None for a first request."""
+    params = dict(ctx.params or {})
+    if params.get("requestState") is None:
+        return None
+    return {"requestState": params.get("requestState"), "inputResponses": params.get("inputResponses")}

@@ -1,0 +1,1 @@
+"""Host applications' MCP configs: reading, importing from and installing mcpmux into them."""

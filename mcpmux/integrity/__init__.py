@@ -1,0 +1,1 @@
+"""Tool-definition integrity: pinned hashes of what each server exposes and scans for poisoned descriptions."""

@@ -1,0 +1,288 @@
+"""Policy decisions: pure verdicts over exposed names and calls, each naming the rule that decided it.
+
+Two questions, answered the same way (README "Policy" is the user's version):
+
+`decide(exposed, tool=, host=)` — list time: may this host see and call this tool at all?
+1. a `policy.deny` glob matches -> denied (deny wins, over everything below);
+2. `read_only = true` and the tool is not annotated `readOnlyHint: true` -> denied;
+3. `deny_destructive = true` and the tool is presumed destructive -> denied. Per the MCP
+   spec an unannotated tool is presumed destructive and not read-only, so both modes
+   hide unannotated tools; a tool annotated read-only is never destructive;
+4. a deny rule covering the tool and host, without time or argument conditions -> denied;
+5. an allow rule covers the tool and host -> allowed by that rule (its conditions are
+   checked at call time: rules, not globs or `default`, then govern the tool);
+6. a `policy.allow` glob matches -> allowed; else `policy.default`.
+
+`decide_call(exposed, arguments, tool=, host=)` — call time: the list-time verdict first
+(a hidden tool is never callable), then every covering deny rule whose time window and
+arguments match refuses the call; then, if allow rules cover the tool, the call needs
+one of them whose every condition holds (days, hours, arguments, then rate: a slot is
+taken only by a call that is otherwise allowed). A refusal names the first condition
+that failed. The allowing rule's `fixed` arguments are forced into what is forwarded.
+
+Both are cached per name (and host and annotations), so a call costs a dict lookup plus
+its rule's own conditions, whatever the size of the catalog.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import mcp_types as types
+
+from mcpmux.policy.constraints import show
+from mcpmux.policy.rules import CompiledRule, RateLimiter, compile_globs
+from mcpmux.profile.model import PolicySpec
+
+_CACHE_LIMIT = 4096
+"""Bounds each cache: a host can call arbitrary names, and a few thousand distinct ones is far beyond any catalog."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The verdict: `rule` is the profile key a person would edit, `reason` a sentence for the agent."""
+
+    allowed: bool
+    rule: str
+    reason: str
+    matched: tuple[str, ...] = ()
+    """Every glob and rule that covered the name (for `mcpmux policy explain`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallDecision:
+    decision: Decision
+    arguments: dict[str, Any] | None
+    """What to forward downstream (with `fixed` values applied); None when the call is denied or had none."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolFacts:
+    """A tool's annotations; None is "not annotated", which the MCP spec reads as not read-only and destructive."""
+
+    read_only: bool | None = None
+    destructive: bool | None = None
+
+    @classmethod
+    def from_annotations(cls, annotations: types.ToolAnnotations | None) -> ToolFacts:
+        if annotations is None:
+            return _UNANNOTATED
+        return cls(annotations.read_only_hint, annotations.destructive_hint)
+
+    @property
+    def presumed_destructive(self) -> bool:
+        # The spec: destructiveHint is meaningful only when readOnlyHint is false; it defaults to true.
+        return self.read_only is not True and self.destructive is not False
+
+
+_UNANNOTATED = ToolFacts()
+
+
+@dataclass(frozen=True, slots=True)
+class _Globs:
+    """One list of globs, e.g. `policy.deny`: a combined regex for the fast miss, one per pattern to name the hits."""
+
+    key: str
+    patterns: tuple[str, ...]
+    combined: re.Pattern[str] | None
+    each: tuple[re.Pattern[str] | None, ...]
+
+    @classmethod
+    def compile(cls, key: str, patterns: tuple[str, ...]) -> _Globs:
+        return cls(key, patterns, compile_globs(patterns), tuple(compile_globs((p,)) for p in patterns))
+
+    def hits(self, name: str) -> list[str]:
+        """`policy.deny[0] "git__*"` for every pattern matching `name`, first first."""
+        if self.combined is None or self.combined.match(name) is None:
+            return []
+        return [
+            f"{self.key}[{i}] {json.dumps(self.patterns[i])}" for i, rx in enumerate(self.each) if rx and rx.match(name)
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """The rules covering one (name, host), split the way `decide_call` walks them."""
+
+    deny: tuple[CompiledRule, ...]
+    allow: tuple[CompiledRule, ...]
+    matched: tuple[str, ...]
+    allowed: tuple[Decision, ...]
+    """One ready-made allowed Decision per allow rule: the hot path allocates none."""
+    timed: bool
+    """Whether any of the rules has hours or days (else the clock is not read)."""
+
+
+class Policy:
+    """A profile's policy, compiled once; decisions are pure apart from their caches and the rate logs."""
+
+    __slots__ = ("_allow", "_clock", "_deny", "_list_cache", "_monotonic", "_rates", "_rules", "_scopes", "spec")
+
+    def __init__(self, spec: PolicySpec, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.spec = spec
+        self._deny = _Globs.compile("policy.deny", spec.deny)
+        self._allow = _Globs.compile("policy.allow", spec.allow)
+        self._rules = tuple(CompiledRule.compile(r) for r in spec.rules)
+        self._clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        # Rate windows follow an injected clock (tests, `policy explain --at`), else the monotonic one.
+        self._monotonic: Callable[[], float] = (lambda: self._now().timestamp()) if clock else time.monotonic
+        self._rates = RateLimiter()
+        self._scopes: dict[tuple[str, str | None], _Scope] = {}
+        self._list_cache: dict[tuple[str, str | None, ToolFacts], Decision] = {}
+
+    @classmethod
+    def from_spec(cls, spec: PolicySpec, *, clock: Callable[[], datetime] | None = None) -> Policy:
+        return cls(spec, clock=clock)
+
+    # ---- list time ---------------------------------------------------------------------------------------------
+    def decide(self, exposed: str, *, tool: ToolFacts | None = None, host: str | None = None) -> Decision:
+        """Whether `host` may see and call `exposed` at all; arguments, time and rate are call-time matters."""
+        key = (exposed, host, tool or _UNANNOTATED)
+        cached = self._list_cache.get(key)
+        if cached is None:
+            if len(self._list_cache) >= _CACHE_LIMIT:
+                self._list_cache.clear()
+            cached = self._list_cache[key] = self._decide(exposed, host, tool or _UNANNOTATED)
+        return cached
+
+    def _decide(self, name: str, host: str | None, facts: ToolFacts) -> Decision:
+        scope = self._scope(name, host)
+        matched = scope.matched
+        if deny := self._deny.hits(name):
+            return Decision(False, deny[0], f"denied by {deny[0]}", matched)
+        if self.spec.read_only and facts.read_only is not True:
+            why = "has no annotations" if facts == _UNANNOTATED else "is not annotated readOnlyHint: true"
+            return Decision(False, "policy.read_only", f"denied by policy.read_only = true (the tool {why})", matched)
+        if self.spec.deny_destructive and facts.presumed_destructive:
+            why = "is annotated destructiveHint: true" if facts.destructive else "is not annotated as non-destructive"
+            reason = f"denied by policy.deny_destructive = true (the tool {why}; the MCP spec presumes destructive)"
+            return Decision(False, "policy.deny_destructive", reason, matched)
+        for rule in scope.deny:
+            if not rule.conditional:
+                return Decision(False, rule.key, f"denied by {rule.key}", matched)
+        if scope.allow:
+            return scope.allowed[0]
+        if allow := self._allow.hits(name):
+            return Decision(True, allow[0], f"allowed by {allow[0]}", matched)
+        rule = f"policy.default = {json.dumps(self.spec.default)}"
+        if self.spec.default == "allow":
+            return Decision(True, rule, f"allowed by {rule} (no policy.deny pattern matches)", matched)
+        return Decision(False, rule, f"denied by {rule} (no policy.allow pattern or rule matches)", matched)
+
+    def _scope(self, name: str, host: str | None) -> _Scope:
+        scope = self._scopes.get((name, host))
+        if scope is not None:
+            return scope
+        rules = [r for r in self._rules if r.covers_tool(name) and r.covers_host(host)]
+        globs = (*self._deny.hits(name), *self._allow.hits(name))
+        matched = (*globs, *(r.key for r in rules))
+        allow = tuple(r for r in rules if r.rule.effect == "allow")
+        allowed = tuple(Decision(True, r.key, f"allowed by {r.key}", matched) for r in allow)
+        deny = tuple(r for r in rules if r.rule.effect == "deny")
+        scope = _Scope(deny, allow, matched, allowed, any(r.zone is not None for r in rules))
+        if len(self._scopes) >= _CACHE_LIMIT:
+            self._scopes.clear()
+        self._scopes[(name, host)] = scope
+        return scope
+
+    # ---- call time ---------------------------------------------------------------------------------------------
+    def decide_call(
+        self,
+        exposed: str,
+        arguments: Mapping[str, Any] | None,
+        *,
+        tool: ToolFacts | None = None,
+        host: str | None = None,
+    ) -> CallDecision:
+        """This call, with these arguments, now: allowed (and what to forward) or denied naming the condition."""
+        listed = self.decide(exposed, tool=tool, host=host)
+        if not listed.allowed:
+            return CallDecision(listed, None)
+        scope = self._scopes.get((exposed, host)) or self._scope(exposed, host)
+        if not scope.deny and not scope.allow:
+            return CallDecision(
+                listed, arguments if arguments is None or isinstance(arguments, dict) else dict(arguments)
+            )
+        now = self._now() if scope.timed else None
+        for rule in scope.deny:
+            if rule.fires(arguments, now):
+                return CallDecision(Decision(False, rule.key, f"denied by {rule.key}", scope.matched), None)
+        if not scope.allow:
+            return CallDecision(
+                listed, arguments if arguments is None or isinstance(arguments, dict) else dict(arguments)
+            )
+        first: tuple[str, str] | None = None
+        for rule, allowed in zip(scope.allow, scope.allowed, strict=True):
+            failure = (rule.time_failure(now) if now is not None else None) or rule.arg_failure(
+                arguments if arguments is not None else {}, absent_passes=True
+            )
+            if failure is None and (limit := rule.rule.rate) is not None:
+                wait = self._rates.take(rule.rule.index, exposed, limit, self._monotonic())
+                if wait is not None:
+                    failure = (
+                        f"{rule.key}.rate",
+                        f"over the rate {limit.text} for this tool; retry in {wait:.1f} s",
+                    )
+            if failure is None:
+                return CallDecision(allowed, rule.with_fixed(arguments))
+            first = first or failure
+        assert first is not None  # scope.allow is not empty
+        return CallDecision(Decision(False, first[0], f"{first[1]} ({first[0]})", scope.matched), None)
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+
+    # ---- what the host sees ------------------------------------------------------------------------------------
+    def rewrite_tool(self, exposed: str, tool: types.Tool, *, host: str | None = None) -> types.Tool:
+        """The definition the host sees: the first covering allow rule's description, fixed params gone, enums narrowed.
+
+        Returns `tool` itself when nothing changes.
+        """
+        scope = self._scope(exposed, host)
+        update: dict[str, Any] = {}
+        description = next((r.rule.description for r in scope.allow if r.rule.description is not None), None)
+        if description is None:
+            description = next((r.rule.description for r in scope.deny if r.rule.description is not None), None)
+        if description is not None and description != tool.description:
+            update["description"] = description
+        if scope.allow and (schema := _narrow_schema(scope.allow[0], tool.input_schema)) is not tool.input_schema:
+            update["input_schema"] = schema
+        return tool.model_copy(update=update) if update else tool
+
+    def max_output_bytes(self, exposed: str, *, host: str | None = None) -> int | None:
+        """The first covering rule's `max_output_bytes` (the relay enforces it), or None."""
+        scope = self._scope(exposed, host)
+        return next((r.rule.max_output_bytes for r in (*scope.allow, *scope.deny) if r.rule.max_output_bytes), None)
+
+    def unused_rules(self, names: Iterable[str]) -> list[str]:
+        """Rules whose `tools` match none of `names`: with the servers up, a likely typo in the profile."""
+        listed = list(names)
+        return [f"{r.key}.tools {show(list(r.rule.tools))}" for r in self._rules if not any(map(r.covers_tool, listed))]
+
+
+def _narrow_schema(rule: CompiledRule, schema: dict[str, Any]) -> dict[str, Any]:
+    props = schema.get("properties")
+    if not isinstance(props, dict) or not rule.checks:
+        return schema
+    properties: dict[str, Any] = dict(props)  # pyright: ignore[reportUnknownArgumentType]
+    changed = False
+    for check in rule.checks:
+        name = check.spec.name
+        if check.spec.fixed is not None:
+            changed |= properties.pop(name, None) is not None
+        elif isinstance(prop := properties.get(name), dict):
+            narrowed = check.narrow(prop)  # pyright: ignore[reportUnknownArgumentType]
+            changed |= narrowed is not prop
+            properties[name] = narrowed
+    required = schema.get("required")
+    fixed = {name for name, _ in rule.fixed}
+    if isinstance(required, list) and fixed & set(required):  # pyright: ignore[reportUnknownArgumentType]
+        return {**schema, "properties": properties, "required": [r for r in required if r not in fixed]}  # pyright: ignore[reportUnknownVariableType]
+    return {**schema, "properties": properties} if changed else schema

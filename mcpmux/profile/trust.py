@@ -1,0 +1,224 @@
+"""Trust: a profile from outside the user's own profiles folder runs only once its exact content is trusted.
+
+Modelled on direnv's `allow`. A profile's `command`, `args`, `cwd` and `env` are code
+execution (and its secret references read the user's keyring), so a profile pulled
+from a repository must not run until the user has looked at it. `trust_profile`
+records the sha256 of the file's exact bytes, keyed by its resolved path, in
+`trust.json` in the config folder (written whole with a temp file + `os.replace`,
+owner-only); any later change to the file, even one byte, needs trust again.
+
+Profiles in `state_paths().profiles_dir` are the user's own and always trusted: they
+sit beside the trust records themselves, so whoever can write them could write those.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from mcpmux.errors import MCPMuxError, TrustError
+from mcpmux.paths import check_private, ensure_private_dir, state_paths
+from mcpmux.profile.inherit import profile_sources
+from mcpmux.profile.load import load_profile
+from mcpmux.profile.lookup import profile_hash
+from mcpmux.profile.model import EnvValue, Profile, SecretRef, SecretTemplate
+from mcpmux.wire import as_object
+
+TRUST_FILE = "trust.json"
+Status = Literal["user", "trusted", "changed", "untrusted"]
+
+
+@dataclass(frozen=True, slots=True)
+class TrustRecord:
+    """One trusted profile: its file, the sha256 of its content and of each file it extends, and when (UTC)."""
+
+    path: Path
+    sha256: str
+    trusted_at: str
+    extends: tuple[tuple[Path, str], ...] = ()
+
+    @property
+    def files(self) -> dict[Path, str]:
+        return {self.path: self.sha256, **dict(self.extends)}
+
+    def still_matches(self) -> bool | None:
+        """Whether every recorded file still has its recorded content; None if the profile file is gone."""
+        if not self.path.is_file():
+            return None
+        return all(_hash_or_none(path) == sha for path, sha in self.files.items())
+
+
+def trust_file() -> Path:
+    return state_paths().config_dir / TRUST_FILE
+
+
+def _key(path: Path) -> Path:
+    return path.expanduser().resolve()
+
+
+def _hash_or_none(path: Path) -> str | None:
+    try:
+        return profile_hash(path)
+    except OSError:
+        return None
+
+
+def is_user_profile(path: Path) -> bool:
+    """True for a file inside the user's own profiles folder (after resolving symlinks)."""
+    return _key(path).is_relative_to(_key(state_paths().profiles_dir))
+
+
+def current_hashes(profile: Profile) -> dict[Path, str | None]:
+    """sha256 now of the profile's file and of each file it extends (the user's own profiles need no pin)."""
+    sources = [_key(p) for p in profile_sources(profile)]
+    pinned = [sources[0], *(p for p in sources[1:] if not is_user_profile(p))]
+    return {path: _hash_or_none(path) for path in pinned}
+
+
+def load_records() -> dict[Path, TrustRecord]:
+    """Every trust record; `MCPMuxError` if the file is unsafe (writable by others) or unreadable."""
+    path = trust_file()
+    check_private(path.parent)
+    try:
+        check_private(path)
+        raw: Any = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise MCPMuxError(f"{path} cannot be read ({exc}); delete it and trust your profiles again") from exc
+    records: dict[Path, TrustRecord] = {}
+    entries = as_object((as_object(raw) or {}).get("trusted"))
+    if entries is None:
+        raise MCPMuxError(f"{path} is not a trust file mcpmux wrote; delete it and trust your profiles again")
+    for key, value in entries.items():
+        entry = as_object(value) or {}
+        sha, when = entry.get("sha256"), entry.get("trusted_at")
+        parents = as_object(entry.get("extends")) or {}
+        extends = tuple((Path(p), h) for p, h in parents.items() if isinstance(h, str))
+        if isinstance(sha, str) and isinstance(when, str):
+            records[Path(key)] = TrustRecord(Path(key), sha, when, extends)
+    return records
+
+
+def _save(records: dict[Path, TrustRecord]) -> None:
+    target = trust_file()
+    ensure_private_dir(target.parent)
+    check_private(target.parent)
+    trusted = {
+        str(r.path): {"sha256": r.sha256, "trusted_at": r.trusted_at, "extends": {str(p): h for p, h in r.extends}}
+        for r in records.values()
+    }
+    data = orjson.dumps({"version": 1, "trusted": trusted}, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    # mkstemp creates the file 0600; the rename makes the new content appear whole or not at all.
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{TRUST_FILE}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(tmp).replace(target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def trust_profile(path: Path) -> TrustRecord:
+    """Trust the exact current content of the profile at `path` (and of the files it extends); returns the record."""
+    profile = load_profile(_key(path))  # only a profile that loads can be shown, so only such can be trusted
+    hashes = current_hashes(profile)
+    missing = [p for p, h in hashes.items() if h is None]
+    if missing:
+        raise MCPMuxError(f"cannot trust {profile.path}: {missing[0]} cannot be read; check the path")
+    (key, sha), *parents = [(p, h) for p, h in hashes.items() if h is not None]
+    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    record = TrustRecord(key, sha, now, tuple(parents))
+    records = load_records()
+    records[key] = record
+    _save(records)
+    return record
+
+
+def untrust_profile(path: Path) -> bool:
+    """Forget the trust of `path`; False if it was not trusted."""
+    records = load_records()
+    if records.pop(_key(path), None) is None:
+        return False
+    _save(records)
+    return True
+
+
+def trust_status(profile: Profile) -> Status:
+    """`user` (in the user's own folder), `trusted`, `changed` (since it was trusted) or `untrusted`."""
+    if is_user_profile(profile.path):
+        return "user"
+    record = load_records().get(_key(profile.path))
+    if record is None:
+        return "untrusted"
+    return "trusted" if current_hashes(profile) == record.files else "changed"
+
+
+def trust_command(path: Path) -> str:
+    return f"mcpmux profile trust {shlex.quote(str(_key(path)))}"
+
+
+def require_trusted(profile: Profile) -> None:
+    """Return if `profile` may run; else `TrustError` showing what it would run and the command that trusts it."""
+    status = trust_status(profile)
+    if status in ("user", "trusted"):
+        return
+    path = _key(profile.path)
+    if status == "changed":
+        record = load_records()[path]
+        now = current_hashes(profile)
+        changed = [str(p) for p in {**record.files, **now} if record.files.get(p) != now.get(p)]
+        what = "it" if changed == [str(path)] else ", ".join(changed)
+        head = f"profile {path} has changed since you trusted it ({record.trusted_at}: {what}), so it will not run"
+    else:
+        head = f"profile {path} is not trusted yet, so it will not run"
+    message = (
+        f"{head}. A profile runs commands as you and reads your secrets; this one would run:\n"
+        f"{describe(profile)}\n"
+        f"Review it (mcpmux profile show {shlex.quote(str(path))}), then trust this exact content with: "
+        f"{trust_command(path)}"
+    )
+    raise TrustError(path, message)
+
+
+def _env_text(key: str, value: EnvValue) -> str:
+    """`KEY=value` as a shell would read it, with secret references written as in the profile (never values)."""
+    if isinstance(value, SecretRef):
+        text = f"{{secret:{value.name}}}"
+    elif isinstance(value, SecretTemplate):
+        text = "".join(
+            p.replace("{", "{{").replace("}", "}}") if isinstance(p, str) else f"{{secret:{p.name}}}"
+            for p in value.parts
+        )
+    else:
+        text = value
+    return f"{key}={shlex.quote(text)}"
+
+
+def describe(profile: Profile) -> str:
+    """What running `profile` does, one server a line: command and args (or URL), cwd, env, secrets read."""
+    lines: list[str] = []
+    for server in profile.servers:
+        if server.url is not None:
+            runs = f"connects to {server.url}"
+            settings = [_env_text(k, v) for k, v in server.headers.items()]
+            extra = f"; headers: {', '.join(settings)}" if settings else ""
+        else:
+            runs = f"runs {shlex.join([server.command or '', *server.args])}"
+            extra = f"; in {server.cwd}" if server.cwd else ""
+            settings = [_env_text(k, v) for k, v in server.env.items()]
+            extra += f"; env: {' '.join(settings)}" if settings else ""
+        secrets = f"; reads secrets: {', '.join(server.secret_names)}" if server.secret_names else ""
+        disabled = " (disabled)" if not server.enabled else ""
+        lines.append(f"  server '{server.name}'{disabled}: {runs}{extra}{secrets}")
+    return "\n".join(lines) or "  (no servers)"
