@@ -27,6 +27,7 @@ from mcpmux.downstream.supervisor import Supervisor
 from mcpmux.paths import StatePaths, ensure_private_dir, state_paths
 from mcpmux.profile.lookup import profile_hash
 from mcpmux.profile.model import Profile
+from mcpmux.relay.host import Host
 from mcpmux.relay.relay import Relay
 from mcpmux.secrets.backends import default_store
 from mcpmux.secrets.store import SecretStore
@@ -69,7 +70,8 @@ async def open_gateway(
     audit.bind(serve=uuid.uuid4().hex, profile=profile.name, profile_hash=_content_hash(profile))
     store = store or default_store()
     supervisor = Supervisor(profile, store=store, paths=paths, audit=audit, record_pins=record_pins, clock=clock)
-    relay = Relay(supervisor, audit)
+    host = Host(on_bind=lambda info: audit.bind(host=info.name, host_version=info.version))
+    relay = Relay(supervisor, audit, host)
     try:
         async with anyio.create_task_group() as tg:
             started = False
@@ -148,7 +150,7 @@ async def _status(gateway: Gateway, follow_active: bool) -> dict[str, Any]:
         "profile": gateway.supervisor.profile.name,
         "follows_active": follow_active,
         "reload_error": gateway.supervisor.reload_error,
-        "host": gateway.relay.host_name,
+        "host": gateway.relay.host.name,
         "started_at": _STARTED_AT,
         "servers": servers,
     }

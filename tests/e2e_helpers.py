@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import mcp_types as types
 import orjson
 import pytest
@@ -97,3 +98,35 @@ class ListChanged:
         with anyio.fail_after(seconds):
             await self.event.wait()
         self.event = anyio.Event()
+
+
+class RawHost:
+    """A host that speaks raw JSON-RPC lines to `mcpmux serve`: for what SDK clients never send."""
+
+    def __init__(self, proc: anyio.abc.Process) -> None:
+        assert proc.stdin is not None and proc.stdout is not None
+        self._stdin, self._stdout = proc.stdin, proc.stdout
+        self._buffer = b""
+        self.seen: list[dict[str, Any]] = []
+        """Every message received so far, in order."""
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self._stdin.send(orjson.dumps(message) + b"\n")
+
+    async def receive(self, match: Any, seconds: float = 30.0) -> dict[str, Any]:
+        """The next message for which `match(message)` is true (messages before it are kept in `seen`)."""
+        with anyio.fail_after(seconds):
+            while True:
+                while b"\n" not in self._buffer:
+                    self._buffer += await self._stdout.receive()
+                line, self._buffer = self._buffer.split(b"\n", 1)
+                message = orjson.loads(line)
+                self.seen.append(message)
+                if match(message):
+                    return message
+
+    async def reply_to(self, request_id: Any, seconds: float = 30.0) -> dict[str, Any]:
+        return await self.receive(lambda m: m.get("id") == request_id and "method" not in m, seconds)
+
+    async def close(self) -> None:
+        await self._stdin.aclose()

@@ -13,11 +13,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from mcpmux import __version__
 from mcpmux.cli._console import err_console, out_console
 from mcpmux.cli._options import READY_WAIT_SECONDS, ProfileOption
 from mcpmux.cli.pin_cmd import print_changes
 from mcpmux.cli.trust_cmd import TrustOption, admit
 from mcpmux.errors import MCPMuxError
+from mcpmux.relay.host import HostInfo
 from mcpmux.wire import as_object
 
 if TYPE_CHECKING:
@@ -191,7 +193,7 @@ def call(
         async with open_gateway(resolved) as gateway:
             with anyio.move_on_after(READY_WAIT_SECONDS):
                 await gateway.supervisor.ready.wait()
-            gateway.relay.host_name = "mcpmux-cli"
+            gateway.relay.host.bind(HostInfo("handshake", "mcpmux-cli", __version__))
             return await gateway.relay.call(tool, parsed)
 
     result = _run(run_call)

@@ -17,7 +17,6 @@ from mcpmux.downstream.logs import rotate_before_start
 from mcpmux.downstream.process import base_environment, resolve_command, spawn
 from mcpmux.errors import SecretError, StartFailed
 from mcpmux.profile.model import ServerSpec
-from mcpmux.secrets.redact import Redactor
 from mcpmux.secrets.store import SecretStore, resolve_env
 
 LISTING_FIELD: dict[ListKind, str] = {
@@ -28,8 +27,10 @@ LISTING_FIELD: dict[ListKind, str] = {
 }
 
 
-async def launch(spec: ServerSpec, store: SecretStore, log_path: Path, hooks: Hooks) -> tuple[Downstream, Redactor]:
-    """Spawn `spec`, or connect to it if remote (not yet initialized); returns it and the redactor for its secrets."""
+async def launch(
+    spec: ServerSpec, store: SecretStore, log_path: Path, hooks: Hooks
+) -> tuple[Downstream, dict[str, str]]:
+    """Spawn `spec`, or connect to it if remote (not yet initialized); returns it and the secrets it was given."""
     if spec.command is None:
         return await _connect(spec, store, log_path, hooks)
     try:
@@ -55,10 +56,12 @@ async def launch(spec: ServerSpec, store: SecretStore, log_path: Path, hooks: Ho
     except OSError as exc:
         raise StartFailed(spec.name, f"server '{spec.name}' could not be started: {exc}") from exc
     assert isinstance(protocol, Downstream)
-    return protocol, Redactor(used)
+    return protocol, used
 
 
-async def _connect(spec: ServerSpec, store: SecretStore, log_path: Path, hooks: Hooks) -> tuple[Downstream, Redactor]:
+async def _connect(
+    spec: ServerSpec, store: SecretStore, log_path: Path, hooks: Hooks
+) -> tuple[Downstream, dict[str, str]]:
     """A remote (`url`) server: its headers' secrets resolved, the HTTP client started (see downstream/http.py)."""
     assert spec.url is not None
     try:
@@ -68,7 +71,7 @@ async def _connect(spec: ServerSpec, store: SecretStore, log_path: Path, hooks: 
     rotate_before_start(log_path)
     with log_path.open("ab") as log:
         log.write(f"--- mcpmux: connecting {spec.name}: {spec.url}\n".encode())  # header values are never logged
-    return http.connect(spec.name, spec.url, headers, log_path, hooks), Redactor(used)
+    return http.connect(spec.name, spec.url, headers, log_path, hooks), used
 
 
 async def list_everything(ds: Downstream, wait_seconds: float) -> Listing:

@@ -27,6 +27,7 @@ from mcpmux.catalog.keeper import CatalogKeeper
 from mcpmux.downstream import cache as catalog_cache
 from mcpmux.downstream import facts as server_facts
 from mcpmux.downstream.connection import Downstream, Hooks, ListKind
+from mcpmux.downstream.events import DownstreamEvents
 from mcpmux.downstream.facts import ServerFacts
 from mcpmux.downstream.http import RemoteDownstream
 from mcpmux.downstream.launch import LISTING_FIELD, launch, list_everything
@@ -69,9 +70,6 @@ class ServerState:
     """Its instructions and capabilities: from its last handshake, this run's or a previous one's."""
 
 
-NotificationListener = Callable[[Downstream, str, JSON, bytes], None]
-
-
 class Supervisor:
     def __init__(
         self,
@@ -93,15 +91,16 @@ class Supervisor:
         self.paths = paths
         self._cache_dir = paths.state_dir / "cache"
         self._store = store
-        self.on_catalog: Callable[[Catalog, frozenset[str]], None] = lambda catalog, kinds: None
-        """Called with each new catalog and the kinds whose visible part changed (the front tells the host)."""
         self.states = {spec.name: self._new_state(spec) for spec in profile.enabled_servers}
         self.ready = anyio.Event()
         self._first_attempts_left = len(self.states)
         self._tg: anyio.abc.TaskGroup | None = None
         self._queued: list[tuple[Callable[..., Coroutine[Any, Any, Any]], tuple[Any, ...]]] = []
-        self.listeners: list[NotificationListener] = []
-        self.request_handler: Callable[[Downstream, JSON], None] | None = None  # sampling, elicitation, roots
+        self._subscribers: list[DownstreamEvents] = []
+        self._secrets: dict[str, str] = {}
+        self.redactor = Redactor({})
+        """Every secret any downstream of this run was given: redacted from everything bound for the host,
+        whichever server sent it (server B may read server A's environment)."""
         if not self.states:
             self.ready.set()
             self._keeper.settle()
@@ -270,12 +269,28 @@ class Supervisor:
         return outcome
 
     async def wake(self, server: str) -> None:
-        """Start an idle lazy server for a call and wait until it runs (bounded by its startup timeout)."""
+        """Start an idle lazy server for a call and wait until it runs (bounded by its startup timeout).
+
+        A server that did not come up within the bound is marked failed, so the call is answered
+        rather than waking it again.
+        """
         state = self.states[server]
         up = state.up
         state.wanted.set()
         with anyio.move_on_after(state.spec.startup_timeout_seconds + 1):
             await up.wait()
+        if state.status == "idle":
+            state.status = "failed"
+
+    async def wait_ready(self, seconds: float) -> None:
+        """Wait until every server's first start attempt is done, at most `seconds`.
+
+        Past the bound the start-up counts as done: later calls are answered with what is up
+        instead of waiting again.
+        """
+        with anyio.move_on_after(seconds):
+            await self.ready.wait()
+        self.ready.set()
 
     def _may_restart(self, state: ServerState) -> bool:
         policy = state.spec.restart
@@ -302,7 +317,11 @@ class Supervisor:
     async def _start(self, state: ServerState) -> None:
         spec = state.spec
         hooks = Hooks(on_notification=self._on_notification, on_request=self._on_request)
-        protocol, state.redactor = await launch(spec, self._store, self.paths.server_log(spec.name), hooks)
+        protocol, secrets = await launch(spec, self._store, self.paths.server_log(spec.name), hooks)
+        state.redactor = Redactor(secrets)
+        if secrets.items() - self._secrets.items():
+            self._secrets.update(secrets)
+            self.redactor = Redactor(self._secrets)
         state.downstream = protocol
         try:
             with anyio.fail_after(spec.startup_timeout_seconds):
@@ -339,7 +358,8 @@ class Supervisor:
         listings = {name: s.listing for name, s in self.states.items() if s.status in ("running", "idle", "restarting")}
         changed = self._keeper.rebuild(listings)
         if changed:
-            self.on_catalog(self.catalog, changed)
+            for subscriber in self._subscribers:
+                subscriber.catalog_changed(self.catalog, changed)
 
     @property
     def catalog(self) -> Catalog:
@@ -353,14 +373,16 @@ class Supervisor:
         kinds = _RELIST.get(method)
         if kinds and self._tg is not None:
             self._tg.start_soon(self._relist, ds, kinds)
-        for listener in self.listeners:
-            listener(ds, method, msg, line)
+        for subscriber in self._subscribers:
+            subscriber.notification(ds, method, msg, line)
 
     def _on_request(self, ds: Downstream, msg: JSON) -> None:
-        if self.request_handler is not None:
-            self.request_handler(ds, msg)
-        else:
+        if not any(subscriber.request(ds, msg) for subscriber in self._subscribers):
             ds.write(wire.error_response(msg.get("id"), wire.METHOD_NOT_FOUND, "no host is connected to answer this"))
+
+    def subscribe(self, events: DownstreamEvents) -> None:
+        """Hear catalog changes, notifications and requests from every downstream (see downstream/events.py)."""
+        self._subscribers.append(events)
 
     async def _relist(self, ds: Downstream, kinds: tuple[ListKind, ...]) -> None:
         state = self.states.get(ds.name)

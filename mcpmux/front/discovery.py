@@ -50,7 +50,7 @@ class Discovery:
 
     def usable(self, catalog: Catalog) -> list[types.Tool]:
         """The tools this host may use, in catalog order (ignoring `max_tools`, which only cuts listings)."""
-        host, policy = self.relay.host_name, self.relay.supervisor.policy
+        host, policy = self.relay.host.name, self.relay.supervisor.policy
         return [
             route.definition
             for route in catalog.routes.values()
@@ -58,7 +58,7 @@ class Discovery:
         ]
 
     def index(self, catalog: Catalog) -> discovery.SearchIndex:
-        host = self.relay.host_name
+        host = self.relay.host.name
         cached = self._cached
         if cached is None or cached[0] is not catalog or cached[1] != host:
             cached = self._cached = (catalog, host, discovery.SearchIndex(self.usable(catalog)))

@@ -35,6 +35,13 @@ LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "e
 _RETRY_KEYS = ("requestState", "inputResponses")
 
 
+def has_envelope(params: JSON) -> bool:
+    """Whether the request claims the 2026-07-28 era: its `_meta` has the protocol-version key, whatever the value
+    (the SDK's test, so a half-built envelope is routed to the era that names what is missing)."""
+    meta = wire.as_object(params.get("_meta"))
+    return meta is not None and PROTOCOL_VERSION_META_KEY in meta
+
+
 def envelope(params: JSON) -> JSON | None:
     """The request's 2026-07-28 envelope, if it has one of a version mcpmux serves."""
     meta = wire.as_object(params.get("_meta"))

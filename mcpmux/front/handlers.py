@@ -9,6 +9,7 @@ so there is no `is_error` result to carry it).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
@@ -19,15 +20,13 @@ from mcp.server import Server
 from mcp.server.context import ServerRequestContext
 from mcp.server.subscriptions import ListenHandler, SubscriptionBus
 from mcp.shared.exceptions import MCPError
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcpmux import wire
 from mcpmux.catalog.build import Catalog
 from mcpmux.catalog.uris import expose_uri, split_uri
+from mcpmux.downstream.connection import Downstream
 from mcpmux.downstream.supervisor import Supervisor
 from mcpmux.errors import DownstreamError
-from mcpmux.front import envelope as front_modern
-from mcpmux.front.input_rounds import InputBridge
 from mcpmux.relay.relay import STARTUP_WAIT_SECONDS
 from mcpmux.wire import JSON
 
@@ -44,11 +43,14 @@ def page(items: list[Any], cursor: str | None) -> tuple[list[Any], str | None]:
     return items[start:end], (str(end) if end < len(items) else None)
 
 
+Routed = Callable[[Downstream, Callable[[], Awaitable[JSON]], JSON], Awaitable[JSON]]
+"""Runs a routed request the way the host's era needs (the host channel's `routed`)."""
+
+
 class Handlers:
-    def __init__(self, supervisor: Supervisor) -> None:
+    def __init__(self, supervisor: Supervisor, routed: Routed) -> None:
         self.supervisor = supervisor
-        self.bridge: InputBridge | None = None
-        """Input rounds for a 2026-07-28 host's `prompts/get` and `resources/read` (input_required.py)."""
+        self._routed = routed
 
     async def catalog(self) -> Catalog:
         with anyio.move_on_after(STARTUP_WAIT_SECONDS):
@@ -70,13 +72,14 @@ class Handlers:
             raise MCPError(wire.INTERNAL_ERROR, f"server '{server}' is unavailable: {state and state.last_error}")
         timeout = state.spec.timeout_seconds
         try:
-            if rounds is not None and self.bridge is not None and rounds.protocol_version in MODERN_PROTOCOL_VERSIONS:
-                caps = front_modern.client_capabilities(dict(rounds.meta or {}))
-                raw = await self.bridge.ask(ds, caps, partial(ds.request, method, params, timeout), _retry(rounds))
+            run = partial(ds.request, method, params, timeout)
+            if rounds is not None:
+                request: JSON = {**dict(rounds.params or {}), "_meta": dict(rounds.meta or {})}
+                raw = await self._routed(ds, run, request)
                 if raw.get("resultType") == "input_required":
                     return types.InputRequiredResult.model_validate(raw)
             else:
-                raw = await ds.request(method, params, timeout)
+                raw = await run()
             if state.redactor:
                 raw = wire.as_object(wire.loads(state.redactor.redact_bytes(wire.dumps(raw)))) or {}
             return result_type.model_validate(raw)
@@ -208,11 +211,3 @@ def make_server(
     )
     handlers.install(server)
     return server
-
-
-def _retry(ctx: Ctx) -> JSON | None:
-    """A 2026-07-28 retry's `requestState` and `inputResponses`, or None for a first request."""
-    params = dict(ctx.params or {})
-    if params.get("requestState") is None:
-        return None
-    return {"requestState": params.get("requestState"), "inputResponses": params.get("inputResponses")}

@@ -33,13 +33,12 @@ from mcp.shared.exceptions import MCPError
 
 from mcpmux import wire
 from mcpmux.downstream.connection import Downstream
+from mcpmux.front.host_requests import CAPABILITY, not_advertised
 from mcpmux.relay.relay import Relay, Writer
 from mcpmux.wire import JSON
 
 MAX_OPEN_STATES = 256
 """Retries the bridge waits for at once; beyond this, the oldest is forgotten (its call times out)."""
-
-CAPABILITY = {"sampling/createMessage": "sampling", "elicitation/create": "elicitation", "roots/list": "roots"}
 
 
 @dataclass(slots=True, eq=False)
@@ -88,7 +87,7 @@ class InputBridge:
             return self._into_ask(ds, message, capability)
         call = calls[0]
         if capability is None or capability not in (call.input_caps or {}):
-            return _not_advertised(capability, method)
+            return not_advertised(capability, method)
         token = self._by_call.get(call) or f"mxs-{next(self._keys)}"
         parked = self._states.get(token)
         if parked is None:
@@ -169,7 +168,7 @@ class InputBridge:
             return f"no request of a 2026-07-28 host to server '{ds.name}' is in flight to ask it in"
         pending = asks[0]
         if capability is None or capability not in pending.caps:
-            return _not_advertised(capability, str(message.get("method")))
+            return not_advertised(capability, str(message.get("method")))
         key = f"mx-in-{next(self._keys)}"
         pending.asked[key] = (ds, message.get("id"))
         pending.queued[key] = {k: v for k, v in message.items() if k in ("method", "params")}
@@ -214,7 +213,3 @@ def _answer(asked: dict[str, tuple[Downstream, Any]], queued: dict[str, JSON], r
             ds.write(wire.error_response(request_id, wire.INTERNAL_ERROR, "the host gave no answer to this request"))
         else:
             ds.write(wire.result_response(request_id, answer))
-
-
-def _not_advertised(capability: str | None, method: str) -> str:
-    return f"the host did not advertise '{capability or method}', so mcpmux cannot relay '{method}'"

@@ -1,32 +1,27 @@
 """The front: mcpmux's own MCP server, spoken to by the host over stdio.
 
-mcpmux owns the host's wire. Each line from stdin is parsed once; a
-`tools/call` (and the `notifications/cancelled` for one) goes straight to the
-relay, in both eras (a 2026-07-28 call via front_modern.py), and everything else
-is handed to the SDK's low-level `Server`, which serves the `initialize`
-handshake, `server/discover`, listings and errors. Both write to one stdout
-transport, whose writes are whole lines and never interleave.
+mcpmux owns the host's wire. Each line from stdin is parsed once (dispatch);
+the host's first request opens the connection's channel, which fixes the
+protocol era and the host's identity for good (channel.py). A `tools/call` (and
+the `notifications/cancelled` for one) goes straight to the relay through the
+channel; everything else is handed to the SDK's low-level `Server`, which serves
+the `initialize` handshake, `server/discover`, listings and errors. Both write
+through one function, `to_host`: the single exit toward the host, where every
+secret of the running profile is redacted, whichever server produced the line.
 
-In discovery mode (`expose = "search"`, front_discovery.py) the host lists the
-three meta-tools instead; calls of them go to the SDK-served `_call_tool`, which
-hands them to `Discovery`. Every other `tools/call` keeps the fast path.
-
-fd 1 is the protocol wire: it is duplicated for the wire and then pointed at
-stderr, so a stray print anywhere in the process cannot corrupt the protocol.
+In discovery mode (`expose = "search"`, discovery.py) the host lists the three
+meta-tools instead; calls of them go to the SDK-served `_call_tool`, which hands
+them to `Discovery`. Every other `tools/call` keeps the fast path.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import os
-import stat
 from collections.abc import Callable
 from typing import Any
 
 import anyio
-import anyio.to_thread
 import mcp_types as types
 import pydantic
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -34,53 +29,43 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.message import SessionMessage
-from mcp.shared.subscriptions import (
-    PromptsListChanged,
-    ResourcesListChanged,
-    ResourceUpdated,
-    ServerEvent,
-    ToolsListChanged,
-)
 
 from mcpmux import __version__, wire
 from mcpmux.catalog.build import Catalog, host_view
 from mcpmux.downstream import facts as server_facts
 from mcpmux.downstream.connection import Downstream
 from mcpmux.downstream.supervisor import Supervisor
-from mcpmux.front import envelope as front_modern
+from mcpmux.front import stdio
+from mcpmux.front.channel import (
+    EnvelopeChannel,
+    HandshakeChannel,
+    HostChannel,
+    Run,
+    Undecided,
+    host_of,
+    opening_era,
+)
 from mcpmux.front.discovery import Discovery
 from mcpmux.front.envelope import ModernCalls
 from mcpmux.front.handlers import Handlers, make_server, page
-from mcpmux.front.host_requests import ServerRequests
+from mcpmux.front.host_requests import ServerRequests, pinned_roots
 from mcpmux.front.input_rounds import InputBridge
 from mcpmux.relay.relay import Relay
 from mcpmux.wire import JSON
 
 logger = logging.getLogger("mcpmux")
 
-MODERN_ENVELOPE_KEY = "io.modelcontextprotocol/protocolVersion"
 FIRST_START_WAIT_SECONDS = 2.0
 """How long the host's `initialize` may wait for servers never started before (their instructions)."""
 _FACTS_METHODS = frozenset({"initialize", "server/discover"})
-
-
-_LISTEN_EVENTS: dict[str, Callable[[], ServerEvent]] = {
-    "tools": ToolsListChanged,
-    "prompts": PromptsListChanged,
-    "resources": ResourcesListChanged,
-}
-_LIST_CHANGED = {
-    "tools": "notifications/tools/list_changed",
-    "prompts": "notifications/prompts/list_changed",
-    "resources": "notifications/resources/list_changed",
-}
 
 
 class Front:
     def __init__(self, supervisor: Supervisor, relay: Relay) -> None:
         self.supervisor = supervisor
         self.relay = relay
-        self.handlers = Handlers(supervisor)
+        self.host = relay.host
+        self.handlers = Handlers(supervisor, self._routed)
         self.discovery = Discovery(relay, self.handlers.catalog)
         self.bus = InMemorySubscriptionBus()
         self.server = make_server(
@@ -88,23 +73,25 @@ class Front:
             __version__,
             self.handlers,
             bus=self.bus,
-            instructions=None,  # set per answer from the downstreams' own (server_facts.py)
+            instructions=None,  # set per answer from the downstreams' own (downstream/facts.py)
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
         )
-        self._handshake_era = False
+        self.channel: HostChannel = Undecided()
+        """Opened by the host's first request; never changes after (channel.py)."""
         self.answered = anyio.Event()
         """Set once the first answer (to `initialize` or `server/discover`) has been written to the host."""
-        self._write: Callable[[bytes], None] = lambda line: None
+        self._out: Callable[[bytes], None] = lambda line: None
         self._to_sdk: MemoryObjectSendStream[SessionMessage | Exception] | None = None
         self._facts_ids: set[object] = set()
         """Ids of the host's `initialize` / `server/discover`: their answers carry the downstreams' facts."""
-        self.requests = ServerRequests(supervisor, lambda line: self._write(line))
-        self.bridge = InputBridge(relay)
-        self.handlers.bridge = self.bridge
-        self.modern = ModernCalls(self.server.server_info_stamp)
-        supervisor.on_catalog = self._catalog_changed
-        supervisor.listeners.append(self._downstream_notification)
+        supervisor.subscribe(self)
+
+    # --- the one exit toward the host -------------------------------------------------------
+    def to_host(self, line: bytes) -> None:
+        """Write one line to the host, every secret of the running profile redacted (the choke point)."""
+        redactor = self.supervisor.redactor
+        self._out(redactor.redact_bytes(line) if redactor else line)
 
     # --- SDK handlers (everything but the hot path) --------------------------------------
     async def _list_tools(
@@ -114,7 +101,7 @@ class Front:
             return types.ListToolsResult(tools=list(await self.discovery.list_tools()))
         catalog = await self.handlers.catalog()
         # Rules may name hosts: the listing is decided for this host (decisions are cached, so this is cheap).
-        tools = host_view(catalog, self.supervisor.policy, self.relay.host_name, self.supervisor.profile.max_tools)
+        tools = host_view(catalog, self.supervisor.policy, self.host.name, self.supervisor.profile.max_tools)
         items, cursor = page(tools, params and params.cursor)
         return types.ListToolsResult(tools=items, next_cursor=cursor)
 
@@ -127,42 +114,37 @@ class Front:
             result = await self.relay.call(params.name, params.arguments)
         return types.CallToolResult.model_validate(result)
 
-    def _catalog_changed(self, catalog: Catalog, kinds: frozenset[str]) -> None:
-        if self._handshake_era:
-            for kind in sorted(kinds):
-                self._write(wire.notification(_LIST_CHANGED[kind]))
-        else:  # 2026-07-28: events go to the host's subscriptions/listen streams
-            for kind in sorted(kinds):
-                self._publish(_LISTEN_EVENTS[kind]())
+    async def _routed(self, ds: Downstream, run: Run, request: JSON) -> JSON:
+        return await self.channel.routed(ds, run, request)
 
-    def _publish(self, event: ServerEvent) -> None:
-        self.supervisor.start_soon(self.bus.publish, event)
+    # --- DownstreamEvents -----------------------------------------------------------------
+    def catalog_changed(self, catalog: Catalog, kinds: frozenset[str]) -> None:
+        self.channel.announce(kinds)
 
-    def _downstream_notification(self, ds: Downstream, method: str, msg: JSON, line: bytes) -> None:
-        params = wire.as_object(msg.get("params")) or {}
-        if method == "notifications/message" and (
-            self._handshake_era or self.modern.wants_log(ds.name, params.get("level"))
-        ):
+    def notification(self, ds: Downstream, method: str, message: JSON, line: bytes) -> None:
+        params = wire.as_object(message.get("params")) or {}
+        if method == "notifications/message":
             logger_name = params.get("logger")
-            tagged = {**params, "logger": f"{ds.name}/{logger_name}" if logger_name else ds.name}
-            self._write(self._redact(ds.name, wire.notification(method, tagged)))
-        elif not self._handshake_era:
-            if method == "notifications/resources/updated":
-                uri = self.handlers.updated_uri(ds.name, params).get("uri")
-                self._publish(ResourceUpdated(uri=str(uri)))
+            self.channel.log_message(
+                ds.name, {**params, "logger": f"{ds.name}/{logger_name}" if logger_name else ds.name}
+            )
         elif method == "notifications/resources/updated":
-            self._write(wire.notification(method, self.handlers.updated_uri(ds.name, params)))
+            self.channel.resource_updated(self.handlers.updated_uri(ds.name, params))
 
-    def _redact(self, server: str, line: bytes) -> bytes:
-        state = self.supervisor.live(server)
-        return state.redactor.redact_bytes(line) if state is not None and state.redactor else line
+    def request(self, ds: Downstream, message: JSON) -> bool:
+        request_id = message.get("id")
+        if (roots := pinned_roots(self.supervisor.profile.server(ds.name), message)) is not None:
+            ds.write(wire.result_response(request_id, roots))
+        elif (why := self.channel.downstream_request(ds, message)) is not None:
+            ds.write(wire.error_response(request_id, wire.METHOD_NOT_FOUND, why))
+        return True
 
     # --- the wire -------------------------------------------------------------------------
     def on_line(self, line: bytes) -> None:
         try:
             message = wire.loads(line)
         except ValueError:
-            self._write(wire.error_response(None, wire.PARSE_ERROR, "parse error: a line that is not JSON"))
+            self.to_host(wire.error_response(None, wire.PARSE_ERROR, "parse error: a line that is not JSON"))
             return
         try:
             self._dispatch(message)
@@ -170,72 +152,68 @@ class Front:
             logger.exception("mcpmux failed to handle a message from the host")
             request_id = (wire.as_object(message) or {}).get("id")
             if request_id is not None:
-                self._write(wire.error_response(request_id, wire.INTERNAL_ERROR, "mcpmux failed; see its stderr"))
+                self.to_host(wire.error_response(request_id, wire.INTERNAL_ERROR, "mcpmux failed; see its stderr"))
 
     def _dispatch(self, message: object) -> None:
         msg = wire.as_object(message)
         if msg is not None:
             method = msg.get("method")
             params = wire.as_object(msg.get("params"))
-            handshake = self._handshake_era or method == "initialize"  # even with an envelope stamped on it
-            modern = front_modern.envelope(params) if params is not None and not handshake else None
-            if modern is not None and self.requests.bridge is None:
-                self._bind_modern_host(modern)
-            # Meta-tools of search mode fall through to the SDK-served `_call_tool`.
-            fast = method == "tools/call" and "id" in msg and params is not None
-            if fast and params is not None and not self.discovery.handles(params.get("name")):
-                if self._handshake_era:
-                    self.relay.call_from_host(msg["id"], params, self._write, self._write)
-                    return
-                if modern is not None:
-                    self._modern_call(msg["id"], params, modern)
-                    return
+            if self.channel.era is None and isinstance(method, str) and "id" in msg:
+                self.channel = self._open(opening_era(method, params))
+            era = self.channel.era
+            if self.host.info is None and era is not None and (info := host_of(era, method, params)) is not None:
+                self.host.bind(info)  # the first identifying request fixes who the host is, for good
+            if (
+                method == "tools/call"
+                and "id" in msg
+                and params is not None
+                and not self.discovery.handles(params.get("name"))
+                and self.channel.call(msg["id"], params)
+            ):
+                return
             if (
                 method == "notifications/cancelled"
                 and params is not None
                 and self.relay.cancel_from_host(params.get("requestId"), params.get("reason"))
             ):
                 return
-            if method is None and self.requests.from_host(msg):
+            if method is None and self.channel.host_answer(msg):
                 return
             if method in _FACTS_METHODS and "id" in msg:
                 self._facts_ids.add(msg["id"])
             if method == "notifications/roots/list_changed":
-                self.requests.roots_changed()
+                self._roots_changed()
                 return
-            if method == "initialize" and params is not None and not _is_modern(params):
-                self._handshake_era = True
-                info = wire.as_object(params.get("clientInfo")) or {}
-                self.relay.host_name = str(info.get("name"))
-                self.relay.audit.bind(host=info.get("name"), host_version=info.get("version"))
-                self.requests.host_capabilities = wire.as_object(params.get("capabilities")) or {}
         self._to_sdk_line(message)
 
-    def _bind_modern_host(self, meta: JSON) -> None:
-        """A 2026-07-28 host introduces itself on each request; the first one names it for policy and audit."""
-        self.requests.bridge = self.bridge
-        info = front_modern.client_info(meta)
-        self.relay.host_name = str(info.get("name"))
-        self.relay.audit.bind(host=info.get("name"), host_version=info.get("version"))
+    def _open(self, era: str) -> HostChannel:
+        """The channel of the era the first request opened."""
+        if era == "handshake":
+            return HandshakeChannel(self.to_host, self.relay, ServerRequests(self.host, self.to_host), self.answered)
+        channel = EnvelopeChannel(
+            self.to_host,
+            self.relay,
+            InputBridge(self.relay),
+            ModernCalls(self.server.server_info_stamp),
+            self.bus,
+            self.supervisor.start_soon,
+        )
+        return channel
 
-    def _modern_call(self, host_id: Any, params: JSON, meta: JSON) -> None:
-        """The 2026-07-28 fast path: envelope off, relayed like a handshake-era call, answer stamped."""
-        route = self.supervisor.catalog.routes.get(str(params.get("name")))
-        if route is not None:
-            self.modern.opt_in(host_id, route.server, meta)
-        answer = self.modern.answer_writer(host_id, self._write)
-        if self.bridge.resume(host_id, params, answer):  # a retry carrying answers for a parked call
-            return
-        forwarded = front_modern.for_downstream(params)
-        caps = front_modern.client_capabilities(meta)
-        self.relay.call_from_host(host_id, forwarded, answer, self._write, caps)
+    def _roots_changed(self) -> None:
+        """The host's roots changed: tell every downstream that takes its roots from the host."""
+        note = wire.notification("notifications/roots/list_changed")
+        for state in self.supervisor.states.values():
+            if state.downstream is not None and state.spec.roots is None:
+                state.downstream.write(note)
 
     def _to_sdk_line(self, message: Any) -> None:
         try:
             parsed = types.jsonrpc_message_adapter.validate_python(message, by_name=False)
         except pydantic.ValidationError:
             request_id = (wire.as_object(message) or {}).get("id")
-            self._write(wire.error_response(request_id, wire.INVALID_REQUEST, "invalid JSON-RPC message"))
+            self.to_host(wire.error_response(request_id, wire.INVALID_REQUEST, "invalid JSON-RPC message"))
             return
         if self._to_sdk is not None:
             self._to_sdk.send_nowait(SessionMessage(parsed))
@@ -247,7 +225,7 @@ class Front:
                 if isinstance(message, types.JSONRPCResponse) and message.id in self._facts_ids:
                     self._facts_ids.discard(message.id)
                     message = await self._with_facts(message)
-                self._write(message.model_dump_json(by_alias=True, exclude_unset=True).encode())
+                self.to_host(message.model_dump_json(by_alias=True, exclude_unset=True).encode())
                 self.answered.set()
 
     async def _with_facts(self, response: types.JSONRPCResponse) -> types.JSONRPCResponse:
@@ -268,9 +246,8 @@ class Front:
         return response.model_copy(update={"result": result})
 
     async def run(self, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
-        """Serve the host until it closes stdin."""
-        out = await _open_output(stdout_fd)
-        self._write = out
+        """Serve the host until it closes stdin (tests pass a pipe pair of their own)."""
+        self._out = await stdio.open_output(stdout_fd)
         to_sdk, sdk_in = anyio.create_memory_object_stream[SessionMessage | Exception](math.inf)
         sdk_out, from_sdk = anyio.create_memory_object_stream[SessionMessage](math.inf)
         self._to_sdk = to_sdk
@@ -279,79 +256,5 @@ class Front:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.server.run, sdk_in, sdk_out, options)
             tg.start_soon(self._pump_sdk, from_sdk)
-            await _read_lines(stdin_fd, self.on_line)
+            await stdio.read_lines(stdin_fd, self.on_line)
             tg.cancel_scope.cancel()
-
-
-def _is_modern(params: JSON) -> bool:
-    meta = wire.as_object(params.get("_meta"))
-    return meta is not None and MODERN_ENVELOPE_KEY in meta
-
-
-class _LineProtocol(asyncio.Protocol):
-    def __init__(self, on_line: Callable[[bytes], None]) -> None:
-        self._lines = wire.LineBuffer()
-        self._on_line = on_line
-        self.eof = asyncio.Event()
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            lines = self._lines.feed(data)
-        except wire.LineTooLong:
-            logger.error("the host sent a message larger than %d bytes; closing", wire.MAX_LINE_BYTES)
-            self.eof.set()
-            return
-        for line in lines:
-            self._on_line(line)
-
-    def eof_received(self) -> bool | None:
-        self.eof.set()
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.eof.set()
-
-
-async def _read_lines(fd: int, on_line: Callable[[bytes], None]) -> None:
-    loop = asyncio.get_running_loop()
-    protocol = _LineProtocol(on_line)
-    mode = os.fstat(fd).st_mode
-    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd)):
-        # A regular file or a device such as /dev/null (`nohup`, systemd's StandardInput=null): epoll
-        # refuses them, and asyncio would only log that from a callback and never see the end of input.
-        await _read_lines_blocking(fd, protocol)
-        return
-    pipe = os.fdopen(os.dup(fd), "rb", buffering=0)
-    transport, _ = await loop.connect_read_pipe(lambda: protocol, pipe)
-    try:
-        await protocol.eof.wait()
-    finally:
-        transport.close()
-
-
-async def _read_lines_blocking(fd: int, protocol: _LineProtocol) -> None:
-    while chunk := await anyio.to_thread.run_sync(os.read, fd, 1 << 16, abandon_on_cancel=True):
-        protocol.data_received(chunk)
-
-
-async def _open_output(fd: int) -> Callable[[bytes], None]:
-    """A line writer on a private duplicate of `fd`; `fd` itself is then pointed at stderr."""
-    wire_fd = os.dup(fd)
-    if fd == 1:
-        os.dup2(2, 1)
-    pipe = os.fdopen(wire_fd, "wb", buffering=0)
-    loop = asyncio.get_running_loop()
-    try:
-        transport, _ = await loop.connect_write_pipe(asyncio.Protocol, pipe)
-    except ValueError:  # a regular file: write it directly; small and rare
-
-        def write_blocking(line: bytes) -> None:
-            pipe.write(line + b"\n")
-
-        return write_blocking
-
-    def write(line: bytes) -> None:
-        if not transport.is_closing():
-            transport.write(line + b"\n")
-
-    return write

@@ -19,18 +19,17 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-import anyio
-
 from mcpmux import wire
 from mcpmux.audit.events import AUDIT_REQUIRED_RULE, args_mode_for, audit_refusal, tool_call_event
 from mcpmux.audit.log import AuditLog
-from mcpmux.catalog.build import INTEGRITY_RULE, Route
+from mcpmux.catalog.build import INTEGRITY_RULE, Catalog, Route
 from mcpmux.catalog.naming import closest
 from mcpmux.catalog.uris import expose_result_uris
 from mcpmux.downstream.connection import Downstream
 from mcpmux.downstream.supervisor import Supervisor
 from mcpmux.errors import DownstreamError, DownstreamUnavailable, MCPMuxError
 from mcpmux.profile.model import DEFAULT_MAX_OUTPUT
+from mcpmux.relay.host import Host
 from mcpmux.relay.shape import truncate_result
 from mcpmux.secrets.redact import Redactor
 from mcpmux.wire import JSON
@@ -43,14 +42,15 @@ STARTUP_WAIT_SECONDS = 30.0
 
 
 class Relay:
-    def __init__(self, supervisor: Supervisor, audit: AuditLog) -> None:
+    def __init__(self, supervisor: Supervisor, audit: AuditLog, host: Host) -> None:
         self.supervisor = supervisor
         self.audit = audit
-        self.host_name: str | None = None
+        self.host = host
+        """Who is calling: policy `hosts` rules and audit events read it (the front binds it)."""
         self._calls: dict[Hashable, _Call] = {}
         self._progress: dict[Hashable, _Call] = {}
         self._ids = 0
-        supervisor.listeners.append(self._on_notification)
+        supervisor.subscribe(self)
 
     # --- entry points -----------------------------------------------------------------
     def call_from_host(
@@ -73,7 +73,7 @@ class Relay:
         verdict = route.decision
         if verdict.rule != INTEGRITY_RULE:  # policy again, with this host and these arguments; fixed values applied
             args = wire.as_object(arguments)
-            checked = self.supervisor.policy.decide_call(exposed, args, tool=route.facts, host=self.host_name)
+            checked = self.supervisor.policy.decide_call(exposed, args, tool=route.facts, host=self.host.name)
             verdict = checked.decision
             if verdict.allowed and checked.arguments is not args:
                 params = {**params, "arguments": checked.arguments}
@@ -107,7 +107,7 @@ class Relay:
         state.last_used = time.monotonic()
         call.redactor = state.redactor
         call.uri_prefix = state.spec.prefix if state.spec.namespaced else None
-        rule_limit = self.supervisor.policy.max_output_bytes(exposed, host=self.host_name)
+        rule_limit = self.supervisor.policy.max_output_bytes(exposed, host=self.host.name)
         call.max_output_bytes = min(state.spec.max_output_bytes, rule_limit or state.spec.max_output_bytes)
         self._calls[host_id] = call
         token = _progress_token(params)
@@ -119,9 +119,7 @@ class Relay:
     async def _call_when_ready(
         self, host_id: Any, params: JSON, respond: Writer, notify: Writer | None, input_caps: JSON | None
     ) -> None:
-        with anyio.move_on_after(STARTUP_WAIT_SECONDS):
-            await self.supervisor.ready.wait()
-        self.supervisor.ready.set()  # past the bound, answer with what is up rather than wait again
+        await self.supervisor.wait_ready(STARTUP_WAIT_SECONDS)
         self.call_from_host(host_id, params, respond, notify, input_caps)
 
     async def _call_when_up(
@@ -134,9 +132,6 @@ class Relay:
         input_caps: JSON | None,
     ) -> None:
         await self.supervisor.wake(server)
-        state = self.supervisor.live(server)
-        if state is not None and state.status == "idle":  # did not come up: answer rather than wake it again
-            state.status = "failed"
         self.call_from_host(host_id, params, respond, notify, input_caps)
 
     async def call(self, name: str, arguments: JSON | None = None, meta: JSON | None = None) -> JSON:
@@ -203,10 +198,17 @@ class Relay:
         respond(wire.result_response(host_id, wire.tool_error_result(text)))
         self.audit_call(exposed, route, arguments, decision, decision, 0.0, text, 0, rule=rule)
 
-    def _on_notification(self, ds: Downstream, method: str, msg: JSON, line: bytes) -> None:
+    # DownstreamEvents: the relay hears progress; catalogs and requests are the front's
+    def catalog_changed(self, catalog: Catalog, kinds: frozenset[str]) -> None:
+        pass
+
+    def request(self, ds: Downstream, message: JSON) -> bool:
+        return False
+
+    def notification(self, ds: Downstream, method: str, message: JSON, line: bytes) -> None:
         if method != "notifications/progress":
             return
-        params = wire.as_object(msg.get("params")) or {}
+        params = wire.as_object(message.get("params")) or {}
         token = params.get("progressToken")
         call = self._progress.get(token) if isinstance(token, str | int) else None
         if call is not None and call.ds is ds and call.notify is not None:
@@ -252,7 +254,7 @@ class Relay:
             redactor=redactor,
             error=error,
             result_bytes=result_bytes,
-            host=self.host_name,
+            host=self.host.name,
         )
         if truncated:
             event["truncated"] = True

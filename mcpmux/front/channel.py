@@ -1,0 +1,236 @@
+"""The host channel: everything that differs between the two protocol eras, decided once per connection.
+
+The front opens one channel at the host's first request, by the SDK's rule
+(`mcp/server/runner.py`): `initialize` always opens the handshake era, even with
+a 2026-07-28 envelope stamped on it; any other request carrying an envelope
+opens the envelope era; any other request opens the handshake era. The channel
+binds the host's identity (relay/host.py) and answers, for the rest of the
+connection: how a `tools/call` is relayed, how catalog changes and downstream
+notifications reach the host, and how a downstream's request to its client
+(sampling, elicitation, roots) is carried. Nothing else asks which era it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
+
+import anyio
+from mcp.server.subscriptions import SubscriptionBus
+from mcp.shared.subscriptions import (
+    PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
+    ServerEvent,
+    ToolsListChanged,
+)
+
+from mcpmux import wire
+from mcpmux.downstream.connection import Downstream
+from mcpmux.front import envelope
+from mcpmux.front.envelope import ModernCalls
+from mcpmux.front.host_requests import ServerRequests
+from mcpmux.front.input_rounds import InputBridge
+from mcpmux.relay.host import Era, HostInfo
+from mcpmux.relay.relay import Relay, Writer
+from mcpmux.wire import JSON
+
+Run = Callable[[], Awaitable[JSON]]
+"""A routed request to a downstream, ready to send (prompts/get, resources/read)."""
+
+_LIST_CHANGED = {
+    "tools": "notifications/tools/list_changed",
+    "prompts": "notifications/prompts/list_changed",
+    "resources": "notifications/resources/list_changed",
+}
+_LISTEN_EVENTS: dict[str, Callable[[], ServerEvent]] = {
+    "tools": ToolsListChanged,
+    "prompts": PromptsListChanged,
+    "resources": ResourcesListChanged,
+}
+
+
+class HostChannel(Protocol):
+    era: Era | None
+
+    def call(self, host_id: Any, params: JSON) -> bool:
+        """Relay a host's `tools/call`; False when this era cannot take it here (the SDK answers it)."""
+        ...
+
+    def announce(self, kinds: frozenset[str]) -> None:
+        """The visible catalog changed for these kinds ("tools", "prompts", "resources")."""
+        ...
+
+    def log_message(self, server: str, params: JSON) -> None:
+        """A downstream's `notifications/message` (its logger already tagged with the server)."""
+        ...
+
+    def resource_updated(self, params: JSON) -> None:
+        """A downstream's `notifications/resources/updated`, its URI already the one the host knows."""
+        ...
+
+    def downstream_request(self, ds: Downstream, message: JSON) -> str | None:
+        """Carry a downstream's request to the host; None when carried, else why it cannot be."""
+        ...
+
+    def host_answer(self, message: JSON) -> bool:
+        """Route the host's answer to a carried request; False when it answers nothing of ours."""
+        ...
+
+    async def routed(self, ds: Downstream, run: Run, request: JSON) -> JSON:
+        """Run a routed request (`request` is the host's params and `_meta`), asking the host for input if needed."""
+        ...
+
+
+class Undecided:
+    """Before the host's first request: nothing to announce, no one to ask."""
+
+    era: Era | None = None
+
+    def call(self, host_id: Any, params: JSON) -> bool:
+        return False
+
+    def announce(self, kinds: frozenset[str]) -> None:
+        pass  # the host has listed nothing yet
+
+    def log_message(self, server: str, params: JSON) -> None:
+        pass
+
+    def resource_updated(self, params: JSON) -> None:
+        pass
+
+    def downstream_request(self, ds: Downstream, message: JSON) -> str | None:
+        return "no host has connected yet to answer this"
+
+    def host_answer(self, message: JSON) -> bool:
+        return False
+
+    async def routed(self, ds: Downstream, run: Run, request: JSON) -> JSON:
+        return await run()
+
+
+class HandshakeChannel:
+    """2024-11-05 … 2025-11-25: a session; mcpmux may notify the host and send it requests."""
+
+    era: Era | None = "handshake"
+
+    def __init__(self, write: Writer, relay: Relay, requests: ServerRequests, answered: anyio.Event) -> None:
+        self._write = write
+        self._relay = relay
+        self._requests = requests
+        self._answered = answered
+
+    def call(self, host_id: Any, params: JSON) -> bool:
+        self._relay.call_from_host(host_id, params, self._write, self._write)
+        return True
+
+    def announce(self, kinds: frozenset[str]) -> None:
+        if not self._answered.is_set():
+            return  # nothing goes before the `initialize` answer; the host lists after it anyway
+        for kind in sorted(kinds):
+            self._write(wire.notification(_LIST_CHANGED[kind]))
+
+    def log_message(self, server: str, params: JSON) -> None:
+        self._write(wire.notification("notifications/message", params))
+
+    def resource_updated(self, params: JSON) -> None:
+        self._write(wire.notification("notifications/resources/updated", params))
+
+    def downstream_request(self, ds: Downstream, message: JSON) -> str | None:
+        return self._requests.to_host(ds, message)
+
+    def host_answer(self, message: JSON) -> bool:
+        return self._requests.from_host(message)
+
+    async def routed(self, ds: Downstream, run: Run, request: JSON) -> JSON:
+        return await run()
+
+
+class EnvelopeChannel:
+    """2026-07-28: every request carries its envelope; changes go to `subscriptions/listen` streams, and a
+    downstream's request is asked within the host's own request (input rounds, front/input_rounds.py)."""
+
+    era: Era | None = "envelope"
+
+    def __init__(
+        self,
+        write: Writer,
+        relay: Relay,
+        bridge: InputBridge,
+        calls: ModernCalls,
+        bus: SubscriptionBus,
+        start_soon: Callable[[Callable[[ServerEvent], Coroutine[Any, Any, None]], ServerEvent], None],
+    ) -> None:
+        self._write = write
+        self._relay = relay
+        self._bridge = bridge
+        self._calls = calls
+        self._bus = bus
+        self._start_soon = start_soon
+
+    def call(self, host_id: Any, params: JSON) -> bool:
+        meta = envelope.envelope(params)
+        if meta is None:  # an envelope-less request in this era: the SDK refuses it
+            return False
+        route = self._relay.supervisor.catalog.routes.get(str(params.get("name")))
+        if route is not None:
+            self._calls.opt_in(host_id, route.server, meta)
+        answer = self._calls.answer_writer(host_id, self._write)
+        if self._bridge.resume(host_id, params, answer):  # a retry carrying answers for a parked call
+            return True
+        forwarded = envelope.for_downstream(params)
+        caps = envelope.client_capabilities(meta)
+        self._relay.call_from_host(host_id, forwarded, answer, self._write, caps)
+        return True
+
+    def announce(self, kinds: frozenset[str]) -> None:
+        for kind in sorted(kinds):
+            self._publish(_LISTEN_EVENTS[kind]())
+
+    def log_message(self, server: str, params: JSON) -> None:
+        if self._calls.wants_log(server, params.get("level")):
+            self._write(wire.notification("notifications/message", params))
+
+    def resource_updated(self, params: JSON) -> None:
+        self._publish(ResourceUpdated(uri=str(params.get("uri"))))
+
+    def downstream_request(self, ds: Downstream, message: JSON) -> str | None:
+        return self._bridge.from_downstream(ds, message)
+
+    def host_answer(self, message: JSON) -> bool:
+        return False  # this era's host sends no answers: it retries its request instead
+
+    async def routed(self, ds: Downstream, run: Run, request: JSON) -> JSON:
+        caps = envelope.client_capabilities(wire.as_object(request.get("_meta")) or {})
+        return await self._bridge.ask(ds, caps, run, _retry(request))
+
+    def _publish(self, event: ServerEvent) -> None:
+        self._start_soon(self._bus.publish, event)
+
+
+def host_of(era: Era, method: object, params: JSON | None) -> HostInfo | None:
+    """The host's identity from the request that opened (handshake: its `initialize`) or made the channel."""
+    if params is None:
+        return None
+    if era == "handshake":
+        if method != "initialize":
+            return None
+        return HostInfo.of(era, params.get("clientInfo"), params.get("capabilities"))
+    meta = envelope.envelope(params)
+    if meta is None:
+        return None
+    return HostInfo.of(era, envelope.client_info(meta), envelope.client_capabilities(meta))
+
+
+def opening_era(method: object, params: JSON | None) -> Era:
+    """The era a connection's first request opens (the SDK's rule, mcp/server/runner.py)."""
+    if method != "initialize" and params is not None and envelope.has_envelope(params):
+        return "envelope"
+    return "handshake"
+
+
+def _retry(request: JSON) -> JSON | None:
+    """A 2026-07-28 retry's `requestState` and `inputResponses`, or None for a first request."""
+    if request.get("requestState") is None:
+        return None
+    return {"requestState": request.get("requestState"), "inputResponses": request.get("inputResponses")}
