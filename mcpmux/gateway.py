@@ -21,6 +21,7 @@ from mcpmux.audit import events as audit_events
 from mcpmux.audit import telemetry
 from mcpmux.audit.log import AuditLog
 from mcpmux.control import ControlServer, endpoint_path
+from mcpmux.downstream.launch import Connect, launch
 from mcpmux.downstream.orphans import sweep_orphans
 from mcpmux.downstream.process import kill_live_groups
 from mcpmux.downstream.supervisor import Supervisor
@@ -61,6 +62,7 @@ async def open_gateway(
     start: bool = True,
     record_pins: bool = True,
     clock: Callable[[], datetime] | None = None,
+    connect: Connect = launch,
 ) -> AsyncGenerator[Gateway]:
     """Start every downstream of `profile` in the background (or on `gateway.start()`); on exit, end them all."""
     paths = paths or state_paths()
@@ -69,7 +71,9 @@ async def open_gateway(
     audit = AuditLog(paths.audit_log, observers=[telemetry.observe])
     audit.bind(serve=uuid.uuid4().hex, profile=profile.name, profile_hash=_content_hash(profile))
     store = store or default_store()
-    supervisor = Supervisor(profile, store=store, paths=paths, audit=audit, record_pins=record_pins, clock=clock)
+    supervisor = Supervisor(
+        profile, store=store, paths=paths, audit=audit, record_pins=record_pins, clock=clock, connect=connect
+    )
     host = Host(on_bind=lambda info: audit.bind(host=info.name, host_version=info.version))
     relay = Relay(supervisor, audit, host)
     try:

@@ -6,6 +6,12 @@ host sends) and replies are handed to a `ReplySink` straight from the pipe
 callback, without a task, a memory stream or a model per message. The SDK's
 types still validate what mcpmux itself consumes (the handshake, catalogs).
 
+The transport is a seam: `Downstream` itself is the stdio one (an asyncio
+subprocess protocol); http.py's `RemoteDownstream` carries the same lines over
+streamable HTTP and memory.py's `MemoryDownstream` to a peer in the same process
+(tests). Each provides `alive`, `write`, `kill` and `close`, and hands what
+arrives to `_on_line`; the request table and the handshake are shared.
+
 The handshake is the 2025-11-25 `initialize` one on purpose: a 2.x SDK server
 probed with `server/discover` switches to 2026-07-28, where server-initiated
 requests, `logging/setLevel` and subscriptions are not available over stdio.
@@ -25,6 +31,7 @@ import mcp_types as types
 import pydantic
 
 from mcpmux import __version__, wire
+from mcpmux.downstream.process import terminate
 from mcpmux.errors import DownstreamError, DownstreamUnavailable
 from mcpmux.wire import JSON
 
@@ -283,6 +290,11 @@ class Downstream(asyncio.SubprocessProtocol):
     def kill(self) -> None:
         if self._transport is not None and not self.exited.is_set():
             self._transport.kill()
+
+    async def close(self) -> None:
+        """End the downstream for good (its whole process group: stdin EOF → SIGTERM → SIGKILL, bounded)."""
+        if self._transport is not None:
+            await terminate(self._transport, self.exited)
 
     def begin_close(self, reason: str) -> None:
         self._fail_pending(reason)

@@ -140,7 +140,7 @@ class RemoteDownstream(Downstream):
         if self._scope is not None:
             self._scope.cancel()
 
-    async def disconnect(self) -> None:
+    async def close(self) -> None:
         """End the connection (the SDK client ends its HTTP session) and wait, bounded, for it to be gone."""
         self.kill()
         if self._task is not None:

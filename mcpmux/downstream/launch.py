@@ -7,6 +7,7 @@ of retrying.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,10 @@ LISTING_FIELD: dict[ListKind, str] = {
     "resources": "resources",
     "resource_templates": "templates",
 }
+
+
+Connect = Callable[[ServerSpec, SecretStore, Path, Hooks], Awaitable[tuple[Downstream, dict[str, str]]]]
+"""Start one server (not yet initialized): the downstream and the secrets it was given. `launch` is the real one."""
 
 
 async def launch(

@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -29,10 +29,9 @@ from mcpmux.downstream import facts as server_facts
 from mcpmux.downstream.connection import Downstream, Hooks, ListKind
 from mcpmux.downstream.events import DownstreamEvents
 from mcpmux.downstream.facts import ServerFacts
-from mcpmux.downstream.http import RemoteDownstream
-from mcpmux.downstream.launch import LISTING_FIELD, launch, list_everything
+from mcpmux.downstream.launch import LISTING_FIELD, Connect, launch, list_everything
 from mcpmux.downstream.logs import watch_log
-from mcpmux.downstream.process import terminate
+from mcpmux.downstream.state import ServerState, Status
 from mcpmux.errors import DownstreamError, MCPMuxError, StartFailed
 from mcpmux.paths import StatePaths, ensure_private_dir
 from mcpmux.policy.decide import Policy
@@ -43,31 +42,7 @@ from mcpmux.wire import JSON
 
 logger = logging.getLogger("mcpmux")
 
-Status = Literal["starting", "running", "restarting", "idle", "failed", "stopped"]
-
 IDLE_CHECK_SECONDS = 1.0
-
-
-@dataclass(slots=True, eq=False)
-class ServerState:
-    spec: ServerSpec
-    status: Status = "starting"
-    downstream: Downstream | None = None
-    listing: Listing = field(default_factory=Listing)
-    redactor: Redactor = field(default_factory=lambda: Redactor({}))
-    last_error: str | None = None
-    restarts: list[float] = field(default_factory=list[float])
-    started_at: float | None = None
-    last_used: float = 0.0
-    wanted: anyio.Event = field(default_factory=anyio.Event)
-    """Set when a call needs an idle lazy server."""
-    up: anyio.Event = field(default_factory=anyio.Event)
-    """Set when the current start cycle has the server running."""
-    restart_count: int = 0
-    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
-    """Cancels this server's keeper alone (a live profile switch dropped it)."""
-    facts: ServerFacts | None = None
-    """Its instructions and capabilities: from its last handshake, this run's or a previous one's."""
 
 
 class Supervisor:
@@ -80,8 +55,11 @@ class Supervisor:
         audit: AuditLog | None = None,
         record_pins: bool = True,
         clock: Callable[[], datetime] | None = None,
+        connect: Connect = launch,
     ) -> None:
         self.profile = profile
+        self._connect = connect
+        """Spawns or connects one server (launch.py); tests pass an in-process one (memory.py)."""
         self._clock = clock
         self.reload_error: str | None = None
         """Why the last edit of the profile was not applied (shown by `mcpmux status`), or None."""
@@ -128,10 +106,7 @@ class Supervisor:
         if ds is None:
             return
         ds.begin_close(f"server '{state.spec.name}' is shutting down")
-        if isinstance(ds, RemoteDownstream):
-            await ds.disconnect()
-        elif ds.transport is not None:
-            await terminate(ds.transport, ds.exited)
+        await ds.close()
 
     async def _keep_scoped(self, state: ServerState) -> None:
         """Keep one server until cancelled alone (it left the profile) or with the gateway; then end it."""
@@ -317,7 +292,7 @@ class Supervisor:
     async def _start(self, state: ServerState) -> None:
         spec = state.spec
         hooks = Hooks(on_notification=self._on_notification, on_request=self._on_request)
-        protocol, secrets = await launch(spec, self._store, self.paths.server_log(spec.name), hooks)
+        protocol, secrets = await self._connect(spec, self._store, self.paths.server_log(spec.name), hooks)
         state.redactor = Redactor(secrets)
         if secrets.items() - self._secrets.items():
             self._secrets.update(secrets)

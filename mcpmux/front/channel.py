@@ -31,8 +31,9 @@ from mcpmux.front import envelope
 from mcpmux.front.envelope import ModernCalls
 from mcpmux.front.host_requests import ServerRequests
 from mcpmux.front.input_rounds import InputBridge
+from mcpmux.relay.call import Writer
 from mcpmux.relay.host import Era, HostInfo
-from mcpmux.relay.relay import Relay, Writer
+from mcpmux.relay.relay import Relay
 from mcpmux.wire import JSON
 
 Run = Callable[[], Awaitable[JSON]]

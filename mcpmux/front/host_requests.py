@@ -19,8 +19,8 @@ from typing import Any
 from mcpmux import wire
 from mcpmux.downstream.connection import Downstream
 from mcpmux.profile.model import ServerSpec
+from mcpmux.relay.call import Writer
 from mcpmux.relay.host import Host
-from mcpmux.relay.relay import Writer
 from mcpmux.wire import JSON
 
 CAPABILITY = {"sampling/createMessage": "sampling", "elicitation/create": "elicitation", "roots/list": "roots"}

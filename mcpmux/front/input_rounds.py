@@ -34,7 +34,8 @@ from mcp.shared.exceptions import MCPError
 from mcpmux import wire
 from mcpmux.downstream.connection import Downstream
 from mcpmux.front.host_requests import CAPABILITY, not_advertised
-from mcpmux.relay.relay import Relay, Writer
+from mcpmux.relay.call import Call, Writer
+from mcpmux.relay.relay import Relay
 from mcpmux.wire import JSON
 
 MAX_OPEN_STATES = 256
@@ -43,7 +44,7 @@ MAX_OPEN_STATES = 256
 
 @dataclass(slots=True, eq=False)
 class _Parked:
-    call: Any  # relay._Call
+    call: Call
     asked: dict[str, tuple[Downstream, Any]] = field(default_factory=dict[str, tuple[Downstream, Any]])
     """Input keys sent to the host → the downstream request each answers."""
     queued: dict[str, JSON] = field(default_factory=dict[str, JSON])

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -58,6 +59,9 @@ logger = logging.getLogger("mcpmux")
 FIRST_START_WAIT_SECONDS = 2.0
 """How long the host's `initialize` may wait for servers never started before (their instructions)."""
 _FACTS_METHODS = frozenset({"initialize", "server/discover"})
+
+LineReader = Callable[[Callable[[bytes], None]], Awaitable[None]]
+"""Reads the host's lines until its input ends, handing each to the callback."""
 
 
 class Front:
@@ -246,15 +250,24 @@ class Front:
         return response.model_copy(update={"result": result})
 
     async def run(self, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
-        """Serve the host until it closes stdin (tests pass a pipe pair of their own)."""
-        self._out = await stdio.open_output(stdout_fd)
+        """Serve the host on its stdio until it closes stdin."""
+        out = await stdio.open_output(stdout_fd)
+        await self.serve(partial(stdio.read_lines, stdin_fd), out)
+
+    async def serve(self, read_lines: LineReader, write_line: Callable[[bytes], None]) -> None:
+        """Serve the host until `read_lines` returns (its input ended); tests pass streams of their own.
+
+        `read_lines(on_line)` calls `on_line` with each line the host sends; `write_line` writes one line to it.
+        """
+        self._out = write_line
         to_sdk, sdk_in = anyio.create_memory_object_stream[SessionMessage | Exception](math.inf)
         sdk_out, from_sdk = anyio.create_memory_object_stream[SessionMessage](math.inf)
         self._to_sdk = to_sdk
         changes = NotificationOptions(tools_changed=True, prompts_changed=True, resources_changed=True)
         options = self.server.create_initialization_options(changes)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self.server.run, sdk_in, sdk_out, options)
-            tg.start_soon(self._pump_sdk, from_sdk)
-            await stdio.read_lines(stdin_fd, self.on_line)
-            tg.cancel_scope.cancel()
+        with to_sdk:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.server.run, sdk_in, sdk_out, options)
+                tg.start_soon(self._pump_sdk, from_sdk)
+                await read_lines(self.on_line)
+                tg.cancel_scope.cancel()

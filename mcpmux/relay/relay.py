@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from typing import Any
 
 from mcpmux import wire
@@ -24,17 +24,14 @@ from mcpmux.audit.events import AUDIT_REQUIRED_RULE, args_mode_for, audit_refusa
 from mcpmux.audit.log import AuditLog
 from mcpmux.catalog.build import INTEGRITY_RULE, Catalog, Route
 from mcpmux.catalog.naming import closest
-from mcpmux.catalog.uris import expose_result_uris
 from mcpmux.downstream.connection import Downstream
 from mcpmux.downstream.supervisor import Supervisor
-from mcpmux.errors import DownstreamError, DownstreamUnavailable, MCPMuxError
-from mcpmux.profile.model import DEFAULT_MAX_OUTPUT
+from mcpmux.errors import DownstreamUnavailable, MCPMuxError
+from mcpmux.relay.call import Call, Writer, progress_token
 from mcpmux.relay.host import Host
-from mcpmux.relay.shape import truncate_result
 from mcpmux.secrets.redact import Redactor
 from mcpmux.wire import JSON
 
-Writer = Callable[[bytes], None]
 logger = logging.getLogger("mcpmux")
 
 STARTUP_WAIT_SECONDS = 30.0
@@ -47,8 +44,8 @@ class Relay:
         self.audit = audit
         self.host = host
         """Who is calling: policy `hosts` rules and audit events read it (the front binds it)."""
-        self._calls: dict[Hashable, _Call] = {}
-        self._progress: dict[Hashable, _Call] = {}
+        self._calls: dict[Hashable, Call] = {}
+        self._progress: dict[Hashable, Call] = {}
         self._ids = 0
         supervisor.subscribe(self)
 
@@ -93,7 +90,7 @@ class Relay:
             self.supervisor.start_soon(self._call_when_up, route.server, host_id, params, respond, notify, input_caps)
             return
         ds = state.downstream if state is not None else None
-        call = _Call(self, host_id, route, arguments, respond, notify)
+        call = Call(self, host_id, route, arguments, respond, notify)
         call.input_caps = input_caps
         if ds is None or state is None or state.status != "running":  # never before its handshake is done
             reason = state.last_error if state is not None and state.last_error else "it is not running"
@@ -110,7 +107,7 @@ class Relay:
         rule_limit = self.supervisor.policy.max_output_bytes(exposed, host=self.host.name)
         call.max_output_bytes = min(state.spec.max_output_bytes, rule_limit or state.spec.max_output_bytes)
         self._calls[host_id] = call
-        token = _progress_token(params)
+        token = progress_token(params)
         if token is not None and notify is not None:
             call.token = call.host_token = token
             self._progress[token] = call
@@ -165,17 +162,17 @@ class Relay:
         call.cancel(reason or "cancelled by the host")
         return True
 
-    def calls_to(self, ds: Downstream) -> list[_Call]:
+    def calls_to(self, ds: Downstream) -> list[Call]:
         """The calls in flight to `ds`, oldest first."""
         return [call for call in self._calls.values() if call.ds is ds]
 
-    def readdress(self, call: _Call, host_id: Any, respond: Writer, params: JSON) -> None:
+    def readdress(self, call: Call, host_id: Any, respond: Writer, params: JSON) -> None:
         """Point a call in flight at a new host request (a 2026-07-28 retry carrying input responses)."""
         self._calls.pop(call.host_id, None)
         call.host_id, call.respond = host_id, respond
         self._calls[host_id] = call
         if call.token is not None:  # the retry has a progress token of its own: progress goes on under it
-            call.host_token = _progress_token(params) or call.token
+            call.host_token = progress_token(params) or call.token
 
     # --- internals --------------------------------------------------------------------
     def _unknown_text(self, exposed: str) -> str:
@@ -216,7 +213,7 @@ class Relay:
                 line = wire.notification(method, {**params, "progressToken": call.host_token})
             call.notify(call.redactor.redact_bytes(line) if call.redactor else line)
 
-    def _forget(self, call: _Call) -> None:
+    def forget(self, call: Call) -> None:
         self._calls.pop(call.host_id, None)
         if call.token is not None:
             self._progress.pop(call.token, None)
@@ -262,141 +259,3 @@ class Relay:
             self.audit.write(event)
         except MCPMuxError as exc:  # an audit failure must not break the relay callback (audit.py logs it)
             logger.error("audit: %s", exc)
-
-
-def _progress_token(params: JSON) -> Hashable | None:
-    meta = wire.as_object(params.get("_meta")) or {}
-    token = meta.get("progressToken")
-    return token if isinstance(token, str | int) else None
-
-
-class _Call:
-    """One relayed call in flight; gets exactly one of reply, fail, timeout or cancel."""
-
-    __slots__ = (
-        "arguments",
-        "ds",
-        "finished",
-        "host_id",
-        "host_token",
-        "input_caps",
-        "max_output_bytes",
-        "notify",
-        "redactor",
-        "relay",
-        "respond",
-        "rid",
-        "route",
-        "started",
-        "timer",
-        "token",
-        "truncated",
-        "uri_prefix",
-    )
-
-    def __init__(
-        self, relay: Relay, host_id: Any, route: Route, arguments: Any, respond: Writer, notify: Writer | None
-    ):
-        self.relay = relay
-        self.host_id = host_id
-        self.route = route
-        self.arguments = arguments
-        self.respond = respond
-        self.notify = notify
-        self.started = time.perf_counter()
-        self.redactor: Redactor | None = None
-        self.ds: Downstream | None = None
-        self.rid = ""
-        self.timer: asyncio.TimerHandle | None = None
-        self.token: Hashable | None = None
-        self.host_token: Hashable | None = None
-        self.finished = False
-        self.max_output_bytes = DEFAULT_MAX_OUTPUT
-        self.truncated = False
-        self.uri_prefix: str | None = None
-        self.input_caps: JSON | None = None
-
-    def start(self, ds: Downstream, params: JSON, timeout: float) -> None:
-        self.ds = ds
-        self.timer = asyncio.get_running_loop().call_later(timeout, self.on_timeout, timeout)
-        self.rid = ds.send_request("tools/call", params, self)
-
-    # ReplySink
-    def reply(self, line: bytes, message: JSON) -> None:
-        if not self._finish():
-            return
-        error = message.get("error")
-        if error is not None:
-            text = f"server '{self.route.server}' failed tool '{self.route.tool}': {_error_text(error)}"
-            self._answer_error(text, "error")
-            return
-        result = wire.as_object(message.get("result")) or {}
-        outcome = "tool_error" if result.get("isError") else "ok"
-        if len(line) > self.max_output_bytes:
-            result = truncate_result(result, self.max_output_bytes, server=self.route.server, size=len(line))
-            out = wire.result_response(self.host_id, result)
-            self.truncated = True
-        elif (
-            self.uri_prefix is not None and b'"uri"' in line and (linked := expose_result_uris(result, self.uri_prefix))
-        ):
-            # Resource links and embedded resources name URIs the host must be able to read back through mcpmux.
-            out = wire.result_response(self.host_id, linked)
-        else:
-            out = wire.with_id(line, message, self.rid, self.host_id)
-        if self.redactor:
-            out = self.redactor.redact_bytes(out)
-        self.respond(out)
-        self._audit(outcome, None, len(line))
-
-    def fail(self, error: DownstreamError) -> None:
-        if self._finish():
-            self._answer_error(str(error), "unavailable" if isinstance(error, DownstreamUnavailable) else "error")
-
-    def on_timeout(self, timeout: float) -> None:
-        if self._finish():
-            if self.ds is not None:
-                self.ds.abandon(self.rid, "timed out")
-            text = f"server '{self.route.server}' did not answer tool '{self.route.tool}' within {timeout:g} s"
-            self._answer_error(text, "timeout")
-
-    def cancel(self, reason: str) -> None:
-        if self._finish():
-            if self.ds is not None:
-                self.ds.abandon(self.rid, reason)
-            self._audit("cancelled", reason, 0)
-
-    def _finish(self) -> bool:
-        if self.finished:
-            return False
-        self.finished = True
-        if self.timer is not None:
-            self.timer.cancel()
-        self.relay._forget(self)  # pyright: ignore[reportPrivateUsage]
-        return True
-
-    def _answer_error(self, text: str, outcome: str) -> None:
-        if self.redactor:
-            text = self.redactor.redact_text(text)
-        self.respond(wire.result_response(self.host_id, wire.tool_error_result(text)))
-        self._audit(outcome, text, 0)
-
-    def _audit(self, outcome: str, error: str | None, size: int) -> None:
-        duration = (time.perf_counter() - self.started) * 1000
-        relay, route = self.relay, self.route
-        relay.audit_call(
-            route.exposed,
-            route,
-            self.arguments,
-            "allowed",
-            outcome,
-            duration,
-            error,
-            size,
-            self.truncated,
-            redactor=self.redactor,
-        )
-
-
-def _error_text(error: Any) -> str:
-    obj = wire.as_object(error)
-    return f"{obj.get('message')} (code {obj.get('code')})" if obj is not None else str(error)

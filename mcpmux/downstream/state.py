@@ -1,0 +1,38 @@
+"""One server's live state, as the supervisor keeps it and `mcpmux status` shows it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import anyio
+
+from mcpmux.catalog.build import Listing
+from mcpmux.downstream.connection import Downstream
+from mcpmux.downstream.facts import ServerFacts
+from mcpmux.profile.model import ServerSpec
+from mcpmux.secrets.redact import Redactor
+
+Status = Literal["starting", "running", "restarting", "idle", "failed", "stopped"]
+
+
+@dataclass(slots=True, eq=False)
+class ServerState:
+    spec: ServerSpec
+    status: Status = "starting"
+    downstream: Downstream | None = None
+    listing: Listing = field(default_factory=Listing)
+    redactor: Redactor = field(default_factory=lambda: Redactor({}))
+    last_error: str | None = None
+    restarts: list[float] = field(default_factory=list[float])
+    started_at: float | None = None
+    last_used: float = 0.0
+    wanted: anyio.Event = field(default_factory=anyio.Event)
+    """Set when a call needs an idle lazy server."""
+    up: anyio.Event = field(default_factory=anyio.Event)
+    """Set when the current start cycle has the server running."""
+    restart_count: int = 0
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    """Cancels this server's keeper alone (a live profile switch dropped it)."""
+    facts: ServerFacts | None = None
+    """Its instructions and capabilities: from its last handshake, this run's or a previous one's."""

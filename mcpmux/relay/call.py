@@ -1,0 +1,187 @@
+"""One relayed `tools/call` in flight: it ends with exactly one of reply, fail, timeout or cancel.
+
+The reply is spliced back to the host's id straight from the downstream's pipe
+callback (no task, no model per message); results over the output limit are cut,
+resource URIs are rewritten to ones the host can read back, and the outcome is
+recorded by the owner (the relay) once, whichever way the call ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Hashable
+from typing import Any, Protocol
+
+from mcpmux import wire
+from mcpmux.catalog.build import Route
+from mcpmux.catalog.uris import expose_result_uris
+from mcpmux.downstream.connection import Downstream
+from mcpmux.errors import DownstreamError, DownstreamUnavailable
+from mcpmux.profile.model import DEFAULT_MAX_OUTPUT
+from mcpmux.relay.shape import truncate_result
+from mcpmux.secrets.redact import Redactor
+from mcpmux.wire import JSON
+
+Writer = Callable[[bytes], None]
+"""Writes one line toward the host."""
+
+
+class CallOwner(Protocol):
+    """What a call reports to when it ends (the relay)."""
+
+    def forget(self, call: Call) -> None: ...
+
+    def audit_call(
+        self,
+        exposed: str,
+        route: Route | None,
+        arguments: Any,
+        decision: str,
+        outcome: str,
+        duration_ms: float,
+        error: str | None,
+        result_bytes: int,
+        truncated: bool = False,
+        *,
+        rule: str | None = None,
+        redactor: Redactor | None = None,
+    ) -> None: ...
+
+
+def progress_token(params: JSON) -> Hashable | None:
+    meta = wire.as_object(params.get("_meta")) or {}
+    token = meta.get("progressToken")
+    return token if isinstance(token, str | int) else None
+
+
+class Call:
+    """One relayed call in flight; gets exactly one of reply, fail, timeout or cancel."""
+
+    __slots__ = (
+        "arguments",
+        "ds",
+        "finished",
+        "host_id",
+        "host_token",
+        "input_caps",
+        "max_output_bytes",
+        "notify",
+        "redactor",
+        "relay",
+        "respond",
+        "rid",
+        "route",
+        "started",
+        "timer",
+        "token",
+        "truncated",
+        "uri_prefix",
+    )
+
+    def __init__(
+        self, relay: CallOwner, host_id: Any, route: Route, arguments: Any, respond: Writer, notify: Writer | None
+    ):
+        self.relay = relay
+        self.host_id = host_id
+        self.route = route
+        self.arguments = arguments
+        self.respond = respond
+        self.notify = notify
+        self.started = time.perf_counter()
+        self.redactor: Redactor | None = None
+        self.ds: Downstream | None = None
+        self.rid = ""
+        self.timer: asyncio.TimerHandle | None = None
+        self.token: Hashable | None = None
+        self.host_token: Hashable | None = None
+        self.finished = False
+        self.max_output_bytes = DEFAULT_MAX_OUTPUT
+        self.truncated = False
+        self.uri_prefix: str | None = None
+        self.input_caps: JSON | None = None
+
+    def start(self, ds: Downstream, params: JSON, timeout: float) -> None:
+        self.ds = ds
+        self.timer = asyncio.get_running_loop().call_later(timeout, self.on_timeout, timeout)
+        self.rid = ds.send_request("tools/call", params, self)
+
+    # ReplySink
+    def reply(self, line: bytes, message: JSON) -> None:
+        if not self._finish():
+            return
+        error = message.get("error")
+        if error is not None:
+            text = f"server '{self.route.server}' failed tool '{self.route.tool}': {_error_text(error)}"
+            self._answer_error(text, "error")
+            return
+        result = wire.as_object(message.get("result")) or {}
+        outcome = "tool_error" if result.get("isError") else "ok"
+        if len(line) > self.max_output_bytes:
+            result = truncate_result(result, self.max_output_bytes, server=self.route.server, size=len(line))
+            out = wire.result_response(self.host_id, result)
+            self.truncated = True
+        elif (
+            self.uri_prefix is not None and b'"uri"' in line and (linked := expose_result_uris(result, self.uri_prefix))
+        ):
+            # Resource links and embedded resources name URIs the host must be able to read back through mcpmux.
+            out = wire.result_response(self.host_id, linked)
+        else:
+            out = wire.with_id(line, message, self.rid, self.host_id)
+        if self.redactor:
+            out = self.redactor.redact_bytes(out)
+        self.respond(out)
+        self._audit(outcome, None, len(line))
+
+    def fail(self, error: DownstreamError) -> None:
+        if self._finish():
+            self._answer_error(str(error), "unavailable" if isinstance(error, DownstreamUnavailable) else "error")
+
+    def on_timeout(self, timeout: float) -> None:
+        if self._finish():
+            if self.ds is not None:
+                self.ds.abandon(self.rid, "timed out")
+            text = f"server '{self.route.server}' did not answer tool '{self.route.tool}' within {timeout:g} s"
+            self._answer_error(text, "timeout")
+
+    def cancel(self, reason: str) -> None:
+        if self._finish():
+            if self.ds is not None:
+                self.ds.abandon(self.rid, reason)
+            self._audit("cancelled", reason, 0)
+
+    def _finish(self) -> bool:
+        if self.finished:
+            return False
+        self.finished = True
+        if self.timer is not None:
+            self.timer.cancel()
+        self.relay.forget(self)
+        return True
+
+    def _answer_error(self, text: str, outcome: str) -> None:
+        if self.redactor:
+            text = self.redactor.redact_text(text)
+        self.respond(wire.result_response(self.host_id, wire.tool_error_result(text)))
+        self._audit(outcome, text, 0)
+
+    def _audit(self, outcome: str, error: str | None, size: int) -> None:
+        duration = (time.perf_counter() - self.started) * 1000
+        relay, route = self.relay, self.route
+        relay.audit_call(
+            route.exposed,
+            route,
+            self.arguments,
+            "allowed",
+            outcome,
+            duration,
+            error,
+            size,
+            self.truncated,
+            redactor=self.redactor,
+        )
+
+
+def _error_text(error: Any) -> str:
+    obj = wire.as_object(error)
+    return f"{obj.get('message')} (code {obj.get('code')})" if obj is not None else str(error)

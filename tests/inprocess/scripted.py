@@ -1,0 +1,143 @@
+"""A downstream MCP server scripted by the test, spoken to in-process through `MemoryDownstream`.
+
+It answers the handshake and `tools/list` itself; each `tools/call` is handed to the
+test's script for that tool as a `ToolCall`, which the script may answer at once,
+later, never, or after sending progress or a request of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+
+from mcpmux.downstream.memory import MemoryDownstream, Peer, memory_connect
+from mcpmux.gateway import Gateway, open_gateway
+from mcpmux.profile.load import load_profile
+
+
+@dataclass
+class ToolCall:
+    ds: MemoryDownstream
+    request: dict[str, Any]
+    server: ScriptedServer
+
+    @property
+    def id(self) -> Any:
+        return self.request["id"]
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        return self.request["params"].get("arguments") or {}
+
+    @property
+    def progress_token(self) -> Any:
+        return (self.request["params"].get("_meta") or {}).get("progressToken")
+
+    def answer(self, text: str, *, is_error: bool = False) -> None:
+        result = {"content": [{"type": "text", "text": text}], "isError": is_error}
+        self.ds.deliver(orjson.dumps({"jsonrpc": "2.0", "id": self.id, "result": result}))
+
+    def progress(self, progress: float, token: Any = None) -> None:
+        params = {"progressToken": self.progress_token if token is None else token, "progress": progress}
+        self.ds.deliver(orjson.dumps({"jsonrpc": "2.0", "method": "notifications/progress", "params": params}))
+
+    def ask(self, request_id: str, method: str, params: dict[str, Any], then: Callable[[dict[str, Any]], None]) -> None:
+        """Send a request of the server's own to its client (sampling, elicitation); `then` gets the answer."""
+        self.server.waiting[request_id] = then
+        self.ds.deliver(orjson.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}))
+
+
+Script = Callable[[ToolCall], None]
+
+
+@dataclass
+class ScriptedServer:
+    tools: dict[str, Script]
+    received: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
+    """Every message mcpmux sent this server, in order."""
+    arrived: anyio.Event = field(default_factory=anyio.Event)
+    waiting: dict[str, Callable[[dict[str, Any]], None]] = field(
+        default_factory=dict[str, Callable[[dict[str, Any]], None]]
+    )
+    """The server's own requests → what to do with the answer."""
+
+    def __call__(self, ds: MemoryDownstream, line: bytes) -> None:
+        message = orjson.loads(line)
+        self.received.append(message)
+        self.arrived.set()
+        method, request_id = message.get("method"), message.get("id")
+        if method == "initialize":
+            result = {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {"tools": {"listChanged": True}},
+                "serverInfo": {"name": "scripted", "version": "1"},
+            }
+            ds.deliver(orjson.dumps({"jsonrpc": "2.0", "id": request_id, "result": result}))
+        elif method == "tools/list":
+            tools = [{"name": name, "inputSchema": {"type": "object"}} for name in self.tools]
+            ds.deliver(orjson.dumps({"jsonrpc": "2.0", "id": request_id, "result": {"tools": tools}}))
+        elif method == "tools/call":
+            self.tools[message["params"]["name"]](ToolCall(ds, message, self))
+        elif method is None and request_id in self.waiting:
+            self.waiting.pop(request_id)(message)
+
+    async def next_message(self, match: Callable[[dict[str, Any]], bool], seconds: float = 5.0) -> dict[str, Any]:
+        """The first message mcpmux sent that matches, waiting for it if need be."""
+        with anyio.fail_after(seconds):
+            while True:
+                for message in self.received:
+                    if match(message):
+                        return message
+                self.arrived = anyio.Event()
+                await self.arrived.wait()
+
+
+@asynccontextmanager
+async def gateway_of(
+    tmp_path: Path,
+    servers: dict[str, ScriptedServer],
+    extra_toml: str = "",
+    secrets: dict[str, dict[str, str]] | None = None,
+) -> AsyncIterator[Gateway]:
+    """A running gateway over in-process servers (no subprocess), its downstreams up.
+
+    `extra_toml` is appended after the last server's table; `secrets` are what each server was given.
+    """
+    text = "".join(f'[servers.{name}]\ncommand = "in-process"\n' for name in servers) + extra_toml
+    path = tmp_path / "inprocess.toml"
+    path.write_text(text)
+    peers: dict[str, Peer] = dict(servers)
+    async with open_gateway(load_profile(path), connect=memory_connect(peers, secrets)) as gateway:
+        with anyio.fail_after(5):
+            await gateway.supervisor.ready.wait()
+        yield gateway
+
+
+class Replies:
+    """Collects the lines the relay writes for the host; waits for the one answering an id."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+        self._arrived = anyio.Event()
+
+    def __call__(self, line: bytes) -> None:
+        self.lines.append(orjson.loads(line))
+        self._arrived.set()
+
+    async def wait_for(self, match: Callable[[dict[str, Any]], bool], seconds: float = 5.0) -> dict[str, Any]:
+        with anyio.fail_after(seconds):
+            while True:
+                for message in self.lines:
+                    if match(message):
+                        return message
+                self._arrived = anyio.Event()
+                await self._arrived.wait()
+
+    async def answer(self, host_id: Any, seconds: float = 5.0) -> dict[str, Any]:
+        return await self.wait_for(lambda m: m.get("id") == host_id and "method" not in m, seconds)
