@@ -20,7 +20,7 @@ from mcpmux.paths import state_paths
 from mcpmux.profile.lookup import resolve_profile
 from mcpmux.profile.model import Profile
 from mcpmux.profile.trust import trust_command, trust_status
-from mcpmux.secrets.store import SecretStore, backend_name
+from mcpmux.secrets.store import SecretStore, backend_name, backend_warning
 
 Status = Literal["ok", "warn", "fail"]
 _PACKAGES = ("mcpmux", "mcp", "keyring", "anyio")
@@ -48,9 +48,10 @@ def environment_checks() -> list[Check]:
     if any(weak in backend for weak in _WEAK_BACKENDS):
         fix = "run a Secret Service (GNOME Keyring, KeePassXC) or set PYTHON_KEYRING_BACKEND"
         checks.append(Check("keyring backend", "fail", backend, fix))
-    elif "Plaintext" in backend:
+    elif (warning := backend_warning()) is not None:  # the test `secret set` and `import` warn on
+        kind = "stores values unencrypted" if warning.plaintext else "not an OS keyring"
         fix = "fine for tests; use the OS keyring for real credentials"
-        checks.append(Check("keyring backend", "warn", f"{backend} (stores values unencrypted)", fix))
+        checks.append(Check("keyring backend", "warn", f"{backend} ({kind})", fix))
     else:
         checks.append(Check("keyring backend", "ok", backend))
     return checks

@@ -100,6 +100,18 @@ def test_import_writes_a_profile_that_loads_with_every_credential_moved_into_the
         assert stored not in result.output
 
 
+def test_import_yes_names_the_backend_of_each_stored_credential_and_warns_that_a_file_backend_is_plaintext(
+    tmp_path: Path, file_keyring: PlaintextKeyring
+) -> None:
+    result = run("import", "cursor", "--path", str(sample("cursor_mcp.json", tmp_path)), "--yes")
+    assert result.exit_code == 0, result.output
+    stored = [line for line in result.stderr.splitlines() if line.startswith("stored ")]
+    assert stored and all(line.endswith("in keyrings.alt.file.PlaintextKeyring") for line in stored)
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING: ")]
+    assert len(warnings) == 1
+    assert f"it keeps secrets UNENCRYPTED in {file_keyring.file_path}" in warnings[0]
+
+
 def test_import_converts_remote_entries_disabled_flags_and_vscode_inputs(tmp_path: Path, mcpmux_home: Path) -> None:
     assert run("import", "vscode", "--path", str(sample("vscode_mcp.json", tmp_path)), "--yes").exit_code == 0
     profile = load_profile(mcpmux_home / "profiles" / "vscode.toml")

@@ -11,11 +11,14 @@ import pytest
 from mcpmux.errors import Problem, ProfileError
 from mcpmux.profile.load import load_profile
 from mcpmux.profile.lookup import (
+    ActiveProfile,
+    active_profile,
     active_profile_name,
     find_profile,
     list_profiles,
     profile_hash,
     resolve_profile,
+    resolve_profile_path,
     set_active_profile,
 )
 from mcpmux.profile.model import DEFAULT_MAX_NAME_LENGTH, PolicySpec, SecretRef, ServerSpec
@@ -327,10 +330,10 @@ def test_no_profile_is_active_until_one_is_used(tmp_path: Path) -> None:
     assert active_profile_name() is None
 
 
-def test_using_a_name_records_the_name_in_a_private_folder(tmp_path: Path, home: Path) -> None:
+def test_using_a_name_records_the_profiles_absolute_path_in_a_private_folder(tmp_path: Path, home: Path) -> None:
     path = write(tmp_path / "profiles", SERVER, "demo.toml")
     assert set_active_profile("demo", cwd=tmp_path) == path
-    assert active_profile_name() == "demo"
+    assert active_profile_name() == str(path)
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     assert sorted(p.name for p in home.iterdir()) == ["active-profile"]  # no temp file left behind
 
@@ -341,13 +344,46 @@ def test_using_a_path_records_the_absolute_path(tmp_path: Path) -> None:
     assert active_profile_name() == str(path)
 
 
+def test_a_project_profile_made_active_by_name_resolves_from_any_other_folder(tmp_path: Path) -> None:
+    # A host starts `mcpmux serve` in a folder of its own choosing, not in the project.
+    path = write(tmp_path / "project" / "profiles", SERVER, "demo.toml")
+    set_active_profile("demo", cwd=tmp_path / "project")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert resolve_profile_path(None, cwd=elsewhere) == path
+    assert active_profile(cwd=elsewhere) == ActiveProfile(str(path), path)
+
+
+def test_an_active_user_profile_is_not_replaced_by_a_same_named_profile_of_the_folder_serve_starts_in(
+    tmp_path: Path, home: Path
+) -> None:
+    mine = write(home / "profiles", SERVER, "work.toml")
+    set_active_profile("work", cwd=tmp_path)
+    other_project = tmp_path / "repo"
+    write(other_project / "profiles", SERVER, "work.toml")
+    assert resolve_profile_path(None, cwd=other_project) == mine
+
+
+def test_an_active_profile_recorded_by_name_by_an_older_mcpmux_still_resolves_and_says_so(
+    tmp_path: Path, home: Path
+) -> None:
+    path = write(tmp_path / "project" / "profiles", SERVER, "demo.toml")
+    home.mkdir()
+    (home / "active-profile").write_text("demo\n")
+    here = active_profile(cwd=tmp_path / "project")
+    assert here is not None and here.by_name and here.path == path
+    elsewhere = active_profile(cwd=home)
+    assert elsewhere is not None and elsewhere.path is None
+    assert "no profile named 'demo'" in elsewhere.problem
+
+
 def test_an_invalid_profile_is_not_made_active(tmp_path: Path) -> None:
-    write(tmp_path / "profiles", SERVER, "good.toml")
+    good = write(tmp_path / "profiles", SERVER, "good.toml")
     write(tmp_path / "profiles", SERVER + "typo = 1", "bad.toml")
     set_active_profile("good", cwd=tmp_path)
     with pytest.raises(ProfileError):
         set_active_profile("bad", cwd=tmp_path)
-    assert active_profile_name() == "good"
+    assert active_profile_name() == str(good)
 
 
 def test_resolve_prefers_the_argument_then_the_active_profile_then_demo(tmp_path: Path) -> None:

@@ -98,19 +98,44 @@ def test_profile_list_with_no_profiles_says_so(project: Path) -> None:
     assert "no profiles found" in result.stderr
 
 
-def test_profile_use_records_the_profile_and_says_which_became_active(project: Path) -> None:
+def test_profile_use_records_the_profiles_path_and_says_which_became_active(project: Path) -> None:
     result = run("profile", "use", "good")
     assert result.exit_code == 0
-    assert result.stderr.strip() == f"active profile: good ({project / 'profiles' / 'good.toml'})"
-    assert active_profile_name() == "good"
+    path = project / "profiles" / "good.toml"
+    assert result.stderr.strip() == f"active profile: good ({path})"
+    assert active_profile_name() == str(path)
 
 
-def test_profile_use_of_a_broken_profile_exits_1_and_changes_nothing() -> None:
+def test_profile_use_in_a_project_then_validate_and_list_in_another_folder_find_that_profile(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run("profile", "use", "good").exit_code == 0
+    elsewhere = project / "home" / "elsewhere"  # under MCPMUX_HOME: no profiles/ folder on the way up
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    path = project / "profiles" / "good.toml"
+    validated = run("validate")
+    assert validated.exit_code == 0, validated.output
+    assert validated.stderr == f"ok: {path} (2 servers)\n"
+    listed = run("profile", "list")
+    assert f"active profile: good ({path})" in listed.stderr
+
+
+def test_profile_list_says_when_the_active_profile_no_longer_resolves(project: Path) -> None:
+    assert run("profile", "use", "good").exit_code == 0
+    path = project / "profiles" / "good.toml"
+    path.unlink()
+    listed = run("profile", "list")
+    assert f"active profile: {path} does not resolve (no such profile file)" in listed.stderr
+    assert "mcpmux profile use NAME" in listed.stderr
+
+
+def test_profile_use_of_a_broken_profile_exits_1_and_changes_nothing(project: Path) -> None:
     run("profile", "use", "good")
     result = run("profile", "use", "bad")
     assert result.exit_code == 1
     assert isinstance(result.exception, MCPMuxError)
-    assert active_profile_name() == "good"
+    assert active_profile_name() == str(project / "profiles" / "good.toml")
 
 
 def test_profile_show_prints_the_source_and_secret_names_but_no_values() -> None:

@@ -15,7 +15,7 @@ import orjson
 import pytest
 import typer
 from keyring.backend import KeyringBackend
-from keyring.backends import SecretService, fail
+from keyring.backends import SecretService, fail, null
 from keyring.errors import PasswordSetError
 from keyrings.alt.file import PlaintextKeyring
 from typer.testing import CliRunner
@@ -24,7 +24,7 @@ from mcpmux.cli import secret_cmd
 from mcpmux.errors import SecretError
 from mcpmux.profile.model import EnvValue, SecretRef
 from mcpmux.secrets.redact import Redactor
-from mcpmux.secrets.store import SERVICE, KeyringStore, backend_name, resolve_env
+from mcpmux.secrets.store import SERVICE, KeyringStore, backend_name, backend_warning, resolve_env
 
 pytestmark = pytest.mark.anyio
 
@@ -235,6 +235,37 @@ def test_secret_set_stores_the_value_from_stdin_without_its_trailing_newline(fil
     assert result.exit_code == 0, result.output
     assert file_keyring.get_password(SERVICE, "gh") == "ghp_value"
     assert "ghp_value" not in result.output
+
+
+def test_secret_set_names_the_backend_and_warns_loudly_that_a_file_backend_keeps_it_unencrypted(
+    file_keyring: PlaintextKeyring,
+) -> None:
+    result = CliRunner().invoke(_app(), ["secret", "set", "gh"], input="ghp_value\n")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0] == "stored secret 'gh' in keyrings.alt.file.PlaintextKeyring (service 'mcpmux')"
+    assert lines[1].startswith(
+        f"WARNING: keyrings.alt.file.PlaintextKeyring is not an OS keyring: "
+        f"it keeps secrets UNENCRYPTED in {file_keyring.file_path}; for real credentials use the OS keyring"
+    )
+    assert "ghp_value" not in result.output
+
+
+def test_an_os_keyring_gets_no_warning_and_a_plaintext_file_one_does(file_keyring: PlaintextKeyring) -> None:
+    assert backend_warning(SecretService.Keyring()) is None
+    warning = backend_warning(file_keyring)
+    assert warning is not None and "UNENCRYPTED" in warning.problem
+
+
+def test_secret_set_into_a_disabled_keyring_is_refused_instead_of_reported_as_stored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `keyring --disable` selects the null backend, which accepts every value and keeps none.
+    monkeypatch.setattr(keyring.core, "_keyring_backend", null.Keyring())
+    result = CliRunner().invoke(_app(), ["secret", "set", "gh"], input="ghp_value\n")
+    assert isinstance(result.exception, SecretError)
+    assert "keyring.backends.null.Keyring) accepted the value but does not return it" in str(result.exception)
+    assert "stored secret" not in result.output
 
 
 def test_secret_set_refuses_an_empty_value(file_keyring: PlaintextKeyring) -> None:

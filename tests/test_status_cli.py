@@ -102,6 +102,19 @@ async def test_status_with_no_serve_running_says_so_and_json_is_an_empty_array()
     assert json.loads(as_json.stdout) == []
 
 
+async def test_status_names_the_active_profile_by_the_path_a_serve_started_anywhere_would_use(tmp_path: Path):
+    from mcpmux.profile.lookup import set_active_profile
+
+    none_yet = await mcpmux("status")
+    assert b"active profile: none (choose one with `mcpmux profile use NAME`" in none_yet.stderr
+    profile = tmp_path / "project" / "profiles" / "work.toml"
+    profile.parent.mkdir(parents=True)
+    profile.write_text('[servers.t]\ncommand = "x"\n')
+    set_active_profile("work", cwd=tmp_path / "project")
+    chosen = await mcpmux("status")  # run from the repository, not the project
+    assert f"active profile: work ({profile})" in chosen.stderr.decode()
+
+
 async def test_status_exits_1_naming_a_live_serve_whose_endpoint_does_not_answer():
     path = endpoint_path()
     path.parent.mkdir(parents=True)

@@ -32,6 +32,7 @@ def import_cmd(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Move credentials into the keyring without asking.")] = False,
 ) -> None:
     """Write a profile equivalent to a host's MCP servers; credentials go into the keyring, never into the file."""
+    from mcpmux.cli.secret_cmd import warn_unless_os_keyring
     from mcpmux.hosts.configs import default_config_path, get_host
     from mcpmux.hosts.importer import plan_import, profile_text, store_secrets
     from mcpmux.paths import state_paths
@@ -64,7 +65,9 @@ def import_cmd(
         raise
     _say(f"wrote {target} ({len(plan.servers)} servers from {source})")
     for secret in secrets:
-        _say(f"stored {secret.where} as secret '{secret.name}'")
+        _say(f"stored {secret.where} as secret '{secret.name}' in {backend_name()}")
+    if secrets:
+        warn_unless_os_keyring()
     for secret in (s for s in plan.secrets if s not in secrets):
         _say(f"not stored: {secret.where}; store it with: mcpmux secret set {secret.name}")
     for note in plan.notes:

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
+from mcpmux.cli._active import active_line
 from mcpmux.cli._console import err_console, out_console
 from mcpmux.errors import MCPMuxError, ProfileError
 from mcpmux.profile import lookup as profiles
@@ -54,6 +55,7 @@ def list_cmd() -> None:
     entries = profiles.list_profiles()
     if not entries:
         err_console.print("no profiles found in profiles/ folders up to the repository root or the user folder")
+        err_console.print(active_line(), markup=False, highlight=False, soft_wrap=True)
         return
     seen: set[str] = set()
     table = Table("", "name", "source", "trust", "servers", "path")
@@ -69,6 +71,8 @@ def list_cmd() -> None:
         path = escape(str(entry.path))
         table.add_row("*" if entry.active else "", escape(entry.name), source, trust, servers, path)
     out_console.print(table)
+    # Said in full, since the active profile may live in another project than the ones listed here.
+    err_console.print(active_line(), markup=False, highlight=False, soft_wrap=True)
 
 
 @sub.command("new")
@@ -89,12 +93,13 @@ def new(
 
 @sub.command("use")
 def use(name: Annotated[str, typer.Argument(help="Profile name or path.")]) -> None:
-    """Make a profile the active one; it must load cleanly and be trusted first."""
+    """Make a profile the active one (recorded by its absolute path); it must load cleanly and be trusted first."""
     from mcpmux.profile.trust import require_trusted
 
     require_trusted(profiles.resolve_profile(name))
     path = profiles.set_active_profile(name)
-    err_console.print(f"active profile: {name} ({path})", markup=False, highlight=False, soft_wrap=True)
+    # The path is what was recorded: a host's `mcpmux serve` finds it from whatever folder it starts in.
+    err_console.print(f"active profile: {path.stem} ({path})", markup=False, highlight=False, soft_wrap=True)
     for line in anyio.run(running_serves_note, name):
         err_console.print(line, markup=False, highlight=False, soft_wrap=True)
 

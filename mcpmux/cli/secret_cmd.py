@@ -11,12 +11,20 @@ from typing import Annotated
 
 import anyio
 import typer
+from rich.text import Text
 
 from mcpmux.cli._console import err_console, out_console
 from mcpmux.errors import MCPMuxError, ProfileError, SecretError
 from mcpmux.profile.model import Profile
 from mcpmux.secrets.backends import default_store, store_names
-from mcpmux.secrets.store import SERVICE, KeyringStore, backend_name, check_secret_name, missing_message
+from mcpmux.secrets.store import (
+    SERVICE,
+    KeyringStore,
+    backend_name,
+    backend_warning,
+    check_secret_name,
+    missing_message,
+)
 
 sub = typer.Typer(help="Store, delete and list keyring secrets (service 'mcpmux'). Values are never printed.")
 
@@ -42,6 +50,14 @@ def set_secret(name: Annotated[str, typer.Argument(help="Secret name, as profile
     value = _read_value(name)
     anyio.run(KeyringStore().set, name, value)
     err_console.print(f"stored secret '{name}' in {backend_name()} (service '{SERVICE}')", highlight=False)
+    warn_unless_os_keyring()
+
+
+def warn_unless_os_keyring() -> None:
+    """After storing secrets: say loudly when they did not go into an OS keyring (e.g. a plaintext file)."""
+    warning = backend_warning()
+    if warning is not None:
+        err_console.print(Text.assemble(("WARNING: ", "bold red"), str(warning)), soft_wrap=True)
 
 
 @sub.command("delete")

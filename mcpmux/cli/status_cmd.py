@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from mcpmux.cli._active import active_line
 from mcpmux.cli._console import err_console, out_console
 from mcpmux.errors import MCPMuxError
 from mcpmux.paths import state_paths
@@ -92,6 +93,9 @@ def status(
 ) -> None:
     """Show each running `mcpmux serve`: its profile and host, and every downstream's state."""
     serves = _gather()
+    if not as_json:
+        # What a serve started now without --profile would use (the running ones below may differ).
+        err_console.print(active_line(), highlight=False, markup=False, soft_wrap=True)
     if as_json:
         typer.echo(json.dumps(serves, indent=2))
     elif not serves:

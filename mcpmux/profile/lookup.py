@@ -101,7 +101,7 @@ def list_profiles(*, cwd: Path | None = None) -> list[ProfileEntry]:
 
 
 def active_profile_name() -> str | None:
-    """What `mcpmux profile use` recorded: a profile name, or an absolute path; None if nothing is."""
+    """What `mcpmux profile use` recorded: an absolute path (a name, if an older mcpmux wrote it); None if nothing."""
     try:
         value = state_paths().active_profile_file.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
@@ -109,12 +109,41 @@ def active_profile_name() -> str | None:
     return value or None
 
 
+@dataclass(frozen=True, slots=True)
+class ActiveProfile:
+    """The recorded active profile and what it resolves to from one folder."""
+
+    recorded: str
+    path: Path | None
+    problem: str = ""
+
+    @property
+    def by_name(self) -> bool:
+        """Recorded as a bare name, which resolves differently (or not at all) from another folder."""
+        return not Path(self.recorded).is_absolute()
+
+
+def active_profile(*, cwd: Path | None = None) -> ActiveProfile | None:
+    """The active profile as `serve` started in `cwd` would find it; None if none was chosen."""
+    recorded = active_profile_name()
+    if recorded is None:
+        return None
+    try:
+        return ActiveProfile(recorded, find_profile(recorded, cwd=cwd))
+    except ProfileError as exc:
+        return ActiveProfile(recorded, None, "; ".join(p.message for p in exc.problems))
+
+
 def set_active_profile(name_or_path: str, *, cwd: Path | None = None) -> Path:
-    """Record the active profile once it resolves and loads cleanly; returns its path."""
-    base = cwd or Path.cwd()
-    path = find_profile(name_or_path, cwd=base)
+    """Record the active profile once it resolves and loads cleanly; returns its path.
+
+    The absolute path is recorded, never the name: a host starts `mcpmux serve` in a folder
+    of its own choosing, where a project profile's name does not resolve, and where a user
+    profile's name could be shadowed by that folder's own `profiles/NAME.toml`.
+    """
+    path = find_profile(name_or_path, cwd=cwd)
     load_profile(path)
-    value = str(path) if _is_path(name_or_path, base) else name_or_path
+    value = str(path)
     target = state_paths().active_profile_file
     ensure_private_dir(target.parent)
     # Temp file + os.replace: a running `serve` watching this file never reads half a name.

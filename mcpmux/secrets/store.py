@@ -19,6 +19,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
 import anyio
@@ -27,6 +28,7 @@ import anyio.lowlevel
 import keyring
 import keyring.errors
 from keyring.backend import KeyringBackend
+from keyring.backends.chainer import ChainerBackend
 
 from mcpmux.errors import SecretError
 from mcpmux.profile.model import EnvValue, SecretRef, SecretTemplate
@@ -95,6 +97,64 @@ def backend_name() -> str:
         return f"unavailable ({type(exc).__name__}: {exc})"
 
 
+# keyring's own backends for the desktop's keyring: values encrypted at rest, access guarded by the OS session.
+_OS_KEYRINGS = (
+    "keyring.backends.SecretService",
+    "keyring.backends.libsecret",
+    "keyring.backends.kwallet",
+    "keyring.backends.macOS",
+    "keyring.backends.Windows",
+)
+_UNAVAILABLE = ("keyring.backends.fail", "keyring.backends.null")
+
+
+def _writing_backend(backend: KeyringBackend) -> KeyringBackend:
+    """The backend a `set_password` lands in: a chainer writes to the first of its backends."""
+    if isinstance(backend, ChainerBackend):
+        chained: list[KeyringBackend] = list(backend.backends)
+        if chained:
+            return chained[0]
+    return backend
+
+
+@dataclass(frozen=True, slots=True)
+class BackendWarning:
+    """Why stored secrets are not in an OS keyring, and what to do about it."""
+
+    problem: str
+    fix: str
+    plaintext: bool
+
+    def __str__(self) -> str:
+        return f"{self.problem}; {self.fix}"
+
+
+def backend_warning(backend: KeyringBackend | None = None) -> BackendWarning | None:
+    """Why secrets stored through `backend` (default: the one in use) are not in an OS keyring; None if they are.
+
+    For the warning `secret set`, `import` and `doctor` give: a file backend such as keyrings.alt's
+    PlaintextKeyring (what keyring falls back to on a headless Linux) keeps values readable on disk.
+    """
+    try:
+        chosen = _writing_backend(backend or keyring.get_keyring())
+    except Exception:  # no usable backend: storing fails with its own message
+        return None
+    module = type(chosen).__module__
+    if module.startswith(_OS_KEYRINGS) or module.startswith(_UNAVAILABLE):
+        return None
+    name, where = _describe(chosen), getattr(chosen, "file_path", None)
+    fix = (
+        "for real credentials use the OS keyring (on Linux a Secret Service such as GNOME Keyring or KeePassXC), "
+        "and unset PYTHON_KEYRING_BACKEND if it names this backend"
+    )
+    if "plaintext" in name.lower():
+        problem = f"{name} is not an OS keyring: it keeps secrets UNENCRYPTED in {where or 'a file'}"
+        return BackendWarning(problem, fix, plaintext=True)
+    kept = f"it keeps secrets in {where}" if where else "it is not your desktop's keyring"
+    problem = f"{name} is not an OS keyring ({kept}): mcpmux cannot vouch for how it protects them"
+    return BackendWarning(problem, fix, plaintext=False)
+
+
 async def _in_daemon_thread(fn: Callable[[], _T]) -> _T:
     """Run blocking `fn` in a daemon thread and await it; if the caller is cancelled, the thread is abandoned."""
     token = anyio.lowlevel.current_token()
@@ -139,6 +199,9 @@ class KeyringStore:
             where = f"PYTHON_KEYRING_BACKEND={chosen}" if chosen else "the keyring configured in keyringrc.cfg"
             raise _BackendLoadError(f"{where} could not be loaded ({type(exc).__name__}: {exc})") from exc
 
+    def _name(self) -> str:
+        return _describe(self._backend) if self._backend is not None else backend_name()
+
     async def get(self, name: str) -> str | None:
         return await self._run(name, lambda: self._keyring().get_password(SERVICE, name))
 
@@ -146,10 +209,18 @@ class KeyringStore:
         return f"secret '{name}' is not in the keyring (service '{SERVICE}'); store it with: mcpmux secret set {name}"
 
     async def set(self, name: str, value: str) -> None:
-        def set_password() -> None:
-            self._keyring().set_password(SERVICE, name, value)  # pyright: ignore[reportUnknownMemberType]
+        def set_password() -> bool:
+            backend = self._keyring()
+            backend.set_password(SERVICE, name, value)  # pyright: ignore[reportUnknownMemberType]
+            # Read back: a disabled keyring (`keyring --disable` selects null.Keyring) accepts and drops values.
+            return backend.get_password(SERVICE, name) == value
 
-        await self._run(name, set_password)
+        if not await self._run(name, set_password):
+            raise SecretError(
+                name,
+                f"secret '{name}': the keyring ({self._name()}) accepted the value but does not return it, "
+                f"so it was not stored (a disabled keyring does this); {_NO_BACKEND_FIX}",
+            )
 
     async def delete(self, name: str) -> bool:
         def delete() -> bool:
