@@ -245,3 +245,8 @@ def catalog_changed(before: Mapping[str, str], after: Mapping[str, str], **conte
     if not (added or removed or changed):
         return None
     return {"event": "catalog_changed", **context, "added": added, "removed": removed, "changed": changed}
+
+
+def refusal(kind: str, name: str, server: str | None, rule: str, reason: str, **context: Any) -> dict[str, Any]:
+    """A prompt, resource, completion or server request that the policy refused (`kind` says which)."""
+    return {"event": "refused", **context, "kind": kind, "name": name, "server": server, "rule": rule, "reason": reason}

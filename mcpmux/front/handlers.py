@@ -22,11 +22,15 @@ from mcp.server.subscriptions import ListenHandler, SubscriptionBus
 from mcp.shared.exceptions import MCPError
 
 from mcpmux import wire
-from mcpmux.catalog.build import Catalog
+from mcpmux.audit import events as audit_events
+from mcpmux.catalog.build import Catalog, PromptRoute
 from mcpmux.catalog.uris import expose_uri, split_uri
 from mcpmux.downstream.connection import Downstream
 from mcpmux.downstream.supervisor import Supervisor
 from mcpmux.errors import DownstreamError
+from mcpmux.policy.decide import Decision
+from mcpmux.policy.primitives import Primitives
+from mcpmux.relay.host import Host
 from mcpmux.relay.relay import STARTUP_WAIT_SECONDS
 from mcpmux.wire import JSON
 
@@ -48,9 +52,38 @@ Routed = Callable[[Downstream, Callable[[], Awaitable[JSON]], JSON], Awaitable[J
 
 
 class Handlers:
-    def __init__(self, supervisor: Supervisor, routed: Routed) -> None:
+    """SDK-served requests; each prompt, resource and completion is listed and served only as the policy allows
+    (policy/primitives.py), for this connection's host."""
+
+    def __init__(self, supervisor: Supervisor, routed: Routed, host: Host) -> None:
         self.supervisor = supervisor
         self._routed = routed
+        self._host = host
+
+    # --- policy -----------------------------------------------------------------------------
+    def _prefix(self, server: str) -> str:
+        spec = self.supervisor.profile.server(server)
+        return spec.prefix if spec is not None else server
+
+    def _prompt_decision(self, route: PromptRoute) -> Decision:
+        policy = Primitives(self.supervisor.policy)
+        return policy.prompt(route.exposed, self._prefix(route.server), host=self._host.name)
+
+    def _resource_decision(self, server: str, uri: str) -> Decision:
+        return Primitives(self.supervisor.policy).resource(uri, self._prefix(server), host=self._host.name)
+
+    def _refuse(self, kind: str, name: str, server: str | None, decision: Decision) -> MCPError:
+        """Audit a refusal and make the error the host gets (these are not tool calls: no is_error result)."""
+        if self.supervisor.audit is not None:
+            event = audit_events.refusal(kind, name, server, decision.rule, decision.reason, host=self._host.name)
+            self.supervisor.audit.write(event)
+        return MCPError(wire.INVALID_PARAMS, f"{kind} '{name}' is not allowed: {decision.reason}")
+
+    def _owner_or_none(self, catalog: Catalog, uri: str) -> str | None:
+        try:
+            return self.owner(catalog, uri)[0]
+        except MCPError:
+            return None
 
     async def catalog(self) -> Catalog:
         with anyio.move_on_after(STARTUP_WAIT_SECONDS):
@@ -91,7 +124,8 @@ class Handlers:
     # --- prompts --------------------------------------------------------------------------
     async def list_prompts(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
         catalog = await self.catalog()
-        items, cursor = page([p.definition for p in catalog.prompts.values()], params and params.cursor)
+        allowed = [p.definition for p in catalog.prompts.values() if self._prompt_decision(p).allowed]
+        items, cursor = page(allowed, params and params.cursor)
         return types.ListPromptsResult(prompts=items, next_cursor=cursor)
 
     async def get_prompt(
@@ -100,18 +134,28 @@ class Handlers:
         route = (await self.catalog()).prompts.get(params.name)
         if route is None:
             raise MCPError(wire.INVALID_PARAMS, f"unknown prompt '{params.name}'")
+        if not (decision := self._prompt_decision(route)).allowed:
+            raise self._refuse("prompt", route.exposed, route.server, decision)
         forwarded: JSON = {"name": route.prompt, "arguments": params.arguments or {}}
         return await self.ask_in_rounds(route.server, "prompts/get", forwarded, types.GetPromptResult, ctx)
 
     # --- resources ------------------------------------------------------------------------
     async def list_resources(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
-        items, cursor = page(list((await self.catalog()).resources), params and params.cursor)
+        catalog = await self.catalog()
+        allowed = [r for r in catalog.resources if self._listable(catalog, str(r.uri))]
+        items, cursor = page(allowed, params and params.cursor)
         return types.ListResourcesResult(resources=items, next_cursor=cursor)
+
+    def _listable(self, catalog: Catalog, uri: str) -> bool:
+        server = self._owner_or_none(catalog, uri)
+        return server is not None and self._resource_decision(server, uri).allowed
 
     async def list_templates(
         self, ctx: Ctx, params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
-        items, cursor = page(list((await self.catalog()).templates), params and params.cursor)
+        catalog = await self.catalog()
+        allowed = [t for t in catalog.templates if self._listable(catalog, t.uri_template)]
+        items, cursor = page(allowed, params and params.cursor)
         return types.ListResourceTemplatesResult(resource_templates=items, next_cursor=cursor)
 
     def owner(self, catalog: Catalog, uri: str) -> tuple[str, str]:
@@ -133,7 +177,7 @@ class Handlers:
     async def read_resource(
         self, ctx: Ctx, params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult | types.InputRequiredResult:
-        server, uri = self.owner(await self.catalog(), str(params.uri))
+        server, uri = self._allowed_resource(await self.catalog(), str(params.uri))
         result = await self.ask_in_rounds(server, "resources/read", {"uri": uri}, types.ReadResourceResult, ctx)
         if isinstance(result, types.InputRequiredResult):
             return result
@@ -141,12 +185,19 @@ class Handlers:
         return result.model_copy(update={"contents": contents})
 
     async def subscribe(self, ctx: Ctx, params: types.SubscribeRequestParams) -> types.EmptyResult:
-        server, uri = self.owner(await self.catalog(), str(params.uri))
+        server, uri = self._allowed_resource(await self.catalog(), str(params.uri))
         return await self.ask(server, "resources/subscribe", {"uri": uri}, types.EmptyResult)
 
     async def unsubscribe(self, ctx: Ctx, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
         server, uri = self.owner(await self.catalog(), str(params.uri))
         return await self.ask(server, "resources/unsubscribe", {"uri": uri}, types.EmptyResult)
+
+    def _allowed_resource(self, catalog: Catalog, exposed: str) -> tuple[str, str]:
+        """(server, original URI) of a resource this host may read or subscribe to; refused otherwise."""
+        server, uri = self.owner(catalog, exposed)
+        if not (decision := self._resource_decision(server, exposed)).allowed:
+            raise self._refuse("resource", exposed, server, decision)
+        return server, uri
 
     def updated_uri(self, server: str, params: JSON) -> JSON:
         """A downstream's `notifications/resources/updated` params, with the URI the host knows."""
@@ -161,9 +212,11 @@ class Handlers:
             route = catalog.prompts.get(ref.name)
             if route is None:
                 raise MCPError(wire.INVALID_PARAMS, f"unknown prompt '{ref.name}'")
+            if not (decision := self._prompt_decision(route)).allowed:
+                raise self._refuse("prompt", route.exposed, route.server, decision)
             server, ref_json = route.server, {"type": "ref/prompt", "name": route.prompt}
         else:
-            server, uri = self.owner(catalog, ref.uri)
+            server, uri = self._allowed_resource(catalog, ref.uri)
             ref_json = {"type": "ref/resource", "uri": uri}
         forwarded = params.model_dump(by_alias=True, mode="json", exclude_none=True)
         forwarded["ref"] = ref_json

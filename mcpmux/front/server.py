@@ -32,6 +32,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.message import SessionMessage
 
 from mcpmux import __version__, wire
+from mcpmux.audit import events as audit_events
 from mcpmux.catalog.build import Catalog, host_view
 from mcpmux.downstream import facts as server_facts
 from mcpmux.downstream.connection import Downstream
@@ -51,6 +52,7 @@ from mcpmux.front.envelope import ModernCalls
 from mcpmux.front.handlers import Handlers, make_server, page
 from mcpmux.front.host_requests import ServerRequests, pinned_roots
 from mcpmux.front.input_rounds import InputBridge
+from mcpmux.policy.primitives import Primitives
 from mcpmux.relay.relay import Relay
 from mcpmux.wire import JSON
 
@@ -69,7 +71,7 @@ class Front:
         self.supervisor = supervisor
         self.relay = relay
         self.host = relay.host
-        self.handlers = Handlers(supervisor, self._routed)
+        self.handlers = Handlers(supervisor, self._routed, relay.host)
         self.discovery = Discovery(relay, self.handlers.catalog)
         self.bus = InMemorySubscriptionBus()
         self.server = make_server(
@@ -136,8 +138,17 @@ class Front:
             self.channel.resource_updated(self.handlers.updated_uri(ds.name, params))
 
     def request(self, ds: Downstream, message: JSON) -> bool:
-        request_id = message.get("id")
-        if (roots := pinned_roots(self.supervisor.profile.server(ds.name), message)) is not None:
+        request_id, method = message.get("id"), str(message.get("method"))
+        spec = self.supervisor.profile.server(ds.name)
+        decision = Primitives(self.supervisor.policy).request(
+            ds.name, spec.prefix if spec is not None else ds.name, method, host=self.host.name
+        )
+        if not decision.allowed:
+            if self.supervisor.audit is not None:
+                refused = audit_events.refusal("request", method, ds.name, decision.rule, decision.reason)
+                self.supervisor.audit.write(refused)
+            ds.write(wire.error_response(request_id, wire.METHOD_NOT_FOUND, decision.reason))
+        elif (roots := pinned_roots(spec, message)) is not None:
             ds.write(wire.result_response(request_id, roots))
         elif (why := self.channel.downstream_request(ds, message)) is not None:
             ds.write(wire.error_response(request_id, wire.METHOD_NOT_FOUND, why))

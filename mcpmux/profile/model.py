@@ -163,6 +163,23 @@ class PolicyRule:
 
 
 @dataclass(frozen=True, slots=True)
+class ResourcePolicy:
+    """`[policy.resources]`: globs over exposed resource URIs and URI templates (deny wins)."""
+
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPolicy:
+    """`[policy.requests]`: globs over server names that may send each request to the host."""
+
+    sampling: tuple[str, ...] = ("*",)
+    elicitation: tuple[str, ...] = ("*",)
+    roots: tuple[str, ...] = ("*",)
+
+
+@dataclass(frozen=True, slots=True)
 class PolicySpec:
     """Allow/deny globs over exposed names (deny wins), annotation modes and rules; see policy.py."""
 
@@ -172,6 +189,8 @@ class PolicySpec:
     read_only: bool = False
     deny_destructive: bool = False
     rules: tuple[PolicyRule, ...] = ()
+    resources: ResourcePolicy = field(default_factory=lambda: ResourcePolicy())
+    requests: RequestPolicy = field(default_factory=lambda: RequestPolicy())
 
 
 IntegrityMode = Literal["block", "warn", "allow"]

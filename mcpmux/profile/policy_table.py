@@ -14,12 +14,22 @@ from typing import Protocol, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mcpmux.errors import Problem
-from mcpmux.profile.model import DAY_NAMES, ArgConstraint, PolicyRule, PolicySpec, RateLimit, TimeWindow
+from mcpmux.profile.model import (
+    DAY_NAMES,
+    ArgConstraint,
+    PolicyRule,
+    PolicySpec,
+    RateLimit,
+    RequestPolicy,
+    ResourcePolicy,
+    TimeWindow,
+)
 
 T = TypeVar("T")
 Key = tuple[str, ...]
 
-_POLICY_KEYS = ("default", "allow", "deny", "read_only", "deny_destructive", "rules")
+_POLICY_KEYS = ("default", "allow", "deny", "read_only", "deny_destructive", "rules", "resources", "requests")
+_REQUEST_KEYS = ("sampling", "elicitation", "roots")
 _RULE_KEYS = (
     "tools",
     "effect",
@@ -106,7 +116,30 @@ def parse_policy(c: Checker, table: Mapping[str, object]) -> PolicySpec:
         read_only=c.typed(table, "read_only", where, bool, "true or false") is True,
         deny_destructive=c.typed(table, "deny_destructive", where, bool, "true or false") is True,
         rules=tuple(rules),
+        resources=_resources(c, table, where),
+        requests=_requests(c, table, where),
     )
+
+
+def _subtable(c: Checker, table: Mapping[str, object], name: str, where: Key) -> Mapping[str, object]:
+    raw = table.get(name, {})
+    if not isinstance(raw, dict):
+        c.problem((*where, name), "must be a table", f"write it as a [policy.{name}] table")
+        return {}
+    return cast(dict[str, object], raw)
+
+
+def _resources(c: Checker, table: Mapping[str, object], where: Key) -> ResourcePolicy:
+    sub, at = _subtable(c, table, "resources", where), (*where, "resources")
+    c.unknown_keys(sub, ("allow", "deny"), at)
+    return ResourcePolicy(allow=c.string_list(sub, "allow", at), deny=c.string_list(sub, "deny", at))
+
+
+def _requests(c: Checker, table: Mapping[str, object], where: Key) -> RequestPolicy:
+    sub, at = _subtable(c, table, "requests", where), (*where, "requests")
+    c.unknown_keys(sub, _REQUEST_KEYS, at)
+    given = {key: c.string_list(sub, key, at) for key in _REQUEST_KEYS if key in sub}
+    return RequestPolicy(**given)
 
 
 def _parse_rule(r: _Rule, raw: object) -> PolicyRule | None:

@@ -59,6 +59,10 @@ Script = Callable[[ToolCall], None]
 @dataclass
 class ScriptedServer:
     tools: dict[str, Script]
+    prompts: dict[str, str] = field(default_factory=dict[str, str])
+    """Prompt name → the text of its one user message."""
+    resources: dict[str, str] = field(default_factory=dict[str, str])
+    """Resource URI → its text."""
     received: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
     """Every message mcpmux sent this server, in order."""
     arrived: anyio.Event = field(default_factory=anyio.Event)
@@ -73,12 +77,32 @@ class ScriptedServer:
         self.arrived.set()
         method, request_id = message.get("method"), message.get("id")
         if method == "initialize":
+            capabilities: dict[str, Any] = {"tools": {"listChanged": True}}
+            if self.prompts:
+                capabilities["prompts"] = {}
+                capabilities["completions"] = {}
+            if self.resources:
+                capabilities["resources"] = {"subscribe": True}
             result = {
                 "protocolVersion": "2025-11-25",
-                "capabilities": {"tools": {"listChanged": True}},
+                "capabilities": capabilities,
                 "serverInfo": {"name": "scripted", "version": "1"},
             }
-            ds.deliver(orjson.dumps({"jsonrpc": "2.0", "id": request_id, "result": result}))
+            self._answer(ds, request_id, result)
+        elif method == "prompts/list":
+            self._answer(ds, request_id, {"prompts": [{"name": name} for name in self.prompts]})
+        elif method == "prompts/get":
+            text = self.prompts[message["params"]["name"]]
+            self._answer(ds, request_id, {"messages": [{"role": "user", "content": {"type": "text", "text": text}}]})
+        elif method == "resources/list":
+            self._answer(ds, request_id, {"resources": [{"uri": uri, "name": uri} for uri in self.resources]})
+        elif method == "resources/templates/list":
+            self._answer(ds, request_id, {"resourceTemplates": []})
+        elif method == "resources/read":
+            uri = message["params"]["uri"]
+            self._answer(ds, request_id, {"contents": [{"uri": uri, "text": self.resources[uri]}]})
+        elif method == "completion/complete":
+            self._answer(ds, request_id, {"completion": {"values": ["one", "two"]}})
         elif method == "tools/list":
             tools = [{"name": name, "inputSchema": {"type": "object"}} for name in self.tools]
             ds.deliver(orjson.dumps({"jsonrpc": "2.0", "id": request_id, "result": {"tools": tools}}))
@@ -86,6 +110,10 @@ class ScriptedServer:
             self.tools[message["params"]["name"]](ToolCall(ds, message, self))
         elif method is None and request_id in self.waiting:
             self.waiting.pop(request_id)(message)
+
+    @staticmethod
+    def _answer(ds: MemoryDownstream, request_id: Any, result: dict[str, Any]) -> None:
+        ds.deliver(orjson.dumps({"jsonrpc": "2.0", "id": request_id, "result": result}))
 
     async def next_message(self, match: Callable[[dict[str, Any]], bool], seconds: float = 5.0) -> dict[str, Any]:
         """The first message mcpmux sent that matches, waiting for it if need be."""

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.anyio
 MODERN = "2026-07-28"
 ERAS = ["handshake", "envelope"]
 OLD_HOST = {"name": "old-host", "version": "1"}
+CAPABILITIES: dict[str, Any] = {"sampling": {}, "elicitation": {}}
 
 
 def envelope(client: str = "modern-host", **capabilities: Any) -> dict[str, Any]:
@@ -60,7 +61,7 @@ class HostSide:
                 "initialize",
                 {
                     "protocolVersion": "2025-11-25",
-                    "capabilities": {},
+                    "capabilities": CAPABILITIES,
                     "clientInfo": {"name": "old-host", "version": "1"},
                 },
             )
