@@ -19,7 +19,7 @@ from rich.table import Table
 from mcpmux.cli._console import err_console, out_console
 from mcpmux.errors import MCPMuxError, ProfileError
 from mcpmux.profile import lookup as profiles
-from mcpmux.profile.load import load_profile
+from mcpmux.profile.load import load_profile, load_profile_and_text
 
 sub = typer.Typer(help="List, choose and show profiles.", no_args_is_help=True)
 
@@ -141,8 +141,12 @@ def show(
         load_profile(path)  # only a valid profile has an effective form; errors name the file that holds them
         typer.echo(resolved_toml(path), nl=False)  # plain TOML, so it can be redirected into a file
         return
-    out_console.print(Syntax(path.read_text(encoding="utf-8"), "toml", line_numbers=True, word_wrap=True))
-    profile = load_profile(path)
+    try:
+        profile, text = load_profile_and_text(path)  # one read: the text shown is the text parsed
+    except ProfileError:
+        _print_toml(path.read_bytes().decode("utf-8", errors="replace"))  # what the problems point into
+        raise
+    _print_toml(text)
     title = f"{profile.name}: {profile.description}" if profile.description else profile.name
     table = Table("server", "runs", "secrets", "enabled", title=escape(title))
     for server in profile.servers:
@@ -150,6 +154,10 @@ def show(
         secrets = ", ".join(server.secret_names) or "-"
         table.add_row(escape(server.name), escape(runs), escape(secrets), "yes" if server.enabled else "no")
     out_console.print(table)
+
+
+def _print_toml(text: str) -> None:
+    out_console.print(Syntax(text, "toml", line_numbers=True, word_wrap=True))
 
 
 def register(app: typer.Typer) -> None:

@@ -61,10 +61,15 @@ def _gather() -> list[dict[str, Any]]:
 
 
 def _table(serve: dict[str, Any]) -> Table:
-    title = f"mcpmux serve pid {serve.get('pid')} · profile {serve.get('profile')} · host {serve.get('host') or '-'}"
+    title = f"mcpmux serve pid {serve.get('pid')} · profile {serve.get('profile')}"
+    if isinstance(sha := serve.get("profile_hash"), str):
+        title += f" (sha256 {sha[:12]})"
+    title += f" · host {serve.get('host') or '-'}"
     if serve.get("started_at"):
         title += f" · since {serve['started_at']}"
-    table = Table(title=Text(title), title_justify="left")
+    error = serve.get("reload_error")
+    caption = _cell(f"profile change not applied: {error}", "red") if error else None
+    table = Table(title=Text(title), title_justify="left", caption=caption, caption_justify="left")
     table.add_column("server", no_wrap=True)
     for header in ("state", "pid", "uptime", "restarts", "tools"):
         table.add_column(header, no_wrap=True)
