@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from mcpmux.cli._console import err_console
+from mcpmux.cli._console import say
 from mcpmux.errors import MCPMuxError
 
 app = typer.Typer(
@@ -38,8 +38,9 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except MCPMuxError as exc:
-        # One problem per line, never wrapped: editors and CI jump to `file:line:` prefixes.
-        err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        # One problem per line, never wrapped: editors and CI jump to `file:line:` prefixes. Messages quote
+        # profiles and servers, so control characters are escaped (`say`).
+        say(f"error: {exc}")
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

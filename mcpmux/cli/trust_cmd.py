@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from mcpmux.cli._console import err_console, out_console
+from mcpmux.cli._console import cell, out_console, say
 from mcpmux.cli.profile_cmd import sub
 from mcpmux.errors import MCPMuxError, ProfileError
 from mcpmux.profile import lookup as profiles
@@ -38,10 +37,6 @@ TrustOption = Annotated[
 ]
 
 
-def _say(text: str) -> None:
-    err_console.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
 def _trusted_text(verb: str, record: TrustRecord, profile: Profile) -> str:
     """What was trusted: every file with the sha256 of its content (as `sha256sum` prints it), then what runs."""
     files = "".join(f"  {sha}  {path}\n" for path, sha in record.files.items())
@@ -53,7 +48,7 @@ def admit(profile: Profile, trust: bool = False) -> None:
     """Let `profile` run: trust it first when asked (`--trust`), else require that it is trusted."""
     if trust and foreign_files(profile):
         # The profile loaded here is the one that runs: its parsed content is what gets trusted.
-        _say(_trusted_text("trusting", trust_profile(profile), profile))
+        say(_trusted_text("trusting", trust_profile(profile), profile))
         return
     require_trusted(profile)
 
@@ -61,14 +56,15 @@ def admit(profile: Profile, trust: bool = False) -> None:
 def _show() -> None:
     records = load_records()
     if not records:
-        _say("no profiles are trusted yet (profiles in your own profiles folder need no trust)")
+        say("no profiles are trusted yet (profiles in your own profiles folder need no trust)")
         return
     table = Table("path", "sha256", "trusted at", "matches")
     for record in sorted(records.values(), key=lambda r: str(r.path)):
-        matches = {True: "yes", False: "[red]changed[/red]", None: "[red]file missing[/red]"}[record.still_matches()]
-        table.add_row(escape(str(record.path)), record.sha256[:12], record.trusted_at, matches)
+        state = record.still_matches()
+        matches = cell("yes") if state else cell("changed" if state is False else "file missing", "red")
+        table.add_row(cell(record.path), cell(record.sha256[:12]), cell(record.trusted_at), matches)
         for path, sha in record.extends:  # every file it extends, trusted with it
-            table.add_row(f"[dim]  extends {escape(str(path))}[/dim]", f"[dim]{sha[:12]}[/dim]", "", "")
+            table.add_row(cell(f"  extends {path}", "dim"), cell(sha[:12], "dim"), cell(""), cell(""))
     out_console.print(table)
 
 
@@ -89,10 +85,10 @@ def trust(
     path = profiles.resolve_profile_path(target)
     profile = load_profile(path)  # an invalid profile is refused here, with its problems
     if not foreign_files(profile):
-        _say(f"{path} and every file it extends are in your own profiles folder: trusted without a record")
+        say(f"{path} and every file it extends are in your own profiles folder: trusted without a record")
         return
     # Trust exactly what was loaded (and is printed below), not a second read of the files.
-    _say(_trusted_text("trusted", trust_profile(profile), profile))
+    say(_trusted_text("trusted", trust_profile(profile), profile))
 
 
 @sub.command("untrust")
@@ -106,7 +102,7 @@ def untrust(target: Annotated[str, typer.Argument(help="Profile name or path.")]
         else:
             raise
     if untrust_profile(path):
-        _say(f"untrusted {path}")
+        say(f"untrusted {path}")
         return
     if is_user_profile(path):
         raise MCPMuxError(f"{path} is in your own profiles folder, which is always trusted; move it out to untrust it")

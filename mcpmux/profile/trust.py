@@ -31,6 +31,7 @@ import orjson
 
 from mcpmux.errors import MCPMuxError, TrustError
 from mcpmux.paths import check_private, ensure_private_dir, state_paths
+from mcpmux.printable import printable
 from mcpmux.profile.inherit import profile_sources
 from mcpmux.profile.load import load_profile
 from mcpmux.profile.lookup import profile_hash
@@ -186,11 +187,11 @@ def _changes(record: TrustRecord, now: dict[Path, str]) -> list[str]:
     changes: list[str] = []
     for path in {**record.files, **now}:
         if path not in record.files:
-            changes.append(f"{path} (not trusted with it before)")
+            changes.append(f"{printable(str(path))} (not trusted with it before)")
         elif path not in now:
-            changes.append(f"{path} (no longer extended)")
+            changes.append(f"{printable(str(path))} (no longer extended)")
         elif record.files[path] != now[path]:
-            changes.append(str(path))
+            changes.append(printable(str(path)))
     return changes
 
 
@@ -200,14 +201,14 @@ def require_trusted(profile: Profile) -> None:
     if status in ("user", "trusted"):
         return
     path = _key(profile.path)
-    shown = str(path)
+    shown = printable(str(path))
     if status == "changed":
         record = load_records()[path]
         changed = _changes(record, parsed_hashes(profile))
         what = "it" if changed == [shown] else ", ".join(changed)
         head = f"profile {shown} has changed since you trusted it ({record.trusted_at}: {what}), so it will not run"
     elif is_user_profile(path):
-        foreign = ", ".join(str(p) for p in foreign_files(profile))
+        foreign = ", ".join(printable(str(p)) for p in foreign_files(profile))
         head = (
             f"profile {shown} extends {foreign}, from outside your profiles folder, "
             "and is not trusted with that content yet, so it will not run"
@@ -217,8 +218,8 @@ def require_trusted(profile: Profile) -> None:
     message = (
         f"{head}. A profile runs commands as you and reads your secrets; this one would run:\n"
         f"{describe(profile)}\n"
-        f"Review it (mcpmux profile show {shlex.quote(str(path))}), then trust this exact content with: "
-        f"{trust_command(path)}"
+        f"Review it (mcpmux profile show {printable(shlex.quote(str(path)))}), then trust this exact content with: "
+        f"{printable(trust_command(path))}"
     )
     raise TrustError(path, message)
 
@@ -238,7 +239,10 @@ def _env_text(key: str, value: EnvValue) -> str:
 
 
 def describe(profile: Profile) -> str:
-    """What running `profile` does, one server a line: command and args (or URL), cwd, env, secrets read."""
+    """What running `profile` does, one server a line: command and args (or URL), cwd, env, secrets read.
+
+    Control and invisible characters are escaped (`mcpmux.printable`): this is what a person reads before trusting.
+    """
     lines: list[str] = []
     for server in profile.servers:
         if server.url is not None:
@@ -252,5 +256,6 @@ def describe(profile: Profile) -> str:
             extra += f"; env: {' '.join(settings)}" if settings else ""
         secrets = f"; reads secrets: {', '.join(server.secret_names)}" if server.secret_names else ""
         disabled = " (disabled)" if not server.enabled else ""
-        lines.append(f"  server '{server.name}'{disabled}: {runs}{extra}{secrets}")
+        # One line per server, escaped: a newline, CR or ESC in an arg must not forge or hide a line.
+        lines.append(printable(f"  server '{server.name}'{disabled}: {runs}{extra}{secrets}"))
     return "\n".join(lines) or "  (no servers)"
