@@ -26,7 +26,6 @@ from mcpmux.downstream.orphans import sweep_orphans
 from mcpmux.downstream.process import kill_live_groups
 from mcpmux.downstream.supervisor import Supervisor
 from mcpmux.paths import StatePaths, ensure_private_dir, state_paths
-from mcpmux.profile.lookup import profile_hash
 from mcpmux.profile.model import Profile
 from mcpmux.relay.host import Host
 from mcpmux.relay.relay import Relay
@@ -69,7 +68,7 @@ async def open_gateway(
     ensure_private_dir(paths.state_dir)
     telemetry.setup()
     audit = AuditLog(paths.audit_log, observers=[telemetry.observe])
-    audit.bind(serve=uuid.uuid4().hex, profile=profile.name, profile_hash=_content_hash(profile))
+    audit.bind(serve=uuid.uuid4().hex, profile=profile.name, profile_hash=profile.sha256)  # of the bytes parsed
     store = store or default_store()
     supervisor = Supervisor(
         profile, store=store, paths=paths, audit=audit, record_pins=record_pins, clock=clock, connect=connect
@@ -115,7 +114,7 @@ async def serve(
     async with anyio.create_task_group() as guard:  # signals stay handled until every downstream is gone
         guard.start_soon(_watch_signals, shutdown)
         async with open_gateway(profile, paths=paths, store=store, start=False) as gateway:
-            gateway.audit.write(audit_events.serve_start(os.getpid(), __version__))
+            gateway.audit.write(audit_events.serve_start(os.getpid(), __version__, profile_files=profile.source_hashes))
             front = Front(gateway.supervisor, gateway.relay)
             with shutdown.serving:
                 async with anyio.create_task_group() as tg:
@@ -152,19 +151,13 @@ async def _status(gateway: Gateway, follow_active: bool) -> dict[str, Any]:
     return {
         "pid": os.getpid(),
         "profile": gateway.supervisor.profile.name,
+        "profile_hash": gateway.supervisor.profile.sha256,  # of the bytes parsed, as the audit log records it
         "follows_active": follow_active,
         "reload_error": gateway.supervisor.reload_error,
         "host": gateway.relay.host.name,
         "started_at": _STARTED_AT,
         "servers": servers,
     }
-
-
-def _content_hash(profile: Profile) -> str:
-    try:
-        return profile_hash(profile.path)
-    except OSError:
-        return ""
 
 
 async def _start_after_handshake(gateway: Gateway, front: Front) -> None:

@@ -24,7 +24,7 @@ from mcpmux.errors import MCPMuxError
 from mcpmux.paths import state_paths
 from mcpmux.profile.inherit import profile_sources
 from mcpmux.profile.load import load_profile
-from mcpmux.profile.lookup import profile_hash, resolve_profile_path
+from mcpmux.profile.lookup import resolve_profile_path
 from mcpmux.profile.model import Profile
 from mcpmux.profile.trust import require_trusted, trust_file
 
@@ -42,20 +42,16 @@ class Gateway(Protocol):
     def audit(self) -> AuditLog: ...
 
 
-def _hash(profile: Profile) -> str | None:
-    try:
-        return profile_hash(profile.path)
-    except OSError:
-        return None
-
-
 def apply_profile(gateway: Gateway, profile: Profile) -> dict[str, list[str]]:
     """Switch the running gateway to `profile` (already loaded and trusted) and record it."""
     old = gateway.supervisor.profile
     result = gateway.supervisor.switch(profile)
-    new_hash = _hash(profile)
-    gateway.audit.bind(profile=profile.name, profile_hash=new_hash)
-    gateway.audit.write(audit_events.profile_switch(old.name, _hash(old), profile.name, new_hash))
+    # The hashes `load_profile` carries (of the bytes parsed), never a re-read: the log names what runs.
+    gateway.audit.bind(profile=profile.name, profile_hash=profile.sha256)
+    files = profile.source_hashes
+    gateway.audit.write(
+        audit_events.profile_switch(old.name, old.sha256, profile.name, profile.sha256, profile_files=files)
+    )
     logger.warning(
         "profile '%s' applied: kept %s, started %s, stopped %s",
         profile.name,

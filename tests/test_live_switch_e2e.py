@@ -15,7 +15,7 @@ import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
 from tests.conftest import FIXTURES, REPO
-from tests.e2e_helpers import ListChanged, serve_pid
+from tests.e2e_helpers import ListChanged, audit_events, serve_pid
 
 pytestmark = pytest.mark.anyio
 
@@ -35,6 +35,15 @@ async def status(home: Path) -> dict[str, Any]:
     from mcpmux.control import endpoint_path, request
 
     return await request(endpoint_path(serve_pid(home)), "status")
+
+
+async def wait_for_reload_error(home: Path) -> str:
+    with anyio.fail_after(20):
+        # Nothing signals a refused edit to the host: poll the status endpoint, bounded.
+        while True:
+            if (error := (await status(home)).get("reload_error")) is not None:
+                return error
+            await anyio.sleep(0.1)
 
 
 def text(result: types.CallToolResult) -> str:
@@ -85,12 +94,7 @@ async def test_saving_the_profile_applies_it_and_an_invalid_edit_keeps_the_old_o
         await host.initialize()
         await host.list_tools()
         path.write_text(server("one") + "[servers.two\n")  # a syntax error
-        with anyio.fail_after(20):
-            # Nothing signals a refused edit to the host: poll the status endpoint, bounded.
-            while True:
-                if (await status(mcpmux_home)).get("reload_error") is not None:
-                    break
-                await anyio.sleep(0.1)
+        await wait_for_reload_error(mcpmux_home)
         still = {t.name for t in (await host.list_tools()).tools}
         path.write_text(server("one") + server("two"))
         trust_profile(path)
@@ -100,3 +104,45 @@ async def test_saving_the_profile_applies_it_and_an_invalid_edit_keeps_the_old_o
                 await changed.wait()
     assert "one__echo" in still and not any(n.startswith("two__") for n in still)
     assert "one__echo" in now
+
+
+async def test_a_change_to_the_repository_file_a_served_user_profile_extends_waits_for_trust(
+    tmp_path: Path, mcpmux_home: Path
+):
+    import hashlib
+
+    from mcpmux.profile.trust import trust_profile
+
+    base = tmp_path / "repo" / "profiles" / "base.toml"
+    base.parent.mkdir(parents=True)
+    base.write_text(server("one"))
+    mine = mcpmux_home / "profiles" / "mine.toml"
+    mine.parent.mkdir(parents=True)
+    mine.write_text(f'extends = ["{base}"]\n')
+    trust_profile(mine)
+    changed = ListChanged()
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "mcpmux", "serve", "--profile", str(mine)], env=dict(os.environ), cwd=REPO
+    )
+    async with stdio_client(params) as (read, write), ClientSession(read, write, message_handler=changed) as host:
+        await host.initialize()
+        await host.list_tools()
+        base.write_text(server("one") + server("two"))  # a `git pull` in the repository
+        error = await wait_for_reload_error(mcpmux_home)
+        still = {t.name for t in (await host.list_tools()).tools}
+        trust_profile(mine)
+        with anyio.fail_after(20):
+            while "two__echo" not in (now := {t.name for t in (await host.list_tools()).tools}):
+                await changed.wait()
+        state = await status(mcpmux_home)
+    assert f"profile {mine} has changed since you trusted it (" in error
+    assert f": {base}), so it will not run" in error
+    assert error.endswith(f"mcpmux profile trust {mine}")
+    assert "one__echo" in still and not any(n.startswith("two__") for n in still)
+    assert "one__echo" in now
+    # The hashes recorded are those of the bytes parsed, for every file.
+    sha = {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in (mine, base)}
+    assert state["profile_hash"] == sha[mine]
+    (switch,) = audit_events(mcpmux_home, "profile_switch")
+    assert switch["profile_hash"] == sha[mine]
+    assert switch["profile_files"] == {str(mine): sha[mine], str(base): sha[base]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import subprocess
@@ -35,6 +36,18 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "team.toml").write_text(TEAM, encoding="utf-8")
     return tmp_path / "profiles" / "team.toml"
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _user_profile_extending(base: Path) -> Path:
+    """A profile in the user's own folder that extends `base` (a file of a repository) by its path."""
+    path = state_paths().profiles_dir / "mine.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'extends = ["{base}"]\ndescription = "mine"\n', encoding="utf-8")
+    return path
 
 
 def _edit_one_byte(path: Path) -> None:
@@ -90,6 +103,41 @@ def test_a_profile_in_the_users_own_folder_is_trusted_without_a_record() -> None
     assert load_records() == {}
 
 
+def test_a_user_profile_that_extends_a_repository_file_runs_only_once_trusted_together_with_that_file(
+    project: Path,
+) -> None:
+    mine = _user_profile_extending(project)
+    with pytest.raises(TrustError) as caught:
+        require_trusted(load_profile(mine))
+    message = str(caught.value)
+    assert message.startswith(f"profile {mine} extends {project}, from outside your profiles folder, and is not")
+    assert "server 'gh': runs npx -y @acme/gh-mcp --read-only" in message
+    assert message.endswith(f"trust this exact content with: mcpmux profile trust {mine}")
+    record = trust_profile(mine)
+    assert record.files == {mine: _sha(mine), project: _sha(project)}
+    require_trusted(load_profile(mine))
+    _edit_one_byte(project)  # a `git pull` in the repository
+    with pytest.raises(TrustError) as changed:
+        require_trusted(load_profile(mine))
+    assert f"profile {mine} has changed since you trusted it ({record.trusted_at}: {project}), so it" in str(
+        changed.value
+    )
+    assert str(changed.value).endswith(f"mcpmux profile trust {mine}")
+    assert trust_status(load_profile(mine)) == "changed"
+    trust_profile(mine)
+    require_trusted(load_profile(mine))
+
+
+def test_a_user_profile_extending_only_the_users_own_profiles_needs_no_record() -> None:
+    folder = state_paths().profiles_dir
+    folder.mkdir(parents=True)
+    (folder / "base.toml").write_text(TEAM, encoding="utf-8")
+    (folder / "mine.toml").write_text('extends = ["base"]\n', encoding="utf-8")
+    assert trust_status(load_profile(folder / "mine.toml")) == "user"
+    assert run("profile", "trust", str(folder / "mine.toml")).exit_code == 0
+    assert load_records() == {}
+
+
 def test_untrust_forgets_a_profile_and_says_whether_it_was_trusted(project: Path) -> None:
     trust_profile(project)
     assert untrust_profile(project) is True
@@ -136,14 +184,26 @@ def test_profile_trust_prints_what_the_profile_runs_and_show_lists_it_with_wheth
 ) -> None:
     trusted = run("profile", "trust", "team")
     assert trusted.exit_code == 0, trusted.output
-    assert f"trusted {project} (sha256 " in trusted.stderr
-    assert "server 'gh': runs npx -y @acme/gh-mcp" in trusted.stderr
     sha = load_records()[project].sha256
+    assert trusted.stderr.startswith(f"trusted {project}, this exact content of each file it is read from")
+    assert f"\n  {sha}  {project}\nit runs:\n  server 'gh': runs npx -y @acme/gh-mcp" in trusted.stderr
     shown = run("profile", "trust", "--show")
     row = next(line for line in shown.stdout.splitlines() if str(project) in line)
     assert [c.strip() for c in row.strip("│").split("│")][1::2] == [sha[:12], "yes"]
     _edit_one_byte(project)
     assert "changed" in run("profile", "trust", "--show").stdout
+
+
+def test_profile_trust_lists_every_file_it_trusts_with_the_sha256_of_its_content(project: Path) -> None:
+    base = project.parent / "base.toml"
+    base.write_text('[servers.base]\ncommand = "base-mcp"\n', encoding="utf-8")
+    project.write_text('extends = ["base"]\n' + TEAM, encoding="utf-8")
+    trusted = run("profile", "trust", "team")
+    assert trusted.exit_code == 0, trusted.output
+    files = trusted.stderr.split("(sha256, file):\n")[1].split("it runs:")[0]
+    assert files == f"  {_sha(project)}  {project}\n  {_sha(base)}  {base}\n"
+    shown = run("profile", "trust", "--show").stdout
+    assert f"extends {base}" in shown and _sha(base)[:12] in shown
 
 
 def test_profile_use_refuses_an_untrusted_profile_and_keeps_the_active_one(project: Path) -> None:
@@ -187,6 +247,26 @@ def test_serve_refuses_a_trusted_profile_after_one_byte_changed_printing_nothing
     assert done.stdout == ""
     assert f"error: profile {path} has changed since you trusted it" in done.stderr
     assert f"mcpmux profile trust {path}" in done.stderr
+
+
+def test_serve_and_tools_refuse_a_user_profile_once_the_repository_file_it_extends_changes(tmp_path: Path) -> None:
+    base = tmp_path / "repo" / "profiles" / "base.toml"
+    base.parent.mkdir(parents=True)
+    base.write_text(fixture_server_toml("alpha"), encoding="utf-8")
+    mine = _user_profile_extending(base)
+    trust_profile(mine)
+    listed = mcpmux("tools", "--profile", str(mine))
+    assert listed.returncode == 0, listed.stderr
+    assert "alpha__echo" in listed.stdout
+    base.write_text(fixture_server_toml("alpha") + fixture_server_toml("beta"), encoding="utf-8")  # a `git pull`
+    for command in ("serve", "tools"):
+        done = mcpmux(command, "--profile", str(mine))
+        assert done.returncode == 1, done.stderr
+        assert done.stdout == ""
+        assert f"error: profile {mine} has changed since you trusted it (" in done.stderr
+        assert f": {base}), so it will not run" in done.stderr
+        assert "server 'beta': runs" in done.stderr
+        assert done.stderr.endswith(f"trust this exact content with: mcpmux profile trust {mine}\n")
 
 
 def test_tools_with_trust_trusts_the_profile_after_printing_what_it_runs(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ Envelope (every event)::
     ts       "2026-11-25T13:57:19.778Z"     UTC, milliseconds
     event    "tool_call" | a lifecycle event below
     serve    "9f1c…"                        the `mcpmux serve` instance that wrote it
-    profile, profile_hash                   the profile's name and sha256 of its file
+    profile, profile_hash                   the profile's name and sha256 of its file (the bytes parsed)
     host, host_version                      the host's clientInfo (once it has said hello)
     seq      1, 2, …                        position in the chain (continues across rotation)
     prev     sha256 hex of the previous line's exact bytes ("0"*64 for the first event)
@@ -31,10 +31,11 @@ Envelope (every event)::
     result_bytes             size of the downstream's reply line
     truncated                true when `args` or `error` was cut to fit `MAX_FIELD_CHARS`
 
-Lifecycle events: `serve_start` (pid, version), `serve_stop` (pid, reason), `downstream_start`
+Lifecycle events: `serve_start` (pid, version, profile_files: every file the profile was read from,
+its own first → sha256 of the bytes parsed), `serve_stop` (pid, reason), `downstream_start`
 (server, pid), `downstream_exit` (server, pid, exit_code), `downstream_restart` (server, attempt,
 delay_s), `downstream_failed` (server, error, log), `profile_switch` (from_profile, from_hash,
-profile, profile_hash), `catalog_changed` (added, removed, changed: exposed tool names).
+profile, profile_hash, profile_files), `catalog_changed` (added, removed, changed: exposed tool names).
 """
 
 from __future__ import annotations

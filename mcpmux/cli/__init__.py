@@ -22,7 +22,7 @@ from typing import Annotated
 import typer
 
 from mcpmux import __version__
-from mcpmux.cli._console import err_console
+from mcpmux.cli._console import say
 from mcpmux.errors import MCPMuxError
 
 EXIT_ERROR = 1
@@ -63,8 +63,9 @@ def _register() -> None:
 
 
 def _say(text: str) -> None:
-    # One problem per line, never wrapped: editors and CI jump to `file:line:` prefixes.
-    err_console.print(text, highlight=False, markup=False, soft_wrap=True)
+    # One problem per line, never wrapped: editors and CI jump to `file:line:` prefixes. Messages quote
+    # profiles and servers, so control characters are escaped (`say`).
+    say(text)
 
 
 def _exit_code(code: object) -> int:

@@ -8,19 +8,15 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from mcpmux.cli._console import err_console, out_console
+from mcpmux.cli._console import cell, err_console, out_console, say
 from mcpmux.paths import state_paths
+from mcpmux.printable import printable
 
 sub = typer.Typer(help="Read the audit log (one JSON line per decision, call outcome and lifecycle event).")
 
 
-def _cell(value: Any, style: str = "") -> Text:
-    """Plain text, never markup: the log's values come from hosts and downstreams."""
-    return Text("" if value is None else str(value), style=style)
-
-
 def _ms(value: Any) -> Text:
-    return _cell(f"{value:.1f}" if isinstance(value, int | float) else None)
+    return cell(f"{value:.1f}" if isinstance(value, int | float) else None)
 
 
 def _events_table(events: Sequence[Mapping[str, Any]], *, caption: str | None = None) -> Any:
@@ -33,23 +29,23 @@ def _events_table(events: Sequence[Mapping[str, Any]], *, caption: str | None = 
     for event in events:
         name = event.get("event")
         if name == "tool_call":
-            what = _cell(event.get("exposed"))
+            what = cell(event.get("exposed"))
             outcome = event.get("outcome")
             detail = event.get("error") or (event.get("rule") if event.get("decision") != "allowed" else None)
         else:  # lifecycle: show what happened to which server
-            what = _cell(" ".join(str(part) for part in (name, event.get("server")) if part is not None), "dim")
+            what = cell(" ".join(str(part) for part in (name, event.get("server")) if part is not None), "dim")
             outcome = None
             detail = event.get("error")
         style = "red" if outcome in ("error", "timeout", "unavailable", "tool_error") else ""
         style = "yellow" if outcome in ("denied", "unknown") else style
         table.add_row(
-            _cell(event.get("ts")),
-            _cell(event.get("host")),
+            cell(event.get("ts")),
+            cell(event.get("host")),
             what,
-            _cell(event.get("decision")),
-            _cell(outcome, style),
+            cell(event.get("decision")),
+            cell(outcome, style),
             _ms(event.get("duration_ms")),
-            _cell(detail, "dim"),
+            cell(detail, "dim"),
         )
     return table
 
@@ -98,7 +94,9 @@ def _print_lines(raw: Sequence[bytes], as_json: bool) -> None:
 
     if as_json:
         for line in raw:
-            typer.echo(line.decode("utf-8", errors="replace"))
+            # As written, but bidi and zero-width characters as JSON escapes (a raw control character
+            # cannot be in a valid JSON line, so escaping it only shows a damaged line for what it is).
+            typer.echo(printable(line.decode("utf-8", errors="replace")))
         return
     events = [e for line in raw if (e := parse_line(line)) is not None]
     if events:
@@ -137,7 +135,7 @@ def query(
     found = select(read_events(state_paths().audit_log), where, limit)
     if as_json:
         for e in found:
-            typer.echo(orjson.dumps(e).decode())
+            typer.echo(printable(orjson.dumps(e).decode()))  # orjson escapes controls; `printable` the rest
         return
     if not found:
         err_console.print("no matching audit events", highlight=False)
@@ -170,7 +168,7 @@ def stats_cmd(
     groups = stats(select(read_events(state_paths().audit_log), where), by)
     if as_json:
         for g in groups:
-            typer.echo(orjson.dumps(g.as_dict()).decode())
+            typer.echo(printable(orjson.dumps(g.as_dict()).decode()))
         return
     if not groups:
         err_console.print("no tool calls in that period", highlight=False)
@@ -183,12 +181,12 @@ def stats_cmd(
     for n, g in enumerate(rows):
         row = g.as_dict()
         table.add_row(
-            _cell(g.key, "bold" if n == len(groups) else ""),
-            _cell(g.calls),
-            _cell(g.errors),
-            _cell(f"{g.error_rate:.1%}"),
-            _cell(g.denied),
-            _cell(f"{g.denial_rate:.1%}"),
+            cell(g.key, "bold" if n == len(groups) else ""),
+            cell(g.calls),
+            cell(g.errors),
+            cell(f"{g.error_rate:.1%}"),
+            cell(g.denied),
+            cell(f"{g.denial_rate:.1%}"),
             *(_ms(row[f"p{q}_ms"]) for q in (50, 95, 99)),
             end_section=n == len(groups) - 1,
         )
@@ -214,12 +212,12 @@ def verify_cmd(
             "problems": [{"file": str(p.file), "line": p.line, "message": p.message} for p in report.problems],
             "notes": report.notes,
         }
-        typer.echo(orjson.dumps(body).decode())
+        typer.echo(printable(orjson.dumps(body).decode()))
     else:
         for problem in report.problems:
-            err_console.print(str(problem), highlight=False, markup=False, soft_wrap=True)
+            say(str(problem))
         for note in report.notes:
-            err_console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+            say(f"note: {note}")
         verdict = "intact" if report.ok else f"{len(report.problems)} problem(s)"
         err_console.print(
             f"{report.events} events in {len(report.files)} file(s) of {path}: chain {verdict}",

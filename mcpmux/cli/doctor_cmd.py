@@ -7,7 +7,7 @@ from typing import Annotated
 import anyio
 import typer
 
-from mcpmux.cli._console import err_console, out_console
+from mcpmux.cli._console import cell, err_console, out_console
 
 _MARKS = {"ok": "[green]✓[/green]", "warn": "[yellow]![/yellow]", "fail": "[red]✗[/red]"}
 
@@ -18,7 +18,6 @@ def doctor(
     ] = None,
 ) -> None:
     """Check Python, packages, keyring, the profile (valid, trusted, commands, secrets), hosts and state folders."""
-    from rich.markup import escape
     from rich.table import Table
 
     from mcpmux.doctor import run_doctor
@@ -32,7 +31,8 @@ def doctor(
     for _ in ("result", "fix"):
         table.add_column(overflow="fold")  # paths and commands are shown whole, never cut with "…"
     for check in checks:
-        table.add_row(_MARKS[check.status], escape(check.name), escape(check.detail), escape(check.fix))
+        # Details quote profiles and other programs' host configs: plain cells, control characters escaped.
+        table.add_row(_MARKS[check.status], cell(check.name), cell(check.detail), cell(check.fix))
     out_console.print(table, soft_wrap=True)
     failed = sum(1 for c in checks if c.status == "fail")
     if failed:

@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from mcpmux import __version__
-from mcpmux.cli._console import err_console, out_console
+from mcpmux.cli._console import cell, err_console, out_console, say, shown
 from mcpmux.cli._options import READY_WAIT_SECONDS, ProfileOption
 from mcpmux.cli.pin_cmd import print_changes
 from mcpmux.cli.trust_cmd import TrustOption, admit
 from mcpmux.errors import MCPMuxError
+from mcpmux.printable import printable
 from mcpmux.relay.host import HostInfo
 from mcpmux.wire import as_object
 
@@ -30,9 +30,16 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 
+class _PrintableFormatter(logging.Formatter):
+    """Log lines quote profiles and servers (a reload's refusal, a server's error): control characters escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record), lines=True)
+
+
 def _log_to_stderr(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("mcpmux: %(message)s"))
+    handler.setFormatter(_PrintableFormatter("mcpmux: %(message)s"))
     logger = logging.getLogger("mcpmux")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
@@ -90,28 +97,30 @@ def tools(
     pins = load_pins(lock_path(resolved))
     if changed:
         checks = [c for c in compare(pins, catalog.routes.values()) if c.route.server in pins.servers]
-        shown = print_changes(checks)
+        count = print_changes(checks)
         where = f"--profile {profile_arg(resolved)}"
-        summary = f"{shown} tools differ from their pins; accept with `mcpmux pin update TOOL {where}`"
-        err_console.print(summary if shown else "no tool differs from its pin", highlight=False)
+        summary = f"{count} tools differ from their pins; accept with `mcpmux pin update TOOL {where}`"
+        err_console.print(summary if count else "no tool differs from its pin", highlight=False)
     else:
         report = apply_integrity(resolved, catalog.routes.values(), pins)
-        table = Table(title=f"profile {resolved.name}: {len(catalog.visible)} tools exposed")
+        table = Table(title=cell(f"profile {resolved.name}: {len(catalog.visible)} tools exposed"))
         table.add_column("tool", no_wrap=True)
         for column in ("server", "original", "policy", "integrity", "note"):
             table.add_column(column, overflow="fold")
         for route in catalog.routes.values():
             if not route.decision.allowed and not show_all:
                 continue
-            verdict = "allowed" if route.decision.allowed else f"[red]denied[/red] by {escape(route.decision.rule)}"
+            verdict = "allowed" if route.decision.allowed else f"[red]denied[/red] by {shown(route.decision.rule)}"
             integrity = _integrity_cell(report.tools.get(route.exposed))
-            table.add_row(route.exposed, route.server, route.tool, verdict, integrity, escape(route.naming_note or ""))
+            # The original name and the note come from the server: plain cells, never markup.
+            names = (cell(route.exposed), cell(route.server), cell(route.tool))
+            table.add_row(*names, verdict, integrity, cell(route.naming_note))
         out_console.print(table)
         _print_integrity(catalog, report, show_all)
     for note in catalog.notes:
-        err_console.print(f"note: {escape(note)}", highlight=False)
+        say(f"note: {note}")
     for name, status, error in down:
-        err_console.print(f"[red]server '{name}' {status}[/red]: {escape(error)}", highlight=False)
+        err_console.print(f"[red]server '{shown(name)}' {status}[/red]: {shown(error)}", highlight=False)
     if down:
         raise typer.Exit(1)
 
@@ -123,7 +132,7 @@ def _integrity_cell(check: ToolIntegrity | None) -> str:
         parts.append(check.state.replace("_", " "))
     if check is not None and check.findings:
         parts.append(f"{len(check.findings)} findings")
-    return escape("; ".join(parts))
+    return shown("; ".join(parts))
 
 
 def _print_integrity(catalog: Catalog, report: IntegrityReport, show_all: bool) -> None:
@@ -141,10 +150,10 @@ def _print_integrity(catalog: Catalog, report: IntegrityReport, show_all: bool) 
     for check in report.tools.values():
         if check.reason:
             label = "warning" if check.visible else "hidden"
-            out_console.print(f"{label}: {check.exposed}: {check.reason}", markup=False, highlight=False)
+            say(f"{label}: {check.exposed}: {check.reason}", out_console)
     for check in report.tools.values():
         for finding in check.findings:
-            out_console.print(f"finding: {check.exposed}: {finding}", markup=False, highlight=False)
+            say(f"finding: {check.exposed}: {finding}", out_console)
     if any(check.findings for check in report.tools.values()):
         out_console.print(
             "findings are heuristic: read the tool's description before trusting or hiding it", highlight=False
@@ -211,12 +220,12 @@ def _print_result(result: dict[str, Any]) -> None:
         block = as_object(item) or {}  # pyright: ignore[reportUnknownArgumentType]
         kind = block.get("type")
         if kind == "text":
-            out_console.print(block.get("text", ""), markup=False, highlight=False, soft_wrap=True)
+            say(str(block.get("text", "")), out_console)  # the server's text: its control characters escaped
         else:
-            out_console.print(f"[{kind} content]", markup=False, highlight=False)
+            say(f"[{kind} content]", out_console)
     structured = result.get("structuredContent")
     if structured is not None and not result.get("content"):
-        out_console.print_json(data=structured)
+        out_console.print_json(data=structured, ensure_ascii=True)  # escapes bidi and zero-width characters too
 
 
 def register(app: typer.Typer) -> None:

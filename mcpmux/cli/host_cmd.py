@@ -9,17 +9,13 @@ from typing import Annotated
 import anyio
 import typer
 
-from mcpmux.cli._console import err_console, out_console
+from mcpmux.cli._console import out_console, say
 from mcpmux.errors import MCPMuxError
 
 HostArg = Annotated[str, typer.Argument(help="claude-desktop, cursor, vscode, claude-code or windsurf.")]
 PathOption = Annotated[
     Path | None, typer.Option("--path", help="The host's config file; default: where the host keeps it.")
 ]
-
-
-def _say(text: str) -> None:
-    err_console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def import_cmd(
@@ -53,7 +49,7 @@ def import_cmd(
             where = ", ".join(s.where for s in secrets)
             raise MCPMuxError(f"{len(secrets)} credentials to move into the keyring ({where}); rerun with --yes")
         listed = "\n".join(f"  {s.where} → secret '{s.name}'" for s in secrets)
-        _say(f"These values look like credentials:\n{listed}")
+        say(f"These values look like credentials:\n{listed}")
         if not typer.confirm(f"Store them in the keyring ({backend_name()})?", default=True):
             secrets = ()
     anyio.run(store_secrets, secrets, KeyringStore())
@@ -63,16 +59,16 @@ def import_cmd(
     except MCPMuxError:
         target.unlink()
         raise
-    _say(f"wrote {target} ({len(plan.servers)} servers from {source})")
+    say(f"wrote {target} ({len(plan.servers)} servers from {source})")
     for secret in secrets:
-        _say(f"stored {secret.where} as secret '{secret.name}' in {backend_name()}")
+        say(f"stored {secret.where} as secret '{secret.name}' in {backend_name()}")
     if secrets:
         warn_unless_os_keyring()
     for secret in (s for s in plan.secrets if s not in secrets):
-        _say(f"not stored: {secret.where}; store it with: mcpmux secret set {secret.name}")
+        say(f"not stored: {secret.where}; store it with: mcpmux secret set {secret.name}")
     for note in plan.notes:
-        _say(f"note: {note}")
-    _say(f"next: mcpmux install {chosen.name} --profile {target.stem}")
+        say(f"note: {note}")
+    say(f"next: mcpmux install {chosen.name} --profile {target.stem}")
 
 
 def install_cmd(
@@ -99,14 +95,14 @@ def install_cmd(
     fronted = [s.name for s in resolved.servers] if replace and resolved is not None else []
     result = install(chosen, target, mcpmux_entry(chosen, pinned), fronted)
     if not result.changed:
-        _say(f"{target} already runs mcpmux this way; nothing changed")
+        say(f"{target} already runs mcpmux this way; nothing changed")
         return
-    out_console.print(result.diff, markup=False, highlight=False, soft_wrap=True, end="")
+    say(result.diff, out_console, end="")  # the host's config: what other programs wrote, escaped
     if result.backup is not None:
-        _say(f"backup: {result.backup}")
+        say(f"backup: {result.backup}")
     if result.removed:
-        _say(f"removed (now behind mcpmux): {', '.join(result.removed)}")
-    _say(f"installed mcpmux into {target}; restart {chosen.title} to use it")
+        say(f"removed (now behind mcpmux): {', '.join(result.removed)}")
+    say(f"installed mcpmux into {target}; restart {chosen.title} to use it")
 
 
 def register(app: typer.Typer) -> None:

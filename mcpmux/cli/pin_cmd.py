@@ -11,9 +11,8 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from mcpmux.cli._console import err_console, out_console
+from mcpmux.cli._console import err_console, out_console, say, shown
 from mcpmux.cli._options import READY_WAIT_SECONDS, ProfileOption
 from mcpmux.cli.trust_cmd import TrustOption, admit
 from mcpmux.errors import MCPMuxError
@@ -40,7 +39,7 @@ def _live_routes(profile: Profile) -> list[RouteLike]:
 
     routes, down = anyio.run(collect, backend="asyncio")
     for line in down:
-        err_console.print(f"[red]{escape(line)}[/red]", highlight=False)
+        err_console.print(f"[red]{shown(line)}[/red]", highlight=False)
     if down:
         # Pinning a partial catalog would forget nothing but could mislead: the user re-runs once all are up.
         raise MCPMuxError(f"{len(down)} server(s) did not start, so their tools cannot be compared; fix them first")
@@ -51,11 +50,12 @@ def print_changes(checks: Sequence[PinCheck]) -> int:
     """Print the diff of each changed tool and each new one; return how many there were."""
     shown = 0
     for check in checks:
+        # Definitions are the server's text (descriptions above all): printed with control characters escaped.
         if check.status == "changed" and check.diff:
-            out_console.print(check.diff, markup=False, highlight=False, end="", soft_wrap=True)
+            say(check.diff, out_console, end="")
         elif check.status == "new":
             header = f"new tool {check.route.exposed} ({check.route.server}/{check.route.tool}), not pinned:\n"
-            out_console.print(header + check.current.definition, markup=False, highlight=False, soft_wrap=True)
+            say(header + check.current.definition, out_console)
         else:
             continue
         shown += 1
@@ -112,7 +112,7 @@ def update(
     updated = accept(pins, chosen) if tools else accept_all(pins, chosen)
     save_pins(path, updated, resolved.name)
     for check in changed:
-        err_console.print(f"pinned {check.route.exposed} ({check.status})", highlight=False)
+        say(f"pinned {check.route.exposed} ({check.status})")
     err_console.print(f"{len(changed)} of {len(chosen)} tools newly pinned in {path}", highlight=False)
 
 

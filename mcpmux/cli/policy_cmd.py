@@ -14,10 +14,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from mcpmux.cli._console import err_console, out_console
+from mcpmux.cli._console import cell, err_console, out_console, say
 from mcpmux.errors import MCPMuxError
 from mcpmux.policy.decide import CallDecision, Decision, Policy, ToolFacts
 from mcpmux.profile.model import DAY_NAMES, PolicyRule
@@ -102,18 +101,18 @@ def explain(
     if as_json:
         _print_json(tool, host, when, facts, known, listed, call, notes, resolved.policy.rules)
         return
-    table = Table("", "verdict", "rule", "reason", title=escape(f"{tool} ({resolved.path})"))
+    table = Table("", "verdict", "rule", "reason", title=cell(f"{tool} ({resolved.path})"))
     for stage, decision in (("list", listed), ("call", call.decision)):
         verdict = "[green]allowed[/green]" if decision.allowed else "[red]denied[/red]"
-        table.add_row(stage, verdict, escape(decision.rule), escape(decision.reason))
+        table.add_row(stage, verdict, cell(decision.rule), cell(decision.reason))
     out_console.print(table)
     if listed.matched:
         matched = Table("matched", "what", title="every rule that covers this tool and host")
         for key in listed.matched:
-            matched.add_row(escape(key), escape(_describe(key, resolved.policy.rules)))
+            matched.add_row(cell(key), cell(_describe(key, resolved.policy.rules)))
         out_console.print(matched)
     if call.decision.allowed and call.arguments != arguments:
-        out_console.print(f"forwarded arguments: {escape(json.dumps(call.arguments))}")
+        say(f"forwarded arguments: {json.dumps(call.arguments)}", out_console)
     for note in notes:
         err_console.print(f"note: {note}; pass --read-only-hint / --destructive-hint", highlight=False)
 

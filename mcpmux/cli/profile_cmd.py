@@ -12,15 +12,15 @@ from typing import Annotated
 
 import anyio
 import typer
-from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
 from mcpmux.cli._active import active_line
-from mcpmux.cli._console import err_console, out_console
+from mcpmux.cli._console import cell, err_console, out_console, say
 from mcpmux.errors import MCPMuxError, ProfileError
+from mcpmux.printable import printable
 from mcpmux.profile import lookup as profiles
-from mcpmux.profile.load import load_profile
+from mcpmux.profile.load import load_profile, load_profile_and_text
 
 sub = typer.Typer(help="List, choose and show profiles.", no_args_is_help=True)
 
@@ -40,11 +40,11 @@ def validate(target: Target = None) -> None:
         profile = profiles.resolve_profile(target)
     except ProfileError as exc:
         for problem in exc.problems:
-            err_console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+            say(str(problem))
         # The problems are printed above; the error only sets the exit code and says how many.
         raise MCPMuxError(f"{_plural(len(exc.problems), 'problem')} found; fix them and validate again") from exc
     count = _plural(len(profile.servers), "server")
-    err_console.print(f"ok: {profile.path} ({count})", markup=False, highlight=False, soft_wrap=True)
+    say(f"ok: {profile.path} ({count})")
 
 
 @sub.command("list")
@@ -62,14 +62,13 @@ def list_cmd() -> None:
     for entry in entries:
         try:
             loaded = load_profile(entry.path)
-            servers, trust = str(len(loaded.servers)), trust_status(loaded)
+            servers, trust = cell(len(loaded.servers)), cell(trust_status(loaded))
         except ProfileError:
-            servers, trust = "[red]invalid[/red]", ""
+            servers, trust = cell("invalid", "red"), cell("")
         # A name already listed (nearer project folder first, then user) is never picked by name: say so.
         source = f"{entry.source} (shadowed)" if entry.name in seen else entry.source
         seen.add(entry.name)
-        path = escape(str(entry.path))
-        table.add_row("*" if entry.active else "", escape(entry.name), source, trust, servers, path)
+        table.add_row("*" if entry.active else "", cell(entry.name), source, trust, servers, cell(entry.path))
     out_console.print(table)
     # Said in full, since the active profile may live in another project than the ones listed here.
     err_console.print(active_line(), markup=False, highlight=False, soft_wrap=True)
@@ -88,7 +87,7 @@ def new(
     folder = state_paths().profiles_dir if user else Path.cwd() / profiles.PROJECT_DIR
     text = copied_text(profiles.find_profile(source)) if source else starter_text(name)
     target = write_new(folder / f"{name}.toml", text)
-    err_console.print(f"wrote {target}; check it with: mcpmux validate {target}", markup=False, highlight=False)
+    say(f"wrote {target}; check it with: mcpmux validate {target}")
 
 
 @sub.command("use")
@@ -99,9 +98,9 @@ def use(name: Annotated[str, typer.Argument(help="Profile name or path.")]) -> N
     require_trusted(profiles.resolve_profile(name))
     path = profiles.set_active_profile(name)
     # The path is what was recorded: a host's `mcpmux serve` finds it from whatever folder it starts in.
-    err_console.print(f"active profile: {path.stem} ({path})", markup=False, highlight=False, soft_wrap=True)
+    say(f"active profile: {path.stem} ({path})")
     for line in anyio.run(running_serves_note, name):
-        err_console.print(line, markup=False, highlight=False, soft_wrap=True)
+        say(line)  # names the host each serve reported: text from outside
 
 
 # Hosts known to accept `notifications/tools/list_changed` without refreshing their tool list
@@ -144,17 +143,28 @@ def show(
         from mcpmux.profile.inherit import resolved_toml
 
         load_profile(path)  # only a valid profile has an effective form; errors name the file that holds them
-        typer.echo(resolved_toml(path), nl=False)  # plain TOML, so it can be redirected into a file
+        # Plain TOML, so it can be redirected into a file. Escapes stay valid TOML: tomli_w already writes
+        # control characters as \u escapes, and `printable` writes the rest (bidi, zero-width) as \uXXXX.
+        typer.echo(printable(resolved_toml(path), lines=True), nl=False)
         return
-    out_console.print(Syntax(path.read_text(encoding="utf-8"), "toml", line_numbers=True, word_wrap=True))
-    profile = load_profile(path)
+    try:
+        profile, text = load_profile_and_text(path)  # one read: the text shown is the text parsed
+    except ProfileError:
+        _print_toml(path.read_bytes().decode("utf-8", errors="replace"))  # what the problems point into
+        raise
+    _print_toml(text)
     title = f"{profile.name}: {profile.description}" if profile.description else profile.name
-    table = Table("server", "runs", "secrets", "enabled", title=escape(title))
+    table = Table("server", "runs", "secrets", "enabled", title=cell(title))
     for server in profile.servers:
         runs = server.url or shlex.join([server.command or "", *server.args])
         secrets = ", ".join(server.secret_names) or "-"
-        table.add_row(escape(server.name), escape(runs), escape(secrets), "yes" if server.enabled else "no")
+        table.add_row(cell(server.name), cell(runs), cell(secrets), "yes" if server.enabled else "no")
     out_console.print(table)
+
+
+def _print_toml(text: str) -> None:
+    # TOML allows raw bidi overrides and zero-width characters in strings and comments: shown escaped.
+    out_console.print(Syntax(printable(text, lines=True), "toml", line_numbers=True, word_wrap=True))
 
 
 def register(app: typer.Typer) -> None:

@@ -13,7 +13,7 @@ import anyio
 import typer
 from rich.text import Text
 
-from mcpmux.cli._console import err_console, out_console
+from mcpmux.cli._console import cell, err_console, out_console, say, shown
 from mcpmux.errors import MCPMuxError, ProfileError, SecretError
 from mcpmux.profile.model import Profile
 from mcpmux.secrets.backends import default_store, store_names
@@ -80,7 +80,7 @@ def _profiles(names: list[str]) -> list[Profile]:
         try:
             profiles.append(load_profile(entry.path))
         except ProfileError as exc:
-            err_console.print(f"[yellow]warning:[/yellow] skipping {entry.path}: {exc}", highlight=False)
+            err_console.print(f"[yellow]warning:[/yellow] skipping {shown(entry.path)}: {shown(exc)}", highlight=False)
     return profiles
 
 
@@ -117,7 +117,7 @@ def list_secrets(
     present = anyio.run(_presence, list(refs))
     table = Table("secret", "present", "referenced by")
     for name, where in refs.items():
-        table.add_row(name, "yes" if present[name] else "[red]no[/red]", ", ".join(where))
+        table.add_row(cell(name), "yes" if present[name] else "[red]no[/red]", cell(", ".join(where)))
     out_console.print(table)
     missing = [name for name, ok in present.items() if not ok]
     if missing:
@@ -138,21 +138,17 @@ def check_secrets(
     refs = references([resolved])
     where = ", ".join(store_names())
     if not refs:
-        err_console.print(f"ok: {resolved.path} references no secrets", highlight=False, soft_wrap=True)
+        say(f"ok: {resolved.path} references no secrets")
         return
     present = anyio.run(_presence, list(refs))
     missing = [name for name, ok in present.items() if not ok]
     store = default_store()
     for name in missing:
         used_by = ", ".join(refs[name])
-        err_console.print(
-            f"missing: {missing_message(store, name)} (used by {used_by})", highlight=False, soft_wrap=True
-        )
+        say(f"missing: {missing_message(store, name)} (used by {used_by})")
     if missing:
         raise MCPMuxError(f"{len(missing)} of {len(refs)} secrets of {resolved.path} are missing from {where}")
-    err_console.print(
-        f"ok: all {len(refs)} secrets of {resolved.path} are present ({where})", highlight=False, soft_wrap=True
-    )
+    say(f"ok: all {len(refs)} secrets of {resolved.path} are present ({where})")
 
 
 def register(app: typer.Typer) -> None:

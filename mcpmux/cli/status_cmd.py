@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import re
@@ -13,22 +14,17 @@ from typing import Annotated, Any
 import anyio
 import typer
 from rich.table import Table
-from rich.text import Text
 
 from mcpmux.cli._active import active_line
-from mcpmux.cli._console import err_console, out_console
+from mcpmux.cli._console import cell, err_console, out_console, say
 from mcpmux.errors import MCPMuxError
 from mcpmux.paths import state_paths
+from mcpmux.printable import printable
 from mcpmux.wire import as_object
 
 FOLLOW_POLL_SECONDS = 0.25
 _SERVER_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _STATE_STYLES = {"running": "green", "starting": "yellow", "restarting": "yellow", "failed": "red", "stopped": "dim"}
-
-
-def _cell(value: Any, style: str = "") -> Text:
-    """Plain text, never markup: names and errors come from profiles and downstreams."""
-    return Text("" if value is None else str(value), style=style)
 
 
 def _duration(seconds: Any) -> str:
@@ -62,10 +58,16 @@ def _gather() -> list[dict[str, Any]]:
 
 
 def _table(serve: dict[str, Any]) -> Table:
-    title = f"mcpmux serve pid {serve.get('pid')} · profile {serve.get('profile')} · host {serve.get('host') or '-'}"
+    title = f"mcpmux serve pid {serve.get('pid')} · profile {serve.get('profile')}"
+    if isinstance(sha := serve.get("profile_hash"), str):
+        title += f" (sha256 {sha[:12]})"
+    title += f" · host {serve.get('host') or '-'}"
     if serve.get("started_at"):
         title += f" · since {serve['started_at']}"
-    table = Table(title=Text(title), title_justify="left")
+    # Names, errors and the host's name come from profiles, downstreams and hosts: plain cells, escaped.
+    error = serve.get("reload_error")
+    caption = cell(f"profile change not applied: {error}", "red", lines=True) if error else None
+    table = Table(title=cell(title), title_justify="left", caption=caption, caption_justify="left")
     table.add_column("server", no_wrap=True)
     for header in ("state", "pid", "uptime", "restarts", "tools"):
         table.add_column(header, no_wrap=True)
@@ -76,14 +78,14 @@ def _table(serve: dict[str, Any]) -> Table:
         server = as_object(entry) or {}
         status = server.get("status")
         table.add_row(
-            _cell(server.get("name"), "bold"),
-            _cell(status, _STATE_STYLES.get(str(status), "")),
-            _cell(server.get("pid")),
-            _cell(_duration(server.get("uptime_seconds"))),
-            _cell(server.get("restarts")),
-            _cell(server.get("tools")),
-            _cell(server.get("last_error"), "red"),
-            _cell(server.get("log_path"), "dim"),
+            cell(server.get("name"), "bold"),
+            cell(status, _STATE_STYLES.get(str(status), "")),
+            cell(server.get("pid")),
+            cell(_duration(server.get("uptime_seconds"))),
+            cell(server.get("restarts")),
+            cell(server.get("tools")),
+            cell(server.get("last_error"), "red"),
+            cell(server.get("log_path"), "dim"),
         )
     return table
 
@@ -103,7 +105,7 @@ def status(
     else:
         for serve in serves:
             if "error" in serve:
-                err_console.print(f"error: {serve['error']}", highlight=False, markup=False, soft_wrap=True)
+                say(f"error: {serve['error']}")
             else:
                 out_console.print(_table(serve))
     if any("error" in serve for serve in serves):
@@ -130,7 +132,25 @@ def _last_lines(path: Path, n: int) -> tuple[bytes, int]:
     return (b"".join(lines[-n:]) if n else b""), size
 
 
-def _follow(path: Path, position: int) -> None:
+class _Escaping:
+    """A server's log bytes → UTF-8 with control characters escaped (`printable`), chunk by chunk.
+
+    The log is the server's own stderr: ESC sequences in it must not drive the terminal of whoever reads it.
+    An undecodable byte (a raw C1 CSI, say) shows as `\\udcXX`.
+    """
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
+        self._held = ""
+
+    def __call__(self, chunk: bytes, *, final: bool = False) -> bytes:
+        text = self._held + self._decoder.decode(chunk, final)
+        # A chunk ending in "\r" may end in the middle of a "\r\n": held until the next chunk.
+        text, self._held = (text[:-1], "\r") if text.endswith("\r") and not final else (text, "")
+        return printable(text, lines=True).encode()
+
+
+def _follow(path: Path, position: int, escaping: _Escaping) -> None:
     """Print what is appended to `path` until Ctrl-C; a rotated or truncated log is reopened from its start."""
     out = sys.stdout.buffer
     f = path.open("rb")
@@ -139,7 +159,7 @@ def _follow(path: Path, position: int) -> None:
         while True:
             chunk = f.read(64 * 1024)
             if chunk:
-                out.write(chunk)
+                out.write(escaping(chunk))
                 out.flush()
                 continue
             try:
@@ -168,10 +188,11 @@ def logs(
             "(check the name with `mcpmux status` or `mcpmux profile show`)"
         )
     text, end = _last_lines(path, lines)
-    sys.stdout.buffer.write(text)
+    escaping = _Escaping()
+    sys.stdout.buffer.write(escaping(text, final=not follow))
     sys.stdout.buffer.flush()
     if follow:
-        _follow(path, end)
+        _follow(path, end, escaping)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,17 +9,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from mcpmux.cli._console import err_console, out_console
+from mcpmux.cli._console import cell, out_console, say
 from mcpmux.cli.profile_cmd import sub
 from mcpmux.errors import MCPMuxError, ProfileError
 from mcpmux.profile import lookup as profiles
 from mcpmux.profile.load import load_profile
 from mcpmux.profile.model import Profile
 from mcpmux.profile.trust import (
+    TrustRecord,
     describe,
+    foreign_files,
     is_user_profile,
     load_records,
     require_trusted,
@@ -36,15 +37,18 @@ TrustOption = Annotated[
 ]
 
 
-def _say(text: str) -> None:
-    err_console.print(text, markup=False, highlight=False, soft_wrap=True)
+def _trusted_text(verb: str, record: TrustRecord, profile: Profile) -> str:
+    """What was trusted: every file with the sha256 of its content (as `sha256sum` prints it), then what runs."""
+    files = "".join(f"  {sha}  {path}\n" for path, sha in record.files.items())
+    head = f"{verb} {record.path}, this exact content of each file it is read from (sha256, file):"
+    return f"{head}\n{files}it runs:\n{describe(profile)}"
 
 
 def admit(profile: Profile, trust: bool = False) -> None:
     """Let `profile` run: trust it first when asked (`--trust`), else require that it is trusted."""
-    if trust and not is_user_profile(profile.path):
-        record = trust_profile(profile.path)
-        _say(f"trusting {record.path} (sha256 {record.sha256[:12]}); it runs:\n{describe(profile)}")
+    if trust and foreign_files(profile):
+        # The profile loaded here is the one that runs: its parsed content is what gets trusted.
+        say(_trusted_text("trusting", trust_profile(profile), profile))
         return
     require_trusted(profile)
 
@@ -52,12 +56,15 @@ def admit(profile: Profile, trust: bool = False) -> None:
 def _show() -> None:
     records = load_records()
     if not records:
-        _say("no profiles are trusted yet (profiles in your own profiles folder need no trust)")
+        say("no profiles are trusted yet (profiles in your own profiles folder need no trust)")
         return
     table = Table("path", "sha256", "trusted at", "matches")
     for record in sorted(records.values(), key=lambda r: str(r.path)):
-        matches = {True: "yes", False: "[red]changed[/red]", None: "[red]file missing[/red]"}[record.still_matches()]
-        table.add_row(escape(str(record.path)), record.sha256[:12], record.trusted_at, matches)
+        state = record.still_matches()
+        matches = cell("yes") if state else cell("changed" if state is False else "file missing", "red")
+        table.add_row(cell(record.path), cell(record.sha256[:12]), cell(record.trusted_at), matches)
+        for path, sha in record.extends:  # every file it extends, trusted with it
+            table.add_row(cell(f"  extends {path}", "dim"), cell(sha[:12], "dim"), cell(""), cell(""))
     out_console.print(table)
 
 
@@ -69,7 +76,7 @@ def trust(
     ] = None,
     show: Annotated[bool, typer.Option("--show", help="List trusted profiles and whether each still matches.")] = False,
 ) -> None:
-    """Trust a profile's exact content, so that `serve`, `tools`, `call` and `profile use` run it."""
+    """Trust a profile's exact content (its file and every file it extends), so that `serve`, `tools`, `call` run it."""
     if show:
         if target is not None:
             raise MCPMuxError("`mcpmux profile trust --show` takes no profile; drop the name or the --show")
@@ -77,11 +84,11 @@ def trust(
         return
     path = profiles.resolve_profile_path(target)
     profile = load_profile(path)  # an invalid profile is refused here, with its problems
-    if is_user_profile(path):
-        _say(f"{path} is in your own profiles folder: it is trusted without a record")
+    if not foreign_files(profile):
+        say(f"{path} and every file it extends are in your own profiles folder: trusted without a record")
         return
-    record = trust_profile(path)
-    _say(f"trusted {record.path} (sha256 {record.sha256[:12]}); it runs:\n{describe(profile)}")
+    # Trust exactly what was loaded (and is printed below), not a second read of the files.
+    say(_trusted_text("trusted", trust_profile(profile), profile))
 
 
 @sub.command("untrust")
@@ -94,11 +101,12 @@ def untrust(target: Annotated[str, typer.Argument(help="Profile name or path.")]
             path = Path(target).expanduser().absolute()
         else:
             raise
+    if untrust_profile(path):
+        say(f"untrusted {path}")
+        return
     if is_user_profile(path):
         raise MCPMuxError(f"{path} is in your own profiles folder, which is always trusted; move it out to untrust it")
-    if not untrust_profile(path):
-        raise MCPMuxError(f"{path} was not trusted; `mcpmux profile trust --show` lists the trusted ones")
-    _say(f"untrusted {path}")
+    raise MCPMuxError(f"{path} was not trusted; `mcpmux profile trust --show` lists the trusted ones")
 
 
 def register(app: typer.Typer) -> None:

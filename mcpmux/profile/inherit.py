@@ -20,6 +20,7 @@ A relative `cwd` is made absolute against the folder of the file that set it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -29,7 +30,7 @@ from typing import cast
 
 from mcpmux.errors import Problem, ProfileError
 from mcpmux.paths import state_paths
-from mcpmux.profile.model import Profile
+from mcpmux.profile.model import Profile, SourceFile
 
 Key = tuple[str, ...]
 LineOf = Callable[[Key], "int | None"]
@@ -41,11 +42,13 @@ _DROPS = {"command": ("url", "headers"), "url": ("command", "args", "cwd", "env"
 
 @dataclass(frozen=True, slots=True)
 class Layer:
-    """One file of an inheritance chain, parsed."""
+    """One file of an inheritance chain, parsed: its text and the sha256 of the bytes that text came from."""
 
     path: Path
     data: Table
     line: LineOf
+    text: str
+    sha256: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,11 @@ class Merged:
     data: Table
     layers: tuple[Layer, ...]
     origins: Mapping[str, tuple[Path, int | None]]
+
+    @property
+    def sources(self) -> tuple[SourceFile, ...]:
+        """Each file merged and the sha256 of the bytes parsed, in merge order: what trust and audit pin."""
+        return tuple(SourceFile(layer.path, layer.sha256) for layer in self.layers)
 
     def relocate(self, problems: list[Problem]) -> list[Problem]:
         """Point each problem at the file and line that set its key; order: by file in merge order, then line."""
@@ -71,15 +79,20 @@ class Merged:
         return replace(problem, path=path, line=line)
 
 
-def read_toml(path: Path) -> tuple[str, Table]:
-    """The text and parsed table of one TOML file; `ProfileError` (naming the file) if unreadable or invalid."""
+def read_toml(path: Path) -> tuple[str, Table, str]:
+    """The text, parsed table and sha256 of one TOML file; `ProfileError` (naming the file) if unreadable or invalid.
+
+    One read: the hash is of the very bytes parsed, so a file swapped after the read cannot be
+    trusted or audited under the hash of content that never ran (and vice versa).
+    """
     try:
-        text = path.read_bytes().decode("utf-8")
+        data = path.read_bytes()
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
         raise ProfileError([Problem(path, None, "", f"cannot read the profile: {reason}", "check the path")]) from exc
     try:
-        return text, tomllib.loads(text)
+        return text, tomllib.loads(text), hashlib.sha256(data).hexdigest()
     except tomllib.TOMLDecodeError as exc:
         where = re.search(r"at line (\d+)", str(exc))
         line = int(where.group(1)) if where else None
@@ -122,8 +135,8 @@ def resolve_layers(path: Path, index: Callable[[str], LineOf]) -> tuple[Layer, .
     done: set[Path] = set()
 
     def visit(file: Path, chain: tuple[Path, ...]) -> None:
-        text, data = read_toml(file)
-        layer = Layer(file, data, index(text))
+        text, data, sha256 = read_toml(file)
+        layer = Layer(file, data, index(text), text, sha256)
         for parent in _extends(layer):
             if parent in chain or parent == file:
                 names = " → ".join(p.name for p in (*chain, file, parent)[(*chain, file).index(parent) :])
@@ -216,8 +229,8 @@ def merge_layers(layers: tuple[Layer, ...]) -> Merged:
 
 
 def profile_sources(profile: Profile) -> list[Path]:
-    """The profile's own file, then every file it extends (reverse merge order): what a content hash must cover."""
-    return [profile.path, *reversed(profile.extends)]
+    """The profile's own file, then every file it extends (reverse merge order): what trust covers."""
+    return [source.path for source in reversed(profile.sources)] or [profile.path]
 
 
 def resolved_toml(path: Path) -> str:
@@ -226,5 +239,5 @@ def resolved_toml(path: Path) -> str:
 
     layers = resolve_layers(path.expanduser().absolute(), lambda _text: lambda _key: None)
     merged = merge_layers(layers)
-    header = "".join(f"# merged from: {layer.path}\n" for layer in layers)
+    header = "".join(f"# merged from: {layer.path} (sha256 {layer.sha256})\n" for layer in layers)
     return header + tomli_w.dumps(merged.data)

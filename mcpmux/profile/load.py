@@ -379,7 +379,11 @@ def _check_profile(c: _Checker, data: Mapping[str, object]) -> Profile:
 
 def load_profile(path: Path) -> Profile:
     """Parse, merge (`extends`, see `inherit.py`) and validate one profile; `ProfileError` lists every problem."""
+    return load_profile_and_text(path)[0]
 
+
+def load_profile_and_text(path: Path) -> tuple[Profile, str]:
+    """`load_profile`, and the text of the profile's own file exactly as parsed (what `profile show` prints)."""
     path = path.expanduser().absolute()
     layers = resolve_layers(path, lambda text: _LineIndex(text).line)
     merged = merge_layers(layers)
@@ -387,4 +391,4 @@ def load_profile(path: Path) -> Profile:
     profile = _check_profile(checker, merged.data)
     if checker.problems:
         raise ProfileError(merged.relocate(checker.problems))
-    return replace(profile, extends=tuple(layer.path for layer in layers[:-1]))
+    return replace(profile, sources=merged.sources), layers[-1].text

@@ -208,6 +208,15 @@ class AuditSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceFile:
+    """One file a profile was read from, and the sha256 of the exact bytes that were parsed."""
+
+    path: Path
+    """Resolved (symlinks followed)."""
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     name: str
     path: Path
@@ -225,8 +234,26 @@ class Profile:
     hide_flagged: bool = False
     """Hide tools the description scanner flags with medium or high severity."""
     audit: AuditSpec = field(default_factory=AuditSpec)
-    extends: tuple[Path, ...] = ()
-    """Every file this profile extends, directly or not, in merge order (farthest ancestor first); see `inherit.py`."""
+    sources: tuple[SourceFile, ...] = ()
+    """Every file it was read from, in merge order (farthest ancestor first, its own file last); see `inherit.py`.
+
+    Each carries the hash of the bytes parsed: trust, audit and status use these, never a second read
+    of the file (which could differ from what was parsed)."""
+
+    @property
+    def extends(self) -> tuple[Path, ...]:
+        """Every file this profile extends, directly or not, in merge order (farthest ancestor first)."""
+        return tuple(source.path for source in self.sources[:-1])
+
+    @property
+    def sha256(self) -> str | None:
+        """sha256 of the profile's own file as parsed; None for a profile not read from a file."""
+        return self.sources[-1].sha256 if self.sources else None
+
+    @property
+    def source_hashes(self) -> dict[str, str]:
+        """Each file it was read from (its own first) → sha256 of the bytes parsed: what the audit log records."""
+        return {str(source.path): source.sha256 for source in reversed(self.sources)}
 
     def server(self, name: str) -> ServerSpec | None:
         return next((s for s in self.servers if s.name == name), None)

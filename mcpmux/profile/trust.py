@@ -1,14 +1,20 @@
-"""Trust: a profile from outside the user's own profiles folder runs only once its exact content is trusted.
+"""Trust: a profile that reads any file from outside the user's own profiles folder runs only once trusted.
 
 Modelled on direnv's `allow`. A profile's `command`, `args`, `cwd` and `env` are code
 execution (and its secret references read the user's keyring), so a profile pulled
 from a repository must not run until the user has looked at it. `trust_profile`
-records the sha256 of the file's exact bytes, keyed by its resolved path, in
-`trust.json` in the config folder (written whole with a temp file + `os.replace`,
-owner-only); any later change to the file, even one byte, needs trust again.
+records the sha256 of every file the profile was read from (its own and each file it
+extends, directly or not), keyed by the profile's resolved path, in `trust.json` in the
+config folder (written whole with a temp file + `os.replace`, owner-only); any later
+change to any of those files, even one byte, needs trust again.
 
-Profiles in `state_paths().profiles_dir` are the user's own and always trusted: they
-sit beside the trust records themselves, so whoever can write them could write those.
+The hashes are those `load_profile` carries (`Profile.sources`): of the very bytes parsed,
+never of a second read, which a swapped file could make differ from what runs.
+
+A profile whose files all sit in `state_paths().profiles_dir` is the user's own and always
+trusted: that folder sits beside the trust records themselves, so whoever can write it
+could write those. One of the user's own profiles that extends a file from elsewhere (a
+repository's base, say) is trusted like a repository profile, together with that file.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import orjson
 
 from mcpmux.errors import MCPMuxError, TrustError
 from mcpmux.paths import check_private, ensure_private_dir, state_paths
+from mcpmux.printable import printable
 from mcpmux.profile.inherit import profile_sources
 from mcpmux.profile.load import load_profile
 from mcpmux.profile.lookup import profile_hash
@@ -49,7 +56,7 @@ class TrustRecord:
         return {self.path: self.sha256, **dict(self.extends)}
 
     def still_matches(self) -> bool | None:
-        """Whether every recorded file still has its recorded content; None if the profile file is gone."""
+        """Whether every recorded file now has its recorded content on disk; None if the profile file is gone."""
         if not self.path.is_file():
             return None
         return all(_hash_or_none(path) == sha for path, sha in self.files.items())
@@ -75,11 +82,14 @@ def is_user_profile(path: Path) -> bool:
     return _key(path).is_relative_to(_key(state_paths().profiles_dir))
 
 
-def current_hashes(profile: Profile) -> dict[Path, str | None]:
-    """sha256 now of the profile's file and of each file it extends (the user's own profiles need no pin)."""
-    sources = [_key(p) for p in profile_sources(profile)]
-    pinned = [sources[0], *(p for p in sources[1:] if not is_user_profile(p))]
-    return {path: _hash_or_none(path) for path in pinned}
+def parsed_hashes(profile: Profile) -> dict[Path, str]:
+    """Every file `profile` was read from (its own first) → the sha256 of the bytes that were parsed."""
+    return {_key(source.path): source.sha256 for source in reversed(profile.sources)}
+
+
+def foreign_files(profile: Profile) -> list[Path]:
+    """The files of `profile` from outside the user's own profiles folder: if any, it runs only once trusted."""
+    return [path for path in profile_sources(profile) if not is_user_profile(path)]
 
 
 def load_records() -> dict[Path, TrustRecord]:
@@ -129,18 +139,22 @@ def _save(records: dict[Path, TrustRecord]) -> None:
         raise
 
 
-def trust_profile(path: Path) -> TrustRecord:
-    """Trust the exact current content of the profile at `path` (and of the files it extends); returns the record."""
-    profile = load_profile(_key(path))  # only a profile that loads can be shown, so only such can be trusted
-    hashes = current_hashes(profile)
-    missing = [p for p, h in hashes.items() if h is None]
-    if missing:
-        raise MCPMuxError(f"cannot trust {profile.path}: {missing[0]} cannot be read; check the path")
-    (key, sha), *parents = [(p, h) for p, h in hashes.items() if h is not None]
+def trust_profile(target: Path | Profile) -> TrustRecord:
+    """Trust the exact content `target` was loaded from (a path is loaded first); returns the record.
+
+    Pass the `Profile` that was shown to the user, so that what is trusted is what they saw.
+    """
+    profile = target if isinstance(target, Profile) else load_profile(_key(target))
+    hashes = parsed_hashes(profile)
+    if not hashes:
+        raise MCPMuxError(f"cannot trust {profile.path}: it was not loaded from its file; load it with load_profile")
+    (key, sha), *parents = hashes.items()
     now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    record = TrustRecord(key, sha, now, tuple(parents))
+    record = TrustRecord(_key(profile.path), sha, now, tuple(parents))
+    if record.path != key:
+        raise MCPMuxError(f"cannot trust {profile.path}: it was loaded from {key}; trust that path")
     records = load_records()
-    records[key] = record
+    records[record.path] = record
     _save(records)
     return record
 
@@ -155,17 +169,30 @@ def untrust_profile(path: Path) -> bool:
 
 
 def trust_status(profile: Profile) -> Status:
-    """`user` (in the user's own folder), `trusted`, `changed` (since it was trusted) or `untrusted`."""
-    if is_user_profile(profile.path):
+    """`user` (every file in the user's own folder), `trusted`, `changed` (since it was trusted) or `untrusted`."""
+    if not foreign_files(profile):
         return "user"
     record = load_records().get(_key(profile.path))
-    if record is None:
+    if record is None or not profile.sources:
         return "untrusted"
-    return "trusted" if current_hashes(profile) == record.files else "changed"
+    return "trusted" if parsed_hashes(profile) == record.files else "changed"
 
 
 def trust_command(path: Path) -> str:
     return f"mcpmux profile trust {shlex.quote(str(_key(path)))}"
+
+
+def _changes(record: TrustRecord, now: dict[Path, str]) -> list[str]:
+    """Each file whose content differs from the record; also a file read now but not then, or then but not now."""
+    changes: list[str] = []
+    for path in {**record.files, **now}:
+        if path not in record.files:
+            changes.append(f"{printable(str(path))} (not trusted with it before)")
+        elif path not in now:
+            changes.append(f"{printable(str(path))} (no longer extended)")
+        elif record.files[path] != now[path]:
+            changes.append(printable(str(path)))
+    return changes
 
 
 def require_trusted(profile: Profile) -> None:
@@ -174,19 +201,25 @@ def require_trusted(profile: Profile) -> None:
     if status in ("user", "trusted"):
         return
     path = _key(profile.path)
+    shown = printable(str(path))
     if status == "changed":
         record = load_records()[path]
-        now = current_hashes(profile)
-        changed = [str(p) for p in {**record.files, **now} if record.files.get(p) != now.get(p)]
-        what = "it" if changed == [str(path)] else ", ".join(changed)
-        head = f"profile {path} has changed since you trusted it ({record.trusted_at}: {what}), so it will not run"
+        changed = _changes(record, parsed_hashes(profile))
+        what = "it" if changed == [shown] else ", ".join(changed)
+        head = f"profile {shown} has changed since you trusted it ({record.trusted_at}: {what}), so it will not run"
+    elif is_user_profile(path):
+        foreign = ", ".join(printable(str(p)) for p in foreign_files(profile))
+        head = (
+            f"profile {shown} extends {foreign}, from outside your profiles folder, "
+            "and is not trusted with that content yet, so it will not run"
+        )
     else:
-        head = f"profile {path} is not trusted yet, so it will not run"
+        head = f"profile {shown} is not trusted yet, so it will not run"
     message = (
         f"{head}. A profile runs commands as you and reads your secrets; this one would run:\n"
         f"{describe(profile)}\n"
-        f"Review it (mcpmux profile show {shlex.quote(str(path))}), then trust this exact content with: "
-        f"{trust_command(path)}"
+        f"Review it (mcpmux profile show {printable(shlex.quote(str(path)))}), then trust this exact content with: "
+        f"{printable(trust_command(path))}"
     )
     raise TrustError(path, message)
 
@@ -206,7 +239,10 @@ def _env_text(key: str, value: EnvValue) -> str:
 
 
 def describe(profile: Profile) -> str:
-    """What running `profile` does, one server a line: command and args (or URL), cwd, env, secrets read."""
+    """What running `profile` does, one server a line: command and args (or URL), cwd, env, secrets read.
+
+    Control and invisible characters are escaped (`mcpmux.printable`): this is what a person reads before trusting.
+    """
     lines: list[str] = []
     for server in profile.servers:
         if server.url is not None:
@@ -220,5 +256,6 @@ def describe(profile: Profile) -> str:
             extra += f"; env: {' '.join(settings)}" if settings else ""
         secrets = f"; reads secrets: {', '.join(server.secret_names)}" if server.secret_names else ""
         disabled = " (disabled)" if not server.enabled else ""
-        lines.append(f"  server '{server.name}'{disabled}: {runs}{extra}{secrets}")
+        # One line per server, escaped: a newline, CR or ESC in an arg must not forge or hide a line.
+        lines.append(printable(f"  server '{server.name}'{disabled}: {runs}{extra}{secrets}"))
     return "\n".join(lines) or "  (no servers)"
