@@ -30,6 +30,7 @@ from mcpmux.profile.model import Profile
 from mcpmux.relay.host import Host
 from mcpmux.relay.relay import Relay
 from mcpmux.secrets.backends import default_store
+from mcpmux.secrets.scrub import RedactingFilter
 from mcpmux.secrets.store import SecretStore
 
 if TYPE_CHECKING:
@@ -75,6 +76,8 @@ async def open_gateway(
     )
     host = Host(on_bind=lambda info: audit.bind(host=info.name, host_version=info.version))
     relay = Relay(supervisor, audit, host)
+    scrub = RedactingFilter(lambda: supervisor.redactor)
+    logging.getLogger("mcpmux").addFilter(scrub)
     try:
         async with anyio.create_task_group() as tg:
             started = False
@@ -92,6 +95,7 @@ async def open_gateway(
             finally:
                 tg.cancel_scope.cancel()
     finally:
+        logging.getLogger("mcpmux").removeFilter(scrub)
         audit.close()
         telemetry.shutdown()
 
@@ -119,7 +123,7 @@ async def serve(
             with shutdown.serving:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(sweep_orphans)  # orphans of a dead mcpmux; never those of a live one (orphans.py)
-                    control = ControlServer({"status": lambda params: _status(gateway, follow_active)})
+                    control = ControlServer({"status": lambda params: status_report(gateway, follow_active)})
                     await tg.start(control.serve, endpoint_path(paths=gateway.paths))
                     tg.start_soon(_start_after_handshake, gateway, front)
                     tg.start_soon(partial(reload.watch, gateway, follow_active=follow_active))
@@ -132,8 +136,13 @@ async def serve(
         guard.cancel_scope.cancel()
 
 
-async def _status(gateway: Gateway, follow_active: bool) -> dict[str, Any]:
-    """The `status` answer of the control endpoint (shape: cli/status_cmd.py)."""
+async def status_report(gateway: Gateway, follow_active: bool) -> dict[str, Any]:
+    """The `status` answer of the control endpoint (shape: cli/status_cmd.py), every secret redacted."""
+    redactor = gateway.supervisor.redactor
+
+    def redact(text: str | None) -> str | None:
+        return redactor.redact_text(text) if text is not None and redactor else text
+
     now = time.monotonic()
     servers = [
         {
@@ -142,7 +151,7 @@ async def _status(gateway: Gateway, follow_active: bool) -> dict[str, Any]:
             "pid": state.downstream.pid if state.downstream else None,
             "uptime_seconds": round(now - state.started_at, 1) if state.started_at and state.downstream else None,
             "restarts": state.restart_count,
-            "last_error": state.last_error,
+            "last_error": redact(state.last_error),
             "log_path": str(gateway.paths.server_log(name)),
             "tools": len(state.listing.tools),
         }
@@ -153,7 +162,7 @@ async def _status(gateway: Gateway, follow_active: bool) -> dict[str, Any]:
         "profile": gateway.supervisor.profile.name,
         "profile_hash": gateway.supervisor.profile.sha256,  # of the bytes parsed, as the audit log records it
         "follows_active": follow_active,
-        "reload_error": gateway.supervisor.reload_error,
+        "reload_error": redact(gateway.supervisor.reload_error),
         "host": gateway.relay.host.name,
         "started_at": _STARTED_AT,
         "servers": servers,

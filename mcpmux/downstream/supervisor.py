@@ -114,8 +114,8 @@ class Supervisor:
             try:
                 await self._keep(state)
             finally:
-                with anyio.CancelScope(shield=True):
-                    await self._stop(state)
+                with anyio.CancelScope(shield=True):  # a server that gave up still shows why in `mcpmux status`
+                    await self._stop(state, status="failed" if state.status == "failed" else "stopped")
 
     def switch(self, profile: Profile) -> dict[str, list[str]]:
         """Move to `profile` live: servers whose settings are identical keep running; the rest stop or start."""

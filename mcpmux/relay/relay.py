@@ -92,6 +92,7 @@ class Relay:
         ds = state.downstream if state is not None else None
         call = Call(self, host_id, route, arguments, respond, notify)
         call.input_caps = input_caps
+        call.redactor = self.supervisor.redactor  # every secret of the run, whichever server sends it
         if ds is None or state is None or state.status != "running":  # never before its handshake is done
             reason = state.last_error if state is not None and state.last_error else "it is not running"
             if state is not None and state.status in ("restarting", "starting"):
@@ -102,7 +103,6 @@ class Relay:
         forwarded = dict(params)
         forwarded["name"] = route.tool
         state.last_used = time.monotonic()
-        call.redactor = state.redactor
         call.uri_prefix = state.spec.prefix if state.spec.namespaced else None
         rule_limit = self.supervisor.policy.max_output_bytes(exposed, host=self.host.name)
         call.max_output_bytes = min(state.spec.max_output_bytes, rule_limit or state.spec.max_output_bytes)
@@ -192,6 +192,9 @@ class Relay:
         route: Route | None = None,
         rule: str | None = None,
     ) -> None:
+        redactor = self.supervisor.redactor
+        if redactor:
+            text = redactor.redact_text(text)
         respond(wire.result_response(host_id, wire.tool_error_result(text)))
         self.audit_call(exposed, route, arguments, decision, decision, 0.0, text, 0, rule=rule)
 

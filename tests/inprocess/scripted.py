@@ -63,6 +63,8 @@ class ScriptedServer:
     """Prompt name → the text of its one user message."""
     resources: dict[str, str] = field(default_factory=dict[str, str])
     """Resource URI → its text."""
+    refuse_initialize: str | None = None
+    """When set, `initialize` is answered with a JSON-RPC error with this message."""
     received: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
     """Every message mcpmux sent this server, in order."""
     arrived: anyio.Event = field(default_factory=anyio.Event)
@@ -76,7 +78,10 @@ class ScriptedServer:
         self.received.append(message)
         self.arrived.set()
         method, request_id = message.get("method"), message.get("id")
-        if method == "initialize":
+        if method == "initialize" and self.refuse_initialize is not None:
+            error = {"code": -32603, "message": self.refuse_initialize}
+            ds.deliver(orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": error}))
+        elif method == "initialize":
             capabilities: dict[str, Any] = {"tools": {"listChanged": True}}
             if self.prompts:
                 capabilities["prompts"] = {}
@@ -143,7 +148,7 @@ async def gateway_of(
     peers: dict[str, Peer] = dict(servers)
     async with open_gateway(load_profile(path), connect=memory_connect(peers, secrets)) as gateway:
         with anyio.fail_after(5):
-            await gateway.supervisor.ready.wait()
+            await gateway.supervisor.ready.wait()  # every server's first start attempt is done
         yield gateway
 
 
