@@ -197,6 +197,20 @@ async def test_a_rate_limit_refuses_the_call_past_it_and_leaves_other_tools_alon
     ]
 
 
+async def test_a_lazy_servers_wake_up_takes_one_rate_slot_not_two(write_profile: WriteProfile, mcpmux_home: Path):
+    rule = '\n[[policy.rules]]\ntools = ["alpha__echo"]\neffect = "allow"\nrate = "1/minute"\n'
+    profile = write_profile(fixture_server_toml("alpha", start='"lazy"') + rule)
+    async with host_session(profile) as host:  # no cache yet: it starts once to learn its catalog
+        await host.list_tools()
+    async with host_session(profile) as host:  # listed from the cache: the first call wakes it
+        woken = await host.call_tool("alpha__echo", {"text": "woken"})
+        over = await host.call_tool("alpha__echo", {"text": "over"})
+    assert (woken.is_error, text_of(woken)) == (False, "woken")
+    assert over.is_error
+    assert "over the rate 1/minute for this tool" in text_of(over)
+    assert [e["rule"] for e in calls_of(mcpmux_home, "alpha__echo")] == ["policy.rules[0]", "policy.rules[0].rate"]
+
+
 HOST_RULES = """
 [[policy.rules]]
 tools = ["alpha__echo"]
