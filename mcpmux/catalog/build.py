@@ -58,6 +58,8 @@ class Route:
     naming_note: str | None = None
     facts: ToolFacts = field(default_factory=ToolFacts)
     """The tool's annotations as policy reads them (read-only, destructive)."""
+    cwd: str | None = None
+    """The server's working directory (profile `cwd`; None: mcpmux's), against which policy reads relative paths."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +135,9 @@ def build_catalog(profile: Profile, policy: Policy, listings: Mapping[str, Listi
     for (spec, tool), name, note in zip(tool_items, exposed, notes, strict=True):
         facts = ToolFacts.from_annotations(tool.annotations)
         definition = policy.rewrite_tool(name, tool.model_copy(update={"name": name}))
-        route = Route(name, spec.name, tool.name, definition, policy.decide(name, tool=facts), note, facts)
+        decision = policy.decide(name, tool=facts)
+        cwd = None if spec.cwd is None else str(spec.cwd)
+        route = Route(name, spec.name, tool.name, definition, decision, note, facts, cwd)
         routes[name] = route
         if route.decision.allowed:
             visible.append(definition)

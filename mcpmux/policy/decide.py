@@ -13,12 +13,15 @@ Two questions, answered the same way (README "Policy" is the user's version):
    checked at call time: rules, not globs or `default`, then govern the tool);
 6. a `policy.allow` glob matches -> allowed; else `policy.default`.
 
-`decide_call(exposed, arguments, tool=, host=)` — call time: the list-time verdict first
+`decide_call(exposed, arguments, tool=, host=, cwd=)` — call time: the list-time verdict first
 (a hidden tool is never callable), then every covering deny rule whose time window and
 arguments match refuses the call; then, if allow rules cover the tool, the call needs
 one of them whose every condition holds (days, hours, arguments, then rate: a slot is
 taken only by a call that is otherwise allowed). A refusal names the first condition
 that failed. The allowing rule's `fixed` arguments are forced into what is forwarded.
+Arguments fail closed (constraints.py): an allow rule needs each constraint surely met,
+a deny rule refuses unless one is surely unmet. `cwd` is the downstream's working
+directory, against which `within` resolves relative paths (None: mcpmux's own).
 
 Both are cached per name (and host and annotations), so a call costs a dict lookup plus
 its rule's own conditions, whatever the size of the catalog.
@@ -199,8 +202,12 @@ class Policy:
         *,
         tool: ToolFacts | None = None,
         host: str | None = None,
+        cwd: str | None = None,
     ) -> CallDecision:
-        """This call, with these arguments, now: allowed (and what to forward) or denied naming the condition."""
+        """This call, with these arguments, now: allowed (and what to forward) or denied naming the condition.
+
+        `cwd`: the downstream's working directory, for relative paths in `within` (None: mcpmux's own).
+        """
         listed = self.decide(exposed, tool=tool, host=host)
         if not listed.allowed:
             return CallDecision(listed, None)
@@ -211,7 +218,7 @@ class Policy:
             )
         now = self._now() if scope.timed else None
         for rule in scope.deny:
-            if rule.fires(arguments, now):
+            if rule.fires(arguments, now, cwd=cwd):
                 return CallDecision(Decision(False, rule.key, f"denied by {rule.key}", scope.matched), None)
         if not scope.allow:
             return CallDecision(
@@ -220,7 +227,7 @@ class Policy:
         first: tuple[str, str] | None = None
         for rule, allowed in zip(scope.allow, scope.allowed, strict=True):
             failure = (rule.time_failure(now) if now is not None else None) or rule.arg_failure(
-                arguments if arguments is not None else {}, absent_passes=True
+                arguments if arguments is not None else {}, cwd=cwd
             )
             if failure is None and (limit := rule.rule.rate) is not None:
                 wait = self._rates.take(rule.rule.index, exposed, limit, self._monotonic())

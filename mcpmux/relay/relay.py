@@ -76,8 +76,8 @@ class Relay:
             self.supervisor.start_soon(self._call_when_up, route.server, host_id, params, respond, notify, input_caps)
             return
         if verdict.rule != INTEGRITY_RULE:  # policy again, with this host and these arguments; fixed values applied
-            args = wire.as_object(arguments)
-            checked = self.supervisor.policy.decide_call(exposed, args, tool=route.facts, host=self.host_name)
+            args, policy = wire.as_object(arguments), self.supervisor.policy
+            checked = policy.decide_call(exposed, args, tool=route.facts, host=self.host_name, cwd=route.cwd)
             verdict = checked.decision
             if verdict.allowed and checked.arguments is not args:
                 params = {**params, "arguments": checked.arguments}
