@@ -1,6 +1,6 @@
 """Properties over generated policies and values: list time and call time agree, and deny always wins.
 
-Deny wins over every spelling of a value it matches.
+Deny wins over every name a tool has, and over every spelling of a value it matches.
 """
 
 from __future__ import annotations
@@ -23,7 +23,14 @@ from mcpmux.profile.model import ArgConstraint, PolicyRule, PolicySpec, RateLimi
 NAMES = ("a__x", "a__y", "b__x", "b__delete")
 GLOBS = st.sampled_from(("a__*", "b__*", "*__x", "*", "b__delete", "c__*"))
 HOSTS = st.sampled_from((None, "claude-ai", "cursor"))
-FACTS = st.sampled_from((None, ToolFacts(), ToolFacts(True, False), ToolFacts(False, True), ToolFacts(False, False)))
+ANNOTATIONS = st.sampled_from(((None, None), (True, False), (False, True), (False, False)))
+OTHER_NAMES = st.lists(st.sampled_from(("a__x", "b__delete", "c__long_name", "c__x")), max_size=2, unique=True)
+FACTS = st.none() | st.builds(
+    lambda hints, names, shared: ToolFacts(*hints, names=tuple(names), shared=tuple(shared)),
+    ANNOTATIONS,
+    OTHER_NAMES,
+    OTHER_NAMES,
+)
 START = datetime(2026, 3, 2, tzinfo=UTC)
 
 windows = st.builds(lambda s, e: TimeWindow(s, e, "w"), st.integers(0, 1439), st.integers(0, 1439)).filter(
@@ -95,12 +102,16 @@ def test_a_tool_hidden_at_list_time_is_always_refused_at_call_time(spec: PolicyS
             assert call.arguments is None
 
 
+def every_name(name: str, facts: ToolFacts | None) -> tuple[str, ...]:
+    return (name, *facts.names, *facts.shared) if facts else (name,)
+
+
 @settings(max_examples=150, deadline=None)
 @given(specs(), calls)
-def test_a_matching_deny_glob_always_denies(spec: PolicySpec, seq: list[Any]) -> None:
+def test_a_deny_glob_matching_any_name_of_the_tool_always_denies(spec: PolicySpec, seq: list[Any]) -> None:
     policy = Policy.from_spec(spec, clock=lambda: START)
     for name, arguments, host, facts, _ in seq:
-        if any(fnmatch.fnmatchcase(name, g) for g in spec.deny):
+        if any(fnmatch.fnmatchcase(n, g) for g in spec.deny for n in every_name(name, facts)):
             assert not policy.decide(name, tool=facts, host=host).allowed
             assert policy.decide_call(name, arguments, tool=facts, host=host).decision.rule.startswith("policy.deny[")
 
@@ -117,7 +128,7 @@ def test_an_unconditional_deny_rule_covering_the_call_always_denies(spec: Policy
             and not r.args
             and r.hours is None
             and r.days is None
-            and any(fnmatch.fnmatchcase(name, g) for g in r.tools)
+            and any(fnmatch.fnmatchcase(n, g) for g in r.tools for n in every_name(name, facts))
             and (r.hosts is None or host in r.hosts)
         ]
         if covering:

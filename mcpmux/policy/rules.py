@@ -64,6 +64,11 @@ class CompiledRule:
     def covers_tool(self, exposed: str) -> bool:
         return self.tools is not None and self.tools.match(exposed) is not None
 
+    def covers_any(self, names: tuple[str, ...]) -> bool:
+        """Whether `tools` matches one of a tool's names (exposed, unshortened, server__tool)."""
+        tools = self.tools
+        return tools is not None and any(tools.match(n) is not None for n in names)
+
     def covers_host(self, host: str | None) -> bool:
         # A rule naming hosts never covers a host that did not say its name.
         if self.hosts is None:

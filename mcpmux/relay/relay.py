@@ -107,7 +107,7 @@ class Relay:
         state.last_used = time.monotonic()
         call.redactor = state.redactor
         call.uri_prefix = state.spec.prefix if state.spec.namespaced else None
-        rule_limit = self.supervisor.policy.max_output_bytes(exposed, host=self.host_name)
+        rule_limit = self.supervisor.policy.max_output_bytes(exposed, host=self.host_name, tool=route.facts)
         call.max_output_bytes = min(state.spec.max_output_bytes, rule_limit or state.spec.max_output_bytes)
         self._calls[host_id] = call
         token = _progress_token(params)
