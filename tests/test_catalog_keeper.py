@@ -134,6 +134,20 @@ def test_no_rule_is_warned_while_a_server_without_a_namespace_has_no_tools(
     assert warnings(caplog) == []  # its tools keep their own names, so any rule may be meant for them
 
 
+def test_a_rule_naming_a_tool_by_its_unshortened_name_is_not_warned(
+    write_profile: WriteProfile, caplog: pytest.LogCaptureFixture
+) -> None:
+    long = "a_tool_name_far_too_long_for_the_hosts_to_accept_as_is"
+    path = write_profile(
+        fixture_server_toml("alpha") + f'[[policy.rules]]\ntools = ["alpha__{long}"]\neffect = "deny"\n'
+    )
+    k = keeper(path)
+    k.rebuild({"alpha": listing(long)})
+    k.settle()
+    assert f"alpha__{long}" not in k.catalog.routes  # exposed shortened, and still covered by the rule
+    assert warnings(caplog) == []
+
+
 def test_the_max_tools_cut_is_warned_once_after_ready_with_the_final_figure(
     write_profile: WriteProfile, caplog: pytest.LogCaptureFixture
 ) -> None:

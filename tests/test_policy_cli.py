@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -119,3 +120,30 @@ def test_explain_rejects_bad_input_with_the_fix(write_profile: WriteProfile, fla
     result = CliRunner().invoke(app, ["policy", "explain", "db__query", *flags, "--profile", str(path)])
     assert result.exit_code != 0
     assert message in str(result.exception)
+
+
+def test_explain_reads_relative_paths_against_the_servers_cwd_or_cwd_option(
+    write_profile: WriteProfile, tmp_path: Path
+) -> None:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    server = f'[servers.ledger]\ncommand = "ledger"\ncwd = "{vault}"\n'
+    rule = '[[policy.rules]]\ntools = ["ledger__read_note"]\neffect = "deny"\n'
+    rule += f'[policy.rules.args]\npath = {{ within = ["{vault}"] }}\n'
+    app = typer.Typer()
+    policy_cmd.register(app)
+    path = write_profile(server + rule)
+
+    def explain(*extra: str) -> dict[str, Any]:
+        args = ["policy", "explain", "ledger__read_note", "--args", '{"path": "key.txt"}', "--profile", str(path)]
+        result = CliRunner().invoke(app, [*args, *extra, "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    from_profile, elsewhere = explain(), explain("--cwd", str(tmp_path))
+    assert (from_profile["cwd"], from_profile["call"]["allowed"], from_profile["call"]["rule"]) == (
+        str(vault),
+        False,
+        "policy.rules[0]",
+    )
+    assert (elsewhere["cwd"], elsewhere["call"]["allowed"]) == (str(tmp_path), True)

@@ -23,7 +23,7 @@ import pytest
 
 from mcpmux.gateway import open_gateway
 from mcpmux.profile.load import load_profile
-from tests.conftest import REPO, fixture_server_toml, host_session
+from tests.conftest import FIXTURES, REPO, fixture_server_toml, host_session
 from tests.e2e_helpers import audit_events
 
 pytestmark = pytest.mark.anyio
@@ -33,6 +33,7 @@ WriteProfile = Callable[..., Path]
 MONDAY_10 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 MONDAY_20 = datetime(2026, 3, 2, 20, 0, tzinfo=UTC)
 SATURDAY_10 = datetime(2026, 3, 7, 10, 0, tzinfo=UTC)
+LEDGER = FIXTURES / "ledger_server.py"
 
 
 def text_of(result: types.CallToolResult) -> str:
@@ -43,6 +44,12 @@ def text_of(result: types.CallToolResult) -> str:
 
 def calls_of(home: Path, exposed: str) -> list[dict[str, Any]]:
     return [e for e in audit_events(home, "tool_call") if e.get("exposed") == exposed]
+
+
+def ledger_toml(name: str, **settings: str) -> str:
+    """A ledger_server.py downstream: `transfer(amount: int)` (lax coercion) and `read_note(path)` (open as given)."""
+    lines = [f"[servers.{name}]", f'command = "{sys.executable}"', f'args = ["{LEDGER}"]']
+    return "\n".join([*lines, *(f"{k} = {v}" for k, v in settings.items())]) + "\n"
 
 
 def mcp_server_time() -> str:
@@ -152,6 +159,69 @@ async def test_a_refused_argument_never_reaches_the_downstream(write_profile: Wr
     assert not [e for e in audit_events(mcpmux_home, "downstream_exit") if e.get("exit_code") == 7]
 
 
+DENY_BIG_AMOUNTS = """
+[[policy.rules]]
+tools = ["ledger__transfer"]
+effect = "deny"
+[policy.rules.args]
+amount = { min = 100 }
+"""
+
+
+async def test_a_deny_on_amount_refuses_a_numeric_string_the_server_reads_as_that_amount(
+    write_profile: WriteProfile, mcpmux_home: Path
+):
+    profile = write_profile(ledger_toml("ledger") + DENY_BIG_AMOUNTS)
+    async with host_session(profile) as host:
+        as_string = await host.call_tool("ledger__transfer", {"amount": "5000"})
+        as_number = await host.call_tool("ledger__transfer", {"amount": 5000})
+        small = await host.call_tool("ledger__transfer", {"amount": "5"})
+    for refused in (as_string, as_number):
+        assert refused.is_error
+        assert text_of(refused) == "tool 'ledger__transfer' is not allowed: denied by policy.rules[0]"
+    assert (small.is_error, text_of(small)) == (False, "transferred 5")  # the server did coerce the string
+    assert [(e["decision"], e["rule"]) for e in calls_of(mcpmux_home, "ledger__transfer")] == [
+        ("denied", "policy.rules[0]"),
+        ("denied", "policy.rules[0]"),
+        ("allowed", 'policy.default = "allow"'),
+    ]
+
+
+PATH_RULES = """
+[[policy.rules]]
+tools = ["notes__read_note"]
+effect = "allow"
+[policy.rules.args]
+path = {{ within = ["{notes}"] }}
+
+[[policy.rules]]
+tools = ["vault__read_note"]
+effect = "deny"
+[policy.rules.args]
+path = {{ within = ["{vault}"] }}
+"""
+
+
+async def test_a_relative_path_is_judged_against_the_servers_cwd_not_mcpmuxs(
+    write_profile: WriteProfile, tmp_path: Path
+):
+    notes, vault = tmp_path / "notes", tmp_path / "vault"
+    for folder, name, text in ((notes, "note.txt", "a note"), (vault, "key.txt", "the key")):
+        folder.mkdir()
+        (folder / name).write_text(text)
+    servers = ledger_toml("notes", cwd=f'"{notes}"') + ledger_toml("vault", cwd=f'"{vault}"')
+    profile = write_profile(servers + PATH_RULES.format(notes=notes, vault=vault))
+    async with host_session(profile) as host:  # mcpmux itself runs in the repository (serve_params)
+        inside = await host.call_tool("notes__read_note", {"path": "note.txt"})
+        secret = await host.call_tool("vault__read_note", {"path": "key.txt"})
+        escaping = await host.call_tool("notes__read_note", {"path": "../vault/key.txt"})
+    assert (inside.is_error, text_of(inside)) == (False, "a note")
+    assert secret.is_error
+    assert text_of(secret) == "tool 'vault__read_note' is not allowed: denied by policy.rules[1]"
+    assert escaping.is_error
+    assert f"resolves to {vault / 'key.txt'}, outside {notes}" in text_of(escaping)
+
+
 FIXED_RULE = """
 [[policy.rules]]
 tools = ["alpha__show_env"]
@@ -195,6 +265,20 @@ async def test_a_rate_limit_refuses_the_call_past_it_and_leaves_other_tools_alon
         "policy.rules[0]",
         "policy.rules[0].rate",
     ]
+
+
+async def test_a_lazy_servers_wake_up_takes_one_rate_slot_not_two(write_profile: WriteProfile, mcpmux_home: Path):
+    rule = '\n[[policy.rules]]\ntools = ["alpha__echo"]\neffect = "allow"\nrate = "1/minute"\n'
+    profile = write_profile(fixture_server_toml("alpha", start='"lazy"') + rule)
+    async with host_session(profile) as host:  # no cache yet: it starts once to learn its catalog
+        await host.list_tools()
+    async with host_session(profile) as host:  # listed from the cache: the first call wakes it
+        woken = await host.call_tool("alpha__echo", {"text": "woken"})
+        over = await host.call_tool("alpha__echo", {"text": "over"})
+    assert (woken.is_error, text_of(woken)) == (False, "woken")
+    assert over.is_error
+    assert "over the rate 1/minute for this tool" in text_of(over)
+    assert [e["rule"] for e in calls_of(mcpmux_home, "alpha__echo")] == ["policy.rules[0]", "policy.rules[0].rate"]
 
 
 HOST_RULES = """

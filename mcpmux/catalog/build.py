@@ -8,6 +8,7 @@ named `<namespace>__<name>` (see naming.py); resource URIs as in uris.py.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -15,7 +16,7 @@ from typing import Any
 
 import mcp_types as types
 
-from mcpmux.catalog.naming import assign_names
+from mcpmux.catalog.naming import SEP, assign_names
 from mcpmux.catalog.uris import expose_uri
 from mcpmux.integrity.check import IntegrityReport, enforce_max_tools
 from mcpmux.policy.decide import Decision, Policy, ToolFacts
@@ -57,7 +58,9 @@ class Route:
     decision: Decision
     naming_note: str | None = None
     facts: ToolFacts = field(default_factory=ToolFacts)
-    """The tool's annotations as policy reads them (read-only, destructive)."""
+    """The tool's annotations and other names as policy reads them (read-only, destructive, unshortened names)."""
+    cwd: str | None = None
+    """The server's working directory (profile `cwd`; None: mcpmux's), against which policy reads relative paths."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,17 +126,29 @@ def _name_all(
     return [n.exposed for n in named], [n.reason for n in named], problems
 
 
+def _other_names(spec: ServerSpec, tool: str, exposed: str) -> list[str]:
+    """The names a policy may use for a tool besides its exposed one: unshortened, and by server name."""
+    unshortened = f"{spec.prefix}{SEP}{tool}" if spec.namespaced else tool
+    return [n for n in dict.fromkeys((unshortened, f"{spec.name}{SEP}{tool}")) if n != exposed]
+
+
 def build_catalog(profile: Profile, policy: Policy, listings: Mapping[str, Listing]) -> Catalog:
     """Merge listings in profile order (so names are stable), then name and filter them."""
     specs = [s for s in profile.servers if s.name in listings]
     tool_items = [(spec, tool) for spec in specs for tool in listings[spec.name].tools]
     exposed, notes, problems = _name_all(profile, [(spec, t.name) for spec, t in tool_items])
+    others = [_other_names(spec, t.name, name) for (spec, t), name in zip(tool_items, exposed, strict=True)]
+    # A name another tool has too (exposed or not) must not grant it anything: policy gets it apart.
+    uses = Counter(n for name, names in zip(exposed, others, strict=True) for n in {name, *names})
     routes: dict[str, Route] = {}
     visible: list[types.Tool] = []
-    for (spec, tool), name, note in zip(tool_items, exposed, notes, strict=True):
-        facts = ToolFacts.from_annotations(tool.annotations)
-        definition = policy.rewrite_tool(name, tool.model_copy(update={"name": name}))
-        route = Route(name, spec.name, tool.name, definition, policy.decide(name, tool=facts), note, facts)
+    for (spec, tool), name, note, names in zip(tool_items, exposed, notes, others, strict=True):
+        own, shared = tuple(n for n in names if uses[n] == 1), tuple(n for n in names if uses[n] > 1)
+        facts = ToolFacts.from_annotations(tool.annotations, names=own, shared=shared)
+        definition = policy.rewrite_tool(name, tool.model_copy(update={"name": name}), facts=facts)
+        decision = policy.decide(name, tool=facts)
+        cwd = None if spec.cwd is None else str(spec.cwd)
+        route = Route(name, spec.name, tool.name, definition, decision, note, facts, cwd)
         routes[name] = route
         if route.decision.allowed:
             visible.append(definition)

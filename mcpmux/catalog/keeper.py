@@ -42,7 +42,7 @@ class CatalogKeeper:
         self._cut_note: str | None = None
         self._settled = False
         self._all_tools: tuple[str, ...] = ()
-        """Every exposed tool name of the last rebuild, those hidden by policy or integrity included."""
+        """Every tool name of the last rebuild (exposed and other), those hidden by policy or integrity included."""
         self._with_tools: frozenset[str] = frozenset()
         """The servers that listed at least one tool in the last rebuild."""
 
@@ -50,7 +50,7 @@ class CatalogKeeper:
         """Swap in a new catalog; returns the kinds whose visible part changed (tools, prompts, resources)."""
         raw = build_catalog(self.profile, self.policy, listings)
         # Before filtering: a deny rule hides the tools it matches, which must not make it look unused.
-        self._all_tools = tuple(raw.routes)
+        self._all_tools = tuple(n for name, r in raw.routes.items() for n in (name, *r.facts.names, *r.facts.shared))
         self._with_tools = frozenset(name for name, listing in listings.items() if listing.tools)
         report = apply_integrity(self.profile, raw.routes.values(), self._pins)
         if report.pins_changed and self.record_pins:

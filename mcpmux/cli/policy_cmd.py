@@ -3,7 +3,9 @@
 It starts no downstream, so a tool's annotations are unknown unless given with
 `--read-only-hint` / `--destructive-hint`; unknown is read as unannotated (the MCP
 spec's defaults: not read-only, destructive). Rate limits count per serve process,
-so explain always sees a fresh window.
+so explain always sees a fresh window. Relative paths in `--args` are read against
+the downstream's working directory, as `serve` reads them: `--cwd`, else the `cwd`
+of the server the tool's namespace names, else the current directory.
 """
 
 from __future__ import annotations
@@ -11,15 +13,17 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from mcpmux.catalog.naming import split
 from mcpmux.cli._console import cell, err_console, out_console, say
 from mcpmux.errors import MCPMuxError
 from mcpmux.policy.decide import CallDecision, Decision, Policy, ToolFacts
-from mcpmux.profile.model import DAY_NAMES, PolicyRule
+from mcpmux.profile.model import DAY_NAMES, PolicyRule, Profile
 
 sub = typer.Typer(help="Explain the profile's policy decisions.", no_args_is_help=True)
 
@@ -46,6 +50,13 @@ def _parse_at(text: str | None) -> datetime | None:
     except ValueError as exc:
         raise MCPMuxError(f"--at {text!r} is not an ISO time; write e.g. --at 2026-03-02T09:30:00+01:00") from exc
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def server_cwd(profile: Profile, tool: str) -> str | None:
+    """The `cwd` of the server whose namespace starts `tool` (None: it has none, or no server matches)."""
+    parts = split(tool)
+    spec = next((s for s in profile.servers if parts and s.namespaced and s.prefix == parts[0]), None)
+    return None if spec is None or spec.cwd is None else str(spec.cwd)
 
 
 def describe_rule(rule: PolicyRule) -> str:
@@ -85,6 +96,10 @@ def explain(
     destructive_hint: Annotated[
         bool | None, typer.Option("--destructive-hint/--no-destructive-hint", help="The tool's destructiveHint.")
     ] = None,
+    cwd: Annotated[
+        str | None,
+        typer.Option("--cwd", help="The downstream's working directory for relative paths (default: its profile cwd)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
 ) -> None:
     """Show the list-time and call-time decisions for TOOL, the deciding rule and every rule that matched."""
@@ -96,10 +111,11 @@ def explain(
     facts = ToolFacts(read_only_hint, destructive_hint)
     known = read_only_hint is not None or destructive_hint is not None
     listed = policy.decide(tool, tool=facts, host=host)
-    call = policy.decide_call(tool, arguments, tool=facts, host=host)
+    directory = str(Path(cwd).resolve()) if cwd is not None else server_cwd(resolved, tool) or str(Path.cwd())
+    call = policy.decide_call(tool, arguments, tool=facts, host=host, cwd=directory)
     notes = [] if known else ["annotations unknown (no downstream started): read as unannotated, per the MCP spec"]
     if as_json:
-        _print_json(tool, host, when, facts, known, listed, call, notes, resolved.policy.rules)
+        _print_json(tool, host, when, facts, known, listed, call, notes, resolved.policy.rules, directory)
         return
     table = Table("", "verdict", "rule", "reason", title=cell(f"{tool} ({resolved.path})"))
     for stage, decision in (("list", listed), ("call", call.decision)):
@@ -113,6 +129,8 @@ def explain(
         out_console.print(matched)
     if call.decision.allowed and call.arguments != arguments:
         say(f"forwarded arguments: {json.dumps(call.arguments)}", out_console)
+    if arguments:
+        say(f"relative paths read against: {directory}", out_console)
     for note in notes:
         err_console.print(f"note: {note}; pass --read-only-hint / --destructive-hint", highlight=False)
 
@@ -127,6 +145,7 @@ def _print_json(
     call: CallDecision,
     notes: list[str],
     rules: tuple[PolicyRule, ...],
+    cwd: str,
 ) -> None:
     result = {
         "tool": tool,
@@ -136,6 +155,7 @@ def _print_json(
         "list": _decision_json(listed),
         "call": {**_decision_json(call.decision), "arguments": call.arguments},
         "matched": [{"rule": key, "what": _describe(key, rules)} for key in listed.matched],
+        "cwd": cwd,
         "notes": notes,
     }
     typer.echo(json.dumps(result))

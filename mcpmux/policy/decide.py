@@ -1,4 +1,11 @@
-"""Policy decisions: pure verdicts over exposed names and calls, each naming the rule that decided it.
+"""Policy decisions: pure verdicts over tools and calls, each naming the rule that decided it.
+
+Globs and rules match a tool by every name it has (`ToolFacts.names`): the exposed name,
+and the names it would have without shortening, hashing or an alias, so renaming never
+lifts a deny. A name two tools share (a collision) still matches both for deny globs and
+deny rules, but grants neither: allow globs and allow rules match a tool only by names
+that are its alone, and a tool that an allow rule covers only through a shared name is
+denied (the rule cannot tell which tool it meant).
 
 Two questions, answered the same way (README "Policy" is the user's version):
 
@@ -10,15 +17,19 @@ Two questions, answered the same way (README "Policy" is the user's version):
    hide unannotated tools; a tool annotated read-only is never destructive;
 4. a deny rule covering the tool and host, without time or argument conditions -> denied;
 5. an allow rule covers the tool and host -> allowed by that rule (its conditions are
-   checked at call time: rules, not globs or `default`, then govern the tool);
+   checked at call time: rules, not globs or `default`, then govern the tool); one that
+   covers it only through a shared name -> denied;
 6. a `policy.allow` glob matches -> allowed; else `policy.default`.
 
-`decide_call(exposed, arguments, tool=, host=)` — call time: the list-time verdict first
+`decide_call(exposed, arguments, tool=, host=, cwd=)` — call time: the list-time verdict first
 (a hidden tool is never callable), then every covering deny rule whose time window and
 arguments match refuses the call; then, if allow rules cover the tool, the call needs
 one of them whose every condition holds (days, hours, arguments, then rate: a slot is
 taken only by a call that is otherwise allowed). A refusal names the first condition
 that failed. The allowing rule's `fixed` arguments are forced into what is forwarded.
+Arguments fail closed (constraints.py): an allow rule needs each constraint surely met,
+a deny rule refuses unless one is surely unmet. `cwd` is the downstream's working
+directory, against which `within` resolves relative paths (None: mcpmux's own).
 
 Both are cached per name (and host and annotations), so a call costs a dict lookup plus
 its rule's own conditions, whatever the size of the catalog.
@@ -64,16 +75,27 @@ class CallDecision:
 
 @dataclass(frozen=True, slots=True)
 class ToolFacts:
-    """A tool's annotations; None is "not annotated", which the MCP spec reads as not read-only and destructive."""
+    """A tool's annotations and other names; None is "not annotated" (the MCP spec: not read-only, destructive)."""
 
     read_only: bool | None = None
     destructive: bool | None = None
+    names: tuple[str, ...] = ()
+    """Names besides the exposed one that are this tool's alone: `NAMESPACE__TOOL` unshortened (`TOOL` with
+    `namespace = false`) and `SERVER__TOOL`."""
+    shared: tuple[str, ...] = ()
+    """Such names that another tool has too: deny globs and rules match them, allow ones do not."""
 
     @classmethod
-    def from_annotations(cls, annotations: types.ToolAnnotations | None) -> ToolFacts:
+    def from_annotations(
+        cls, annotations: types.ToolAnnotations | None, *, names: tuple[str, ...] = (), shared: tuple[str, ...] = ()
+    ) -> ToolFacts:
         if annotations is None:
-            return _UNANNOTATED
-        return cls(annotations.read_only_hint, annotations.destructive_hint)
+            return cls(names=names, shared=shared) if names or shared else _UNANNOTATED
+        return cls(annotations.read_only_hint, annotations.destructive_hint, names, shared)
+
+    @property
+    def annotated(self) -> bool:
+        return self.read_only is not None or self.destructive is not None
 
     @property
     def presumed_destructive(self) -> bool:
@@ -97,21 +119,26 @@ class _Globs:
     def compile(cls, key: str, patterns: tuple[str, ...]) -> _Globs:
         return cls(key, patterns, compile_globs(patterns), tuple(compile_globs((p,)) for p in patterns))
 
-    def hits(self, name: str) -> list[str]:
-        """`policy.deny[0] "git__*"` for every pattern matching `name`, first first."""
-        if self.combined is None or self.combined.match(name) is None:
+    def hits(self, names: tuple[str, ...]) -> list[str]:
+        """`policy.deny[0] "git__*"` for every pattern matching one of `names`, first first."""
+        combined = self.combined
+        if combined is None or not any(combined.match(n) for n in names):
             return []
         return [
-            f"{self.key}[{i}] {json.dumps(self.patterns[i])}" for i, rx in enumerate(self.each) if rx and rx.match(name)
+            f"{self.key}[{i}] {json.dumps(self.patterns[i])}"
+            for i, rx in enumerate(self.each)
+            if rx and any(rx.match(n) for n in names)
         ]
 
 
 @dataclass(frozen=True, slots=True)
 class _Scope:
-    """The rules covering one (name, host), split the way `decide_call` walks them."""
+    """The rules covering one (tool, host), split the way `decide_call` walks them."""
 
     deny: tuple[CompiledRule, ...]
     allow: tuple[CompiledRule, ...]
+    ambiguous: tuple[CompiledRule, ...]
+    """Allow rules covering the tool only through a name it shares (empty when an allow rule covers it by its own)."""
     matched: tuple[str, ...]
     allowed: tuple[Decision, ...]
     """One ready-made allowed Decision per allow rule: the hot path allocates none."""
@@ -133,8 +160,9 @@ class Policy:
         # Rate windows follow an injected clock (tests, `policy explain --at`), else the monotonic one.
         self._monotonic: Callable[[], float] = (lambda: self._now().timestamp()) if clock else time.monotonic
         self._rates = RateLimiter()
-        self._scopes: dict[tuple[str, str | None], _Scope] = {}
-        self._list_cache: dict[tuple[str, str | None, ToolFacts], Decision] = {}
+        self._scopes: dict[tuple[str, str | None, tuple[str, ...], tuple[str, ...]], _Scope] = {}
+        self._list_cache: dict[tuple[str, str | None, ToolFacts], tuple[Decision, _Scope]] = {}
+        """(exposed, host, facts) -> the list-time decision and the rules covering the tool: one lookup per call."""
 
     @classmethod
     def from_spec(cls, spec: PolicySpec, *, clock: Callable[[], datetime] | None = None) -> Policy:
@@ -144,20 +172,22 @@ class Policy:
     def decide(self, exposed: str, *, tool: ToolFacts | None = None, host: str | None = None) -> Decision:
         """Whether `host` may see and call `exposed` at all; arguments, time and rate are call-time matters."""
         key = (exposed, host, tool or _UNANNOTATED)
-        cached = self._list_cache.get(key)
-        if cached is None:
-            if len(self._list_cache) >= _CACHE_LIMIT:
-                self._list_cache.clear()
-            cached = self._list_cache[key] = self._decide(exposed, host, tool or _UNANNOTATED)
-        return cached
+        return (self._list_cache.get(key) or self._remember(key))[0]
 
-    def _decide(self, name: str, host: str | None, facts: ToolFacts) -> Decision:
-        scope = self._scope(name, host)
+    def _remember(self, key: tuple[str, str | None, ToolFacts]) -> tuple[Decision, _Scope]:
+        if len(self._list_cache) >= _CACHE_LIMIT:
+            self._list_cache.clear()
+        name, host, facts = key
+        scope = self._scope(name, host, facts)
+        listed = self._list_cache[key] = (self._decide(name, host, facts, scope), scope)
+        return listed
+
+    def _decide(self, name: str, host: str | None, facts: ToolFacts, scope: _Scope) -> Decision:
         matched = scope.matched
-        if deny := self._deny.hits(name):
+        if deny := self._deny.hits((name, *facts.names, *facts.shared)):
             return Decision(False, deny[0], f"denied by {deny[0]}", matched)
         if self.spec.read_only and facts.read_only is not True:
-            why = "has no annotations" if facts == _UNANNOTATED else "is not annotated readOnlyHint: true"
+            why = "is not annotated readOnlyHint: true" if facts.annotated else "has no annotations"
             return Decision(False, "policy.read_only", f"denied by policy.read_only = true (the tool {why})", matched)
         if self.spec.deny_destructive and facts.presumed_destructive:
             why = "is annotated destructiveHint: true" if facts.destructive else "is not annotated as non-destructive"
@@ -166,29 +196,40 @@ class Policy:
         for rule in scope.deny:
             if not rule.conditional:
                 return Decision(False, rule.key, f"denied by {rule.key}", matched)
+        if scope.ambiguous:
+            key, shared = scope.ambiguous[0].key, ", ".join(facts.shared)
+            reason = f"denied by {key}: it names this tool only by {shared}, which another tool has too"
+            return Decision(False, key, f"{reason}; name it '{name}' in the rule's tools", matched)
         if scope.allow:
             return scope.allowed[0]
-        if allow := self._allow.hits(name):
+        if allow := self._allow.hits((name, *facts.names)):
             return Decision(True, allow[0], f"allowed by {allow[0]}", matched)
         rule = f"policy.default = {json.dumps(self.spec.default)}"
         if self.spec.default == "allow":
             return Decision(True, rule, f"allowed by {rule} (no policy.deny pattern matches)", matched)
         return Decision(False, rule, f"denied by {rule} (no policy.allow pattern or rule matches)", matched)
 
-    def _scope(self, name: str, host: str | None) -> _Scope:
-        scope = self._scopes.get((name, host))
+    def _scope(self, name: str, host: str | None, facts: ToolFacts = _UNANNOTATED) -> _Scope:
+        key = (name, host, facts.names, facts.shared)
+        scope = self._scopes.get(key)
         if scope is not None:
             return scope
-        rules = [r for r in self._rules if r.covers_tool(name) and r.covers_host(host)]
-        globs = (*self._deny.hits(name), *self._allow.hits(name))
-        matched = (*globs, *(r.key for r in rules))
-        allow = tuple(r for r in rules if r.rule.effect == "allow")
+        own = (name, *facts.names)
+        every = (*own, *facts.shared)
+        hosted = [r for r in self._rules if r.covers_host(host)]
+        deny = tuple(r for r in hosted if r.rule.effect == "deny" and r.covers_any(every))
+        allow = tuple(r for r in hosted if r.rule.effect == "allow" and r.covers_any(own))
+        shared = facts.shared
+        ambiguous = (
+            () if allow or not shared else tuple(r for r in hosted if r.rule.effect == "allow" and r.covers_any(shared))
+        )
+        rules = sorted((*deny, *allow, *ambiguous), key=lambda r: r.rule.index)
+        matched = (*self._deny.hits(every), *self._allow.hits(own), *(r.key for r in rules))
         allowed = tuple(Decision(True, r.key, f"allowed by {r.key}", matched) for r in allow)
-        deny = tuple(r for r in rules if r.rule.effect == "deny")
-        scope = _Scope(deny, allow, matched, allowed, any(r.zone is not None for r in rules))
+        scope = _Scope(deny, allow, ambiguous, matched, allowed, any(r.zone is not None for r in rules))
         if len(self._scopes) >= _CACHE_LIMIT:
             self._scopes.clear()
-        self._scopes[(name, host)] = scope
+        self._scopes[key] = scope
         return scope
 
     # ---- call time ---------------------------------------------------------------------------------------------
@@ -199,19 +240,23 @@ class Policy:
         *,
         tool: ToolFacts | None = None,
         host: str | None = None,
+        cwd: str | None = None,
     ) -> CallDecision:
-        """This call, with these arguments, now: allowed (and what to forward) or denied naming the condition."""
-        listed = self.decide(exposed, tool=tool, host=host)
+        """This call, with these arguments, now: allowed (and what to forward) or denied naming the condition.
+
+        `cwd`: the downstream's working directory, for relative paths in `within` (None: mcpmux's own).
+        """
+        key = (exposed, host, tool or _UNANNOTATED)
+        listed, scope = self._list_cache.get(key) or self._remember(key)
         if not listed.allowed:
             return CallDecision(listed, None)
-        scope = self._scopes.get((exposed, host)) or self._scope(exposed, host)
         if not scope.deny and not scope.allow:
             return CallDecision(
                 listed, arguments if arguments is None or isinstance(arguments, dict) else dict(arguments)
             )
         now = self._now() if scope.timed else None
         for rule in scope.deny:
-            if rule.fires(arguments, now):
+            if rule.fires(arguments, now, cwd=cwd):
                 return CallDecision(Decision(False, rule.key, f"denied by {rule.key}", scope.matched), None)
         if not scope.allow:
             return CallDecision(
@@ -220,7 +265,7 @@ class Policy:
         first: tuple[str, str] | None = None
         for rule, allowed in zip(scope.allow, scope.allowed, strict=True):
             failure = (rule.time_failure(now) if now is not None else None) or rule.arg_failure(
-                arguments if arguments is not None else {}, absent_passes=True
+                arguments if arguments is not None else {}, cwd=cwd
             )
             if failure is None and (limit := rule.rule.rate) is not None:
                 wait = self._rates.take(rule.rule.index, exposed, limit, self._monotonic())
@@ -240,12 +285,14 @@ class Policy:
         return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
 
     # ---- what the host sees ------------------------------------------------------------------------------------
-    def rewrite_tool(self, exposed: str, tool: types.Tool, *, host: str | None = None) -> types.Tool:
+    def rewrite_tool(
+        self, exposed: str, tool: types.Tool, *, host: str | None = None, facts: ToolFacts | None = None
+    ) -> types.Tool:
         """The definition the host sees: the first covering allow rule's description, fixed params gone, enums narrowed.
 
         Returns `tool` itself when nothing changes.
         """
-        scope = self._scope(exposed, host)
+        scope = self._scope(exposed, host, facts or _UNANNOTATED)
         update: dict[str, Any] = {}
         description = next((r.rule.description for r in scope.allow if r.rule.description is not None), None)
         if description is None:
@@ -256,9 +303,9 @@ class Policy:
             update["input_schema"] = schema
         return tool.model_copy(update=update) if update else tool
 
-    def max_output_bytes(self, exposed: str, *, host: str | None = None) -> int | None:
+    def max_output_bytes(self, exposed: str, *, host: str | None = None, tool: ToolFacts | None = None) -> int | None:
         """The first covering rule's `max_output_bytes` (the relay enforces it), or None."""
-        scope = self._scope(exposed, host)
+        scope = self._scope(exposed, host, tool or _UNANNOTATED)
         return next((r.rule.max_output_bytes for r in (*scope.allow, *scope.deny) if r.rule.max_output_bytes), None)
 
     def unused_rules(self, names: Iterable[str]) -> list[str]:

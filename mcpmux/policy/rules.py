@@ -64,6 +64,11 @@ class CompiledRule:
     def covers_tool(self, exposed: str) -> bool:
         return self.tools is not None and self.tools.match(exposed) is not None
 
+    def covers_any(self, names: tuple[str, ...]) -> bool:
+        """Whether `tools` matches one of a tool's names (exposed, unshortened, server__tool)."""
+        tools = self.tools
+        return tools is not None and any(tools.match(n) is not None for n in names)
+
     def covers_host(self, host: str | None) -> bool:
         # A rule naming hosts never covers a host that did not say its name.
         if self.hosts is None:
@@ -88,21 +93,32 @@ class CompiledRule:
                 return f"{self.key}.hours", f"it is {stamp}, outside hours {rule.hours.text}"
         return None
 
-    def arg_failure(self, arguments: object, *, absent_passes: bool) -> Failure | None:
+    def arg_failure(self, arguments: object, *, cwd: str | None = None) -> Failure | None:
+        """For an allow rule: the first constraint not surely met (an absent argument passes unless required)."""
         if not self.checks:
             return None
         if not isinstance(arguments, Mapping):
             return f"{self.key}.args", "the call's arguments must be a JSON object"
         for check in self.checks:
-            if (failure := check.failure(arguments, absent_passes=absent_passes)) is not None:  # pyright: ignore[reportUnknownArgumentType]
+            if (failure := check.failure(arguments, cwd)) is not None:  # pyright: ignore[reportUnknownArgumentType]
                 return failure
         return None
 
-    def fires(self, arguments: object, now: datetime | None) -> bool:
-        """For a deny rule: whether this call is one it refuses (inside its time window, arguments as described)."""
+    def fires(self, arguments: object, now: datetime | None, *, cwd: str | None = None) -> bool:
+        """For a deny rule: whether this call is one it refuses (inside its time window, arguments as described).
+
+        No arguments at all means every argument is absent, which no constraint matches; arguments
+        that are not an object cannot be read, so they match.
+        """
         if now is not None and self.time_failure(now) is not None:
             return False
-        return self.arg_failure(arguments, absent_passes=False) is None
+        if not self.checks:
+            return True
+        if arguments is None:
+            return False
+        if not isinstance(arguments, Mapping):
+            return True
+        return all(check.matches(arguments, cwd) for check in self.checks)  # pyright: ignore[reportUnknownArgumentType]
 
     def with_fixed(self, arguments: Mapping[str, Any] | None) -> dict[str, Any] | None:
         """The arguments to forward: the profile's `fixed` values override whatever the host sent."""

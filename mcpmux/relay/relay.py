@@ -68,9 +68,13 @@ class Relay:
             self._refuse(host_id, exposed, arguments, respond, "unknown", self._unknown_text(exposed))
             return
         verdict = route.decision
+        state = self.supervisor.live(route.server)
+        if verdict.allowed and state is not None and state.status == "idle":  # decided once it is up: one rate slot
+            self.supervisor.start_soon(self._call_when_up, route.server, host_id, params, respond, notify, input_caps)
+            return
         if verdict.rule != INTEGRITY_RULE:  # policy again, with this host and these arguments; fixed values applied
-            args = wire.as_object(arguments)
-            checked = self.supervisor.policy.decide_call(exposed, args, tool=route.facts, host=self.host.name)
+            args, policy = wire.as_object(arguments), self.supervisor.policy
+            checked = policy.decide_call(exposed, args, tool=route.facts, host=self.host.name, cwd=route.cwd)
             verdict = checked.decision
             if verdict.allowed and checked.arguments is not args:
                 params = {**params, "arguments": checked.arguments}
@@ -84,10 +88,6 @@ class Relay:
             # per failure); the first one written ends the refusals.
             text = audit_refusal(exposed, self.audit.path, self.audit.failure_reason)
             self._refuse(host_id, exposed, arguments, respond, "denied", text, route, AUDIT_REQUIRED_RULE)
-            return
-        state = self.supervisor.live(route.server)
-        if state is not None and state.status == "idle":
-            self.supervisor.start_soon(self._call_when_up, route.server, host_id, params, respond, notify, input_caps)
             return
         ds = state.downstream if state is not None else None
         call = Call(self, host_id, route, arguments, respond, notify)
@@ -104,7 +104,7 @@ class Relay:
         forwarded["name"] = route.tool
         state.last_used = time.monotonic()
         call.uri_prefix = state.spec.prefix if state.spec.namespaced else None
-        rule_limit = self.supervisor.policy.max_output_bytes(exposed, host=self.host.name)
+        rule_limit = self.supervisor.policy.max_output_bytes(exposed, host=self.host.name, tool=route.facts)
         call.max_output_bytes = min(state.spec.max_output_bytes, rule_limit or state.spec.max_output_bytes)
         self._calls[host_id] = call
         token = progress_token(params)
