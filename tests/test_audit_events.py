@@ -4,10 +4,19 @@ import base64
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from mcpmux.audit import events as ev
-from mcpmux.audit.events import MAX_FIELD_CHARS, catalog_changed, record_arguments, tool_call_event, tool_fingerprint
+from mcpmux.audit.events import (
+    MAX_FIELD_CHARS,
+    ErrorText,
+    call_error,
+    catalog_changed,
+    record_arguments,
+    tool_call_event,
+    tool_fingerprint,
+)
 from mcpmux.audit.log import AuditLog, args_digest
 from mcpmux.secrets.redact import Redactor
 
@@ -34,6 +43,53 @@ ARGS = {"repo": "x", "headers": {"Authorization": f"Bearer {SECRET}"}, "list": [
 )
 def test_record_arguments_follows_the_arguments_policy(mode: ev.ArgsMode, expected: Any) -> None:
     assert record_arguments(ARGS, mode, REDACTOR) == expected
+
+
+VALUE = "acct-4417-9921-0032"
+"""An argument value that must appear nowhere in an event recorded under `none` or `digest`."""
+
+ERRORS: list[str | ErrorText] = [
+    ErrorText(
+        f"tool 'bank__pay' is not allowed: argument 'account' = \"{VALUE}\" does not match pattern ^x$ "
+        "(policy.rules[0].args.account.pattern)",
+        "tool 'bank__pay' is not allowed",
+    ),
+    call_error("bank", "pay", {"code": -32602, "message": f"unknown account {VALUE}"}),
+    ErrorText(f"cancelled: the user saw {VALUE}", None),
+    f"a message from somewhere that quotes {VALUE}",
+]
+
+
+@pytest.mark.parametrize("mode", ["none", "digest"])
+@pytest.mark.parametrize("error", ERRORS, ids=["policy refusal", "downstream error", "host cancel", "plain text"])
+def test_without_recorded_values_no_argument_value_appears_anywhere_in_the_event_error_included(
+    mode: ev.ArgsMode, error: str | ErrorText
+) -> None:
+    event = tool_call_event(
+        **{"exposed": "bank__pay", "server": "bank", "tool": "pay", "decision": "denied", "rule": None},
+        outcome="denied",
+        duration_ms=0.0,
+        arguments={"account": VALUE},
+        args_mode=mode,
+        error=error,
+    )
+    assert VALUE not in orjson.dumps(event).decode()
+    if isinstance(error, ErrorText) and error.bare is not None:
+        assert event["error"] == error.bare
+
+
+def test_a_downstream_error_keeps_its_code_and_redacted_mode_records_the_whole_text() -> None:
+    error = call_error("bank", "pay", {"code": -32602, "message": f"unknown account {VALUE}"})
+    assert error.bare == "server 'bank' failed tool 'pay' (JSON-RPC error code -32602)"
+    event = tool_call_event(
+        **{"exposed": "bank__pay", "server": "bank", "tool": "pay", "decision": "allowed", "rule": None},
+        outcome="error",
+        duration_ms=0.0,
+        arguments={"account": VALUE},
+        args_mode="redacted",
+        error=error,
+    )
+    assert event["error"] == f"server 'bank' failed tool 'pay': unknown account {VALUE} (code -32602)"
 
 
 def test_no_secret_value_reaches_any_event_in_redacted_mode(tmp_path: Path) -> None:

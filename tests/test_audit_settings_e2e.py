@@ -75,6 +75,27 @@ async def test_the_default_and_digest_record_the_arguments_digest_and_none_recor
     assert event["args"] == expected(arguments)
 
 
+@pytest.mark.parametrize("mode", ["none", "digest"])
+async def test_an_argument_a_policy_refusal_quotes_reaches_the_host_but_not_the_log(
+    write_profile: WriteProfile, mcpmux_home: Path, mode: str
+) -> None:
+    account = f"acct-{uuid.uuid4().hex}"
+    profile = write_profile(
+        fixture_server_toml("alpha")
+        + '[[policy.rules]]\ntools = ["alpha__echo"]\neffect = "allow"\n'
+        + '[policy.rules.args]\ntext = { pattern = "^hello$" }\n'
+        + f'[audit]\nargs = "{mode}"\n'
+    )
+    with anyio.fail_after(60):
+        async with host_session(profile) as host:
+            refused = await host.call_tool("alpha__echo", {"text": account})
+    assert refused.is_error and account in text_of(refused)  # the host learns which value broke the rule
+    (event,) = calls(mcpmux_home)
+    assert (event["outcome"], event["rule"]) == ("denied", "policy.rules[0].args.text.pattern")
+    assert event["error"] == "tool 'alpha__echo' is not allowed"
+    assert account not in (mcpmux_home / "audit.jsonl").read_text()
+
+
 async def test_redacted_args_record_the_values_with_the_servers_secrets_replaced_even_for_refused_calls(
     write_profile: WriteProfile, mcpmux_home: Path, stored_secret: tuple[str, str]
 ) -> None:

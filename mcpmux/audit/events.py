@@ -27,7 +27,9 @@ Envelope (every event)::
     args                     per the profile's `[audit] args`: null (`none`), "sha256:…" (`digest`, the
                              default), or the arguments with the server's secret values replaced (`redacted`;
                              the digest when it cannot redact, see `args_mode_for`)
-    error                    a short, redacted message, or null
+    error                    a short, redacted message, or null. Under `none` and `digest` only mcpmux's own
+                             words without any value from the call (`ErrorText.bare`): no argument a refusal
+                             quotes, no message a downstream or the host wrote
     result_bytes             size of the downstream's reply line
     truncated                true when `args` or `error` was cut to fit `MAX_FIELD_CHARS`
 
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
@@ -120,6 +123,44 @@ def record_arguments(arguments: Any, mode: ArgsMode, redactor: Redactor | None =
     return _redact(arguments, redactor) if redactor else arguments
 
 
+@dataclass(frozen=True, slots=True)
+class ErrorText:
+    """A call's error as the host was told it (`full`), and in mcpmux's own words alone (`bare`).
+
+    `bare` holds no value from the call's arguments, nor text a downstream or the host wrote (None:
+    nothing to say beyond the outcome). The log records `bare` unless the profile records values.
+    """
+
+    full: str
+    bare: str | None
+
+    @classmethod
+    def same(cls, text: str) -> ErrorText:
+        """A text made of mcpmux's own words alone (names, rule keys, paths of its files)."""
+        return cls(text, text)
+
+
+def call_error(server: str, tool: str, error: Any) -> ErrorText:
+    """A downstream's JSON-RPC error answer to a call: its message may echo the arguments, its code cannot."""
+    failed = f"server '{server}' failed tool '{tool}'"
+    obj: dict[str, Any] | None = error if isinstance(error, dict) else None  # pyright: ignore[reportUnknownVariableType]
+    if obj is None:
+        return ErrorText(f"{failed}: {error}", failed)
+    code = obj.get("code")
+    bare = f"{failed} (JSON-RPC error code {code})" if isinstance(code, int) and not isinstance(code, bool) else failed
+    return ErrorText(f"{failed}: {obj.get('message')} (code {code})", bare)
+
+
+def error_for_log(error: str | ErrorText | None, mode: ArgsMode) -> str | None:
+    """The `error` a `tool_call` event records under `mode`: `full` for `redacted`, else `bare`.
+
+    A plain string has no known bare form, so outside `redacted` it is left out: fail closed.
+    """
+    if error is None or isinstance(error, str):
+        return error if mode == "redacted" or error is None else f"not recorded (audit.args = {mode!r})"
+    return error.full if mode == "redacted" else error.bare
+
+
 def _redact(value: Any, redactor: Redactor) -> Any:
     if isinstance(value, str):
         return redactor.redact_text(value)
@@ -154,15 +195,16 @@ def tool_call_event(
     arguments: Any,
     args_mode: ArgsMode = "digest",
     redactor: Redactor | None = None,
-    error: str | None = None,
+    error: str | ErrorText | None = None,
     result_bytes: int = 0,
     **context: Any,
 ) -> dict[str, Any]:
-    """One `tool_call` event; `error` is redacted too. `context` adds fields (say `profile`, `host`)."""
+    """One `tool_call` event; `error` per `error_for_log`, redacted too. `context` adds fields (`profile`, `host`)."""
     args, args_cut = _cut(record_arguments(arguments, args_mode, redactor))
-    if error is not None and redactor:
-        error = redactor.redact_text(error)
-    error, error_cut = _cut(error)
+    text = error_for_log(error, args_mode)
+    if text is not None and redactor:
+        text = redactor.redact_text(text)
+    text, error_cut = _cut(text)
     return {
         "event": "tool_call",
         **context,
@@ -174,7 +216,7 @@ def tool_call_event(
         "outcome": outcome,
         "duration_ms": round(duration_ms, 3),
         "args": args,
-        "error": error,
+        "error": text,
         "result_bytes": result_bytes,
         "truncated": args_cut or error_cut,
     }

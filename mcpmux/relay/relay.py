@@ -22,7 +22,8 @@ from typing import Any
 import anyio
 
 from mcpmux import wire
-from mcpmux.audit.events import AUDIT_REQUIRED_RULE, args_mode_for, audit_refusal, tool_call_event
+from mcpmux.audit import events as audit_events
+from mcpmux.audit.events import AUDIT_REQUIRED_RULE, ErrorText, args_mode_for, audit_refusal, tool_call_event
 from mcpmux.audit.log import AuditLog
 from mcpmux.catalog.build import INTEGRITY_RULE, Route
 from mcpmux.catalog.naming import closest
@@ -68,7 +69,8 @@ class Relay:
             self.supervisor.start_soon(self._call_when_ready, host_id, params, respond, notify, input_caps)
             return
         if route is None:
-            self._refuse(host_id, exposed, arguments, respond, "unknown", self._unknown_text(exposed))
+            text = ErrorText.same(self._unknown_text(exposed))  # the tool the host asked for, and catalog names
+            self._refuse(host_id, exposed, arguments, respond, "unknown", text)
             return
         verdict = route.decision
         if verdict.rule != INTEGRITY_RULE:  # policy again, with this host and these arguments; fixed values applied
@@ -78,14 +80,15 @@ class Relay:
             if verdict.allowed and checked.arguments is not args:
                 params = {**params, "arguments": checked.arguments}
         if not verdict.allowed:
-            text = f"tool '{exposed}' is not allowed: {verdict.reason}"
+            # The reason may quote the argument that broke a constraint; the rule (a profile key) never does.
+            text = ErrorText(f"tool '{exposed}' is not allowed: {verdict.reason}", f"tool '{exposed}' is not allowed")
             self._refuse(host_id, exposed, arguments, respond, "denied", text, route, verdict.rule)
             return
         if self.audit.failure is not None and self.supervisor.profile.audit.required:  # healthy: one attribute read
             # The log's last append failed. A call whose own append fails has already run and cannot be taken
             # back, so refusals start with the next call. Each refusal's event is tried too (stderr hears once
             # per failure); the first one written ends the refusals.
-            text = audit_refusal(exposed, self.audit.path, self.audit.failure_reason)
+            text = ErrorText.same(audit_refusal(exposed, self.audit.path, self.audit.failure_reason))
             self._refuse(host_id, exposed, arguments, respond, "denied", text, route, AUDIT_REQUIRED_RULE)
             return
         state = self.supervisor.live(route.server)
@@ -196,11 +199,11 @@ class Relay:
         arguments: Any,
         respond: Writer,
         decision: str,
-        text: str,
+        text: ErrorText,
         route: Route | None = None,
         rule: str | None = None,
     ) -> None:
-        respond(wire.result_response(host_id, wire.tool_error_result(text)))
+        respond(wire.result_response(host_id, wire.tool_error_result(text.full)))
         self.audit_call(exposed, route, arguments, decision, decision, 0.0, text, 0, rule=rule)
 
     def _on_notification(self, ds: Downstream, method: str, msg: JSON, line: bytes) -> None:
@@ -227,7 +230,7 @@ class Relay:
         decision: str,
         outcome: str,
         duration_ms: float,
-        error: str | None,
+        error: ErrorText | None,
         result_bytes: int,
         truncated: bool = False,
         *,
@@ -325,8 +328,7 @@ class _Call:
             return
         error = message.get("error")
         if error is not None:
-            text = f"server '{self.route.server}' failed tool '{self.route.tool}': {_error_text(error)}"
-            self._answer_error(text, "error")
+            self._answer_error(audit_events.call_error(self.route.server, self.route.tool, error), "error")
             return
         result = wire.as_object(message.get("result")) or {}
         outcome = "tool_error" if result.get("isError") else "ok"
@@ -348,20 +350,22 @@ class _Call:
 
     def fail(self, error: DownstreamError) -> None:
         if self._finish():
-            self._answer_error(str(error), "unavailable" if isinstance(error, DownstreamUnavailable) else "error")
+            # mcpmux's words about the server's process or connection, never about this call's arguments.
+            outcome = "unavailable" if isinstance(error, DownstreamUnavailable) else "error"
+            self._answer_error(ErrorText.same(str(error)), outcome)
 
     def on_timeout(self, timeout: float) -> None:
         if self._finish():
             if self.ds is not None:
                 self.ds.abandon(self.rid, "timed out")
             text = f"server '{self.route.server}' did not answer tool '{self.route.tool}' within {timeout:g} s"
-            self._answer_error(text, "timeout")
+            self._answer_error(ErrorText.same(text), "timeout")
 
     def cancel(self, reason: str) -> None:
         if self._finish():
             if self.ds is not None:
                 self.ds.abandon(self.rid, reason)
-            self._audit("cancelled", reason, 0)
+            self._audit("cancelled", ErrorText(reason, None), 0)  # the host's words: recorded with values only
 
     def _finish(self) -> bool:
         if self.finished:
@@ -372,13 +376,12 @@ class _Call:
         self.relay._forget(self)  # pyright: ignore[reportPrivateUsage]
         return True
 
-    def _answer_error(self, text: str, outcome: str) -> None:
-        if self.redactor:
-            text = self.redactor.redact_text(text)
-        self.respond(wire.result_response(self.host_id, wire.tool_error_result(text)))
+    def _answer_error(self, text: ErrorText, outcome: str) -> None:
+        full = self.redactor.redact_text(text.full) if self.redactor else text.full
+        self.respond(wire.result_response(self.host_id, wire.tool_error_result(full)))
         self._audit(outcome, text, 0)
 
-    def _audit(self, outcome: str, error: str | None, size: int) -> None:
+    def _audit(self, outcome: str, error: ErrorText | None, size: int) -> None:
         duration = (time.perf_counter() - self.started) * 1000
         relay, route = self.relay, self.route
         relay.audit_call(
@@ -393,8 +396,3 @@ class _Call:
             self.truncated,
             redactor=self.redactor,
         )
-
-
-def _error_text(error: Any) -> str:
-    obj = wire.as_object(error)
-    return f"{obj.get('message')} (code {obj.get('code')})" if obj is not None else str(error)
