@@ -19,11 +19,13 @@ import anyio
 from mcpmux import __version__, reload
 from mcpmux.audit import events as audit_events
 from mcpmux.audit import telemetry
+from mcpmux.audit.key import AuditKey, obtain_key
 from mcpmux.audit.log import AuditLog
 from mcpmux.control import ControlServer, endpoint_path
 from mcpmux.downstream.orphans import sweep_orphans
 from mcpmux.downstream.process import kill_live_groups
 from mcpmux.downstream.supervisor import Supervisor
+from mcpmux.errors import AuditError
 from mcpmux.paths import StatePaths, ensure_private_dir, state_paths
 from mcpmux.profile.lookup import profile_hash
 from mcpmux.profile.model import Profile
@@ -65,7 +67,7 @@ async def open_gateway(
     paths = paths or state_paths()
     ensure_private_dir(paths.state_dir)
     telemetry.setup()
-    audit = AuditLog(paths.audit_log, observers=[telemetry.observe])
+    audit = AuditLog(paths.audit_log, key=await _audit_key(paths), observers=[telemetry.observe])
     audit.bind(serve=uuid.uuid4().hex, profile=profile.name, profile_hash=_content_hash(profile))
     store = store or default_store()
     supervisor = Supervisor(profile, store=store, paths=paths, audit=audit, record_pins=record_pins, clock=clock)
@@ -89,6 +91,18 @@ async def open_gateway(
     finally:
         audit.close()
         telemetry.shutdown()
+
+
+async def _audit_key(paths: StatePaths) -> AuditKey | None:
+    """The audit key (off the event loop: each keyring call is bounded, but may take its whole bound)."""
+    try:
+        key, no_keyring = await anyio.to_thread.run_sync(obtain_key, paths.audit_log)
+    except AuditError as exc:
+        logger.error("%s; the audit log is written unkeyed until this is fixed", exc)
+        return None
+    if no_keyring is not None:
+        logger.info("audit key: %s, so it lives in %s", no_keyring, key.where)
+    return key
 
 
 async def serve(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ from mcpmux.audit.events import (
     tool_call_event,
     tool_fingerprint,
 )
-from mcpmux.audit.log import AuditLog, args_digest
+from mcpmux.audit.log import AuditLog
 from mcpmux.secrets.redact import Redactor
+from tests.audit_helpers import KEY, OTHER_KEY
 
 SECRET = "ghp_abcdefghijklmnop1234567890"
 REDACTOR = Redactor({"github-pat": SECRET})
@@ -29,7 +31,7 @@ ARGS = {"repo": "x", "headers": {"Authorization": f"Bearer {SECRET}"}, "list": [
     ("mode", "expected"),
     [
         ("none", None),
-        ("digest", args_digest(ARGS)),
+        ("digest", KEY.args_digest(ARGS)),
         (
             "redacted",
             {
@@ -42,7 +44,22 @@ ARGS = {"repo": "x", "headers": {"Authorization": f"Bearer {SECRET}"}, "list": [
     ],
 )
 def test_record_arguments_follows_the_arguments_policy(mode: ev.ArgsMode, expected: Any) -> None:
-    assert record_arguments(ARGS, mode, REDACTOR) == expected
+    assert record_arguments(ARGS, mode, REDACTOR, KEY) == expected
+
+
+def test_a_digest_is_keyed_so_hashing_a_guessed_value_cannot_confirm_it() -> None:
+    guess = {"path": "/home/alice/taxes-2025.pdf"}
+    digest = record_arguments(guess, "digest", key=KEY)
+    canonical = orjson.dumps(guess, option=orjson.OPT_SORT_KEYS)
+    assert hashlib.sha256(canonical).hexdigest() not in digest  # the old, plain `sha256:` digest
+    assert digest.startswith("hmac-sha256:") and len(digest) == len("hmac-sha256:") + 64
+    assert digest == record_arguments({"path": "/home/alice/taxes-2025.pdf"}, "digest", key=KEY)  # still comparable
+    assert digest != record_arguments(guess, "digest", key=OTHER_KEY)
+    assert record_arguments({"path": "/etc/shadow"}, "digest", key=KEY) != digest
+
+
+def test_without_a_key_a_digest_is_not_recorded_at_all() -> None:
+    assert record_arguments(ARGS, "digest") is None
 
 
 VALUE = "acct-4417-9921-0032"
@@ -71,6 +88,7 @@ def test_without_recorded_values_no_argument_value_appears_anywhere_in_the_event
         duration_ms=0.0,
         arguments={"account": VALUE},
         args_mode=mode,
+        key=KEY,
         error=error,
     )
     assert VALUE not in orjson.dumps(event).decode()
@@ -138,7 +156,7 @@ def test_long_arguments_and_errors_are_cut_and_the_event_says_so() -> None:
     short = tool_call_event(
         exposed="a__b", server="a", tool="b", decision="allowed", rule=None, outcome="ok", duration_ms=1, arguments={}
     )
-    assert short["truncated"] is False and short["args"] == args_digest({})
+    assert short["truncated"] is False and short["args"] is None  # digest, but no key: nothing guessable
 
 
 @pytest.mark.parametrize(

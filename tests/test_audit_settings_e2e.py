@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import subprocess
 import sys
 import urllib.parse
@@ -13,10 +14,11 @@ from typing import Any
 
 import anyio
 import mcp_types as types
+import orjson
 import pytest
 from mcp import ClientSession, stdio_client
 
-from mcpmux.audit.log import args_digest
+from mcpmux.audit.key import keyring_key
 from mcpmux.secrets.store import KeyringStore
 from tests.conftest import REPO, fixture_server_toml, host_session, serve_params
 from tests.e2e_helpers import ListChanged, audit_events
@@ -34,6 +36,13 @@ def text_of(result: types.CallToolResult) -> str:
 
 def calls(home: Path) -> list[dict[str, Any]]:
     return audit_events(home, "tool_call")
+
+
+def args_digest(arguments: Any) -> str:
+    """The digest `serve` records, under the audit key it made in this run's keyring."""
+    key = keyring_key(create=False)
+    assert key is not None, "serve made no audit key in the keyring"
+    return key.args_digest(arguments)
 
 
 @pytest.fixture
@@ -73,6 +82,9 @@ async def test_the_default_and_digest_record_the_arguments_digest_and_none_recor
     (event,) = calls(mcpmux_home)
     assert (event["exposed"], event["outcome"]) == ("alpha__echo", "ok")
     assert event["args"] == expected(arguments)
+    # Whoever reads the log cannot confirm a guess of the arguments by hashing it.
+    guess = hashlib.sha256(orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    assert guess not in (mcpmux_home / "audit.jsonl").read_text()
 
 
 @pytest.mark.parametrize("mode", ["none", "digest"])

@@ -253,6 +253,7 @@ class Relay:
             arguments=arguments,
             args_mode=mode,
             redactor=redactor,
+            key=self.audit.key,
             error=error,
             result_bytes=result_bytes,
             host=self.host_name,
