@@ -19,17 +19,20 @@ import anyio
 from mcpmux import __version__, reload
 from mcpmux.audit import events as audit_events
 from mcpmux.audit import telemetry
+from mcpmux.audit.key import AuditKey, obtain_key
 from mcpmux.audit.log import AuditLog
 from mcpmux.control import ControlServer, endpoint_path
 from mcpmux.downstream.launch import Connect, launch
 from mcpmux.downstream.orphans import sweep_orphans
 from mcpmux.downstream.process import kill_live_groups
 from mcpmux.downstream.supervisor import Supervisor
+from mcpmux.errors import AuditError
 from mcpmux.paths import StatePaths, ensure_private_dir, state_paths
 from mcpmux.profile.model import Profile
 from mcpmux.relay.host import Host
 from mcpmux.relay.relay import Relay
 from mcpmux.secrets.backends import default_store
+from mcpmux.secrets.redact import Redactor
 from mcpmux.secrets.scrub import RedactingFilter
 from mcpmux.secrets.store import SecretStore
 
@@ -68,7 +71,12 @@ async def open_gateway(
     paths = paths or state_paths()
     ensure_private_dir(paths.state_dir)
     telemetry.setup()
-    audit = AuditLog(paths.audit_log, observers=[telemetry.observe])
+    supervisor: Supervisor | None = None
+
+    def redactor() -> Redactor:  # the supervisor knows the secrets; events written before it exists have none
+        return supervisor.redactor if supervisor is not None else Redactor({})
+
+    audit = AuditLog(paths.audit_log, key=await _audit_key(paths), observers=[telemetry.observe], redactor=redactor)
     audit.bind(serve=uuid.uuid4().hex, profile=profile.name, profile_hash=profile.sha256)  # of the bytes parsed
     store = store or default_store()
     supervisor = Supervisor(
@@ -98,6 +106,18 @@ async def open_gateway(
         logging.getLogger("mcpmux").removeFilter(scrub)
         audit.close()
         telemetry.shutdown()
+
+
+async def _audit_key(paths: StatePaths) -> AuditKey | None:
+    """The audit key (off the event loop: each keyring call is bounded, but may take its whole bound)."""
+    try:
+        key, no_keyring = await anyio.to_thread.run_sync(obtain_key, paths.audit_log)
+    except AuditError as exc:
+        logger.error("%s; the audit log is written unkeyed until this is fixed", exc)
+        return None
+    if no_keyring is not None:
+        logger.info("audit key: %s, so it lives in %s", no_keyring, key.where)
+    return key
 
 
 async def serve(

@@ -15,17 +15,19 @@ from typing import Any
 import orjson
 import pytest
 
-from mcpmux.audit.log import GENESIS, AuditLog, args_digest, line_hash
+from mcpmux.audit.chain import HEAD_EVENT, anchor_path, link_of
+from mcpmux.audit.log import GENESIS, AuditLog, line_hash
 from mcpmux.audit.read import ReadStats, log_files, read_events, tail_events, tail_lines
 from mcpmux.audit.verify import verify
 from mcpmux.errors import AuditError, MCPMuxError
+from tests.audit_helpers import KEY
 
 
 def _call(exposed: str, **extra: Any) -> dict[str, Any]:
     return {"event": "tool_call", "host": "test-host", "exposed": exposed, "decision": "allowed", **extra}
 
 
-def test_audit_log_appends_one_json_line_per_event_with_the_versioned_envelope(tmp_path: Path) -> None:
+def test_without_a_key_the_log_appends_the_version_1_sha256_chain_as_before_keys(tmp_path: Path) -> None:
     path = tmp_path / "state" / "audit.jsonl"
     with AuditLog(path) as log:
         log.write(_call("git__status", duration_ms=1.5))
@@ -40,6 +42,19 @@ def test_audit_log_appends_one_json_line_per_event_with_the_versioned_envelope(t
     assert second["ts"] == "2025-01-01T00:00:00.000Z"
     assert (second["seq"], second["prev"]) == (2, line_hash(lines[0]))
     assert first["id"] < second["id"] or first["id"][:12] == second["id"][:12]  # time-ordered
+    assert not anchor_path(path).exists()
+
+
+def test_a_keyed_log_appends_version_2_lines_after_a_head_and_keeps_an_anchor(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "audit.jsonl"
+    with AuditLog(path, key=KEY) as log:
+        written = log.write(_call("git__status", duration_ms=1.5, seq=99, prev="forged", mac="forged"))
+    head, event = (orjson.loads(line) for line in path.read_bytes().splitlines())
+    assert (head["v"], head["event"], head["seq"], head["prev"]) == (2, HEAD_EVENT, 1, GENESIS)
+    assert (event["v"], event["seq"], event["prev"], event["exposed"]) == (2, 2, head["mac"], "git__status")
+    assert written == event  # the record handed to observers is the line written, MAC included
+    assert stat.S_IMODE(anchor_path(path).stat().st_mode) == 0o600
+    assert verify(path, [KEY]).anchor == "the anchor matches the newest event (seq 2)"
 
 
 def test_bound_fields_fill_every_event_but_the_event_own_values_win(tmp_path: Path) -> None:
@@ -67,12 +82,12 @@ def test_audit_log_is_private_to_its_owner_and_created_on_the_first_event(tmp_pa
 
 
 def test_args_digest_is_stable_across_key_order_and_hides_the_arguments() -> None:
-    a = args_digest({"path": "/etc/passwd", "opts": {"b": 1, "a": [1, 2]}})
-    b = args_digest({"opts": {"a": [1, 2], "b": 1}, "path": "/etc/passwd"})
+    a = KEY.args_digest({"path": "/etc/passwd", "opts": {"b": 1, "a": [1, 2]}})
+    b = KEY.args_digest({"opts": {"a": [1, 2], "b": 1}, "path": "/etc/passwd"})
     assert a == b
-    assert re.fullmatch(r"sha256:[0-9a-f]{64}", a)
-    assert args_digest({"path": "/etc/shadow"}) != a
-    assert args_digest(None) == "sha256:74234e98afe7498fb5daf1f36ac2d78acc339464f950703b8c019892f982b90b"
+    assert re.fullmatch(r"hmac-sha256:[0-9a-f]{64}", a)
+    assert KEY.args_digest({"path": "/etc/shadow"}) != a
+    assert KEY.args_digest(None) == "hmac-sha256:5f7f0a98b5eaf886d0f1c07c74e921e01e075093045a0f9b74c02fb610cded1d"
 
 
 # ---- rotation ---------------------------------------------------------------------------------------------------
@@ -80,18 +95,18 @@ def test_args_digest_is_stable_across_key_order_and_hides_the_arguments() -> Non
 
 def test_rotation_keeps_n_files_and_the_chain_continues_across_them(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
-    with AuditLog(path, rotate_bytes=2000, keep=3) as log:
+    with AuditLog(path, key=KEY, rotate_bytes=2000, keep=3) as log:
         for i in range(100):
             log.write(_call("t__x", i=i))
     files = log_files(path)
     assert [f.name for f in files] == ["audit.3.jsonl", "audit.2.jsonl", "audit.1.jsonl", "audit.jsonl"]
-    seen = [e["i"] for e in read_events(path)]
+    seen = [e["i"] for e in read_events(path) if e["event"] != HEAD_EVENT]
     assert seen == list(range(seen[0], 100))  # the oldest were dropped, the rest in order
     first_of_live = orjson.loads(path.read_bytes().splitlines()[0])
-    assert first_of_live["prev"] == line_hash(files[-2].read_bytes().splitlines()[-1])
-    report = verify(path)
+    assert first_of_live["prev"] == link_of(files[-2].read_bytes().splitlines()[-1])
+    report = verify(path, [KEY])
     assert report.ok, report.problems
-    assert report.events == len(seen)
+    assert report.events == len(seen) + len(files)  # a head starts each file
     assert report.notes  # the chain starts mid-way: older files were rotated away
 
 
@@ -120,18 +135,18 @@ def test_read_events_skips_and_counts_unparseable_lines(tmp_path: Path) -> None:
 
 def test_a_line_cut_short_by_a_crash_stays_on_its_own_line_and_verify_notes_it_as_a_crash(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
-    with AuditLog(path) as log:
+    with AuditLog(path, key=KEY) as log:
         log.write(_call("a"))
     with path.open("ab") as f:
         f.write(b'{"event":"tool_call","cut')  # what a writer killed inside a short write would leave
-    with AuditLog(path) as log:
+    with AuditLog(path, key=KEY) as log:
         log.write(_call("b"))
     lines = path.read_bytes().splitlines()
-    assert len(lines) == 3
-    assert orjson.loads(lines[2])["seq"] == 2
-    report = verify(path)
-    assert report.ok  # the next event chained to the cut line as written: a crash, not an edit
-    assert [note for note in report.notes if ":2: " in note and "cut short" in note]
+    assert len(lines) == 4  # head, a, the cut line, b: no new head, the segment goes on
+    assert orjson.loads(lines[3])["seq"] == 3
+    report = verify(path, [KEY])
+    assert report.ok, report.problems  # the next event chained to the cut line as written: a crash, not an edit
+    assert [note for note in report.notes if ":3: " in note and "cut short" in note]
 
 
 # ---- failure ----------------------------------------------------------------------------------------------------
@@ -172,10 +187,10 @@ def test_observers_see_each_written_event_and_cannot_break_the_log(tmp_path: Pat
     def broken(event: Any) -> None:
         raise RuntimeError("observer bug")
 
-    with AuditLog(tmp_path / "audit.jsonl", observers=[broken, seen.append]) as log:
+    with AuditLog(tmp_path / "audit.jsonl", key=KEY, observers=[broken, seen.append]) as log:
         written = log.write(_call("x"))
-    assert seen == [written]
-    assert written is not None and written["seq"] == 1
+    assert seen == [written]  # not the head record: the log writes that for itself
+    assert written is not None and written["seq"] == 2
 
 
 # ---- concurrency and crashes ------------------------------------------------------------------------------------
@@ -184,10 +199,12 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
+    from mcpmux.audit.key import AuditKey
     from mcpmux.audit.log import AuditLog
 
     path, writer, count, rotate = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    log = AuditLog(Path(path), rotate_bytes=rotate, keep=1000)
+    key = AuditKey(bytes.fromhex(sys.argv[5]), "file", "the test key")
+    log = AuditLog(Path(path), key=key, rotate_bytes=rotate, keep=1000)
     i = 0
     while count < 0 or i < count:
         log.write({"event": "tool_call", "writer": writer, "i": i, "pad": "x" * (i % 7 * 1500)})
@@ -199,7 +216,7 @@ WRITER = textwrap.dedent(
 
 
 def _writer(path: Path, name: str, count: int, rotate: int = 0) -> subprocess.Popen[bytes]:
-    args = [sys.executable, "-c", WRITER, str(path), name, str(count), str(rotate)]
+    args = [sys.executable, "-c", WRITER, str(path), name, str(count), str(rotate), KEY.secret.hex()]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -211,19 +228,21 @@ def test_concurrent_writer_processes_lose_no_event_and_keep_one_valid_chain(tmp_
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err.decode()
     stats = ReadStats()
-    seen = Counter((event["writer"], event["i"]) for event in read_events(path, stats))
+    seen = Counter((event["writer"], event["i"]) for event in read_events(path, stats) if "writer" in event)
     assert stats.skipped == 0
     assert len(seen) == 2000
     assert set(seen.values()) == {1}
-    assert [e["seq"] for e in read_events(path)] == list(range(1, 2001))
-    report = verify(path)
+    seqs = [e["seq"] for e in read_events(path)]
+    assert seqs == list(range(1, len(seqs) + 1))
+    report = verify(path, [KEY])
     assert report.ok, report.problems[:5]
+    assert [s.key for s in report.segments] == [KEY.description]  # one key: one segment, across every file
     assert (len(report.files) > 1) == bool(rotate_bytes)
 
 
 def test_concurrent_threads_share_one_log_without_breaking_the_chain(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
-    log = AuditLog(path)
+    log = AuditLog(path, key=KEY)
 
     def write(writer: int) -> None:
         for i in range(300):
@@ -235,8 +254,8 @@ def test_concurrent_threads_share_one_log_without_breaking_the_chain(tmp_path: P
     for thread in threads:
         thread.join(timeout=60)
     log.close()
-    assert len({(e["writer"], e["i"]) for e in read_events(path)}) == 2400
-    assert verify(path).ok
+    assert len({(e["writer"], e["i"]) for e in read_events(path) if "writer" in e}) == 2400
+    assert verify(path, [KEY]).ok
 
 
 def test_sigkill_during_load_loses_no_completed_event_and_the_chain_verifies(tmp_path: Path) -> None:
@@ -258,10 +277,10 @@ def test_sigkill_during_load_loses_no_completed_event_and_the_chain_verifies(tmp
     for proc in steady:
         proc.communicate(timeout=120)
     # A survivor writes after the kill, so the victim's last line is chained to and checked.
-    with AuditLog(path) as log:
+    with AuditLog(path, key=KEY) as log:
         log.write({"event": "after_kill"})
     victim_events = {e["i"] for e in read_events(path) if e.get("writer") == "victim"}
     assert set(completed) <= victim_events
-    report = verify(path)
+    report = verify(path, [KEY])
     assert report.ok, report.problems[:5]
-    assert report.events == len(victim_events) + 600 + 1
+    assert report.events == len(victim_events) + 600 + 1 + 1  # and the head

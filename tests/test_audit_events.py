@@ -1,15 +1,26 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from mcpmux.audit import events as ev
-from mcpmux.audit.events import MAX_FIELD_CHARS, catalog_changed, record_arguments, tool_call_event, tool_fingerprint
-from mcpmux.audit.log import AuditLog, args_digest
+from mcpmux.audit.events import (
+    MAX_FIELD_CHARS,
+    ErrorText,
+    call_error,
+    catalog_changed,
+    record_arguments,
+    tool_call_event,
+    tool_fingerprint,
+)
+from mcpmux.audit.log import AuditLog
 from mcpmux.secrets.redact import Redactor
+from tests.audit_helpers import KEY, OTHER_KEY
 
 SECRET = "ghp_abcdefghijklmnop1234567890"
 REDACTOR = Redactor({"github-pat": SECRET})
@@ -20,7 +31,7 @@ ARGS = {"repo": "x", "headers": {"Authorization": f"Bearer {SECRET}"}, "list": [
     ("mode", "expected"),
     [
         ("none", None),
-        ("digest", args_digest(ARGS)),
+        ("digest", KEY.args_digest(ARGS)),
         (
             "redacted",
             {
@@ -33,7 +44,70 @@ ARGS = {"repo": "x", "headers": {"Authorization": f"Bearer {SECRET}"}, "list": [
     ],
 )
 def test_record_arguments_follows_the_arguments_policy(mode: ev.ArgsMode, expected: Any) -> None:
-    assert record_arguments(ARGS, mode, REDACTOR) == expected
+    assert record_arguments(ARGS, mode, REDACTOR, KEY) == expected
+
+
+def test_a_digest_is_keyed_so_hashing_a_guessed_value_cannot_confirm_it() -> None:
+    guess = {"path": "/home/alice/taxes-2025.pdf"}
+    digest = record_arguments(guess, "digest", key=KEY)
+    canonical = orjson.dumps(guess, option=orjson.OPT_SORT_KEYS)
+    assert hashlib.sha256(canonical).hexdigest() not in digest  # the old, plain `sha256:` digest
+    assert digest.startswith("hmac-sha256:") and len(digest) == len("hmac-sha256:") + 64
+    assert digest == record_arguments({"path": "/home/alice/taxes-2025.pdf"}, "digest", key=KEY)  # still comparable
+    assert digest != record_arguments(guess, "digest", key=OTHER_KEY)
+    assert record_arguments({"path": "/etc/shadow"}, "digest", key=KEY) != digest
+
+
+def test_without_a_key_a_digest_is_not_recorded_at_all() -> None:
+    assert record_arguments(ARGS, "digest") is None
+
+
+VALUE = "acct-4417-9921-0032"
+"""An argument value that must appear nowhere in an event recorded under `none` or `digest`."""
+
+ERRORS: list[str | ErrorText] = [
+    ErrorText(
+        f"tool 'bank__pay' is not allowed: argument 'account' = \"{VALUE}\" does not match pattern ^x$ "
+        "(policy.rules[0].args.account.pattern)",
+        "tool 'bank__pay' is not allowed",
+    ),
+    call_error("bank", "pay", {"code": -32602, "message": f"unknown account {VALUE}"}),
+    ErrorText(f"cancelled: the user saw {VALUE}", None),
+    f"a message from somewhere that quotes {VALUE}",
+]
+
+
+@pytest.mark.parametrize("mode", ["none", "digest"])
+@pytest.mark.parametrize("error", ERRORS, ids=["policy refusal", "downstream error", "host cancel", "plain text"])
+def test_without_recorded_values_no_argument_value_appears_anywhere_in_the_event_error_included(
+    mode: ev.ArgsMode, error: str | ErrorText
+) -> None:
+    event = tool_call_event(
+        **{"exposed": "bank__pay", "server": "bank", "tool": "pay", "decision": "denied", "rule": None},
+        outcome="denied",
+        duration_ms=0.0,
+        arguments={"account": VALUE},
+        args_mode=mode,
+        key=KEY,
+        error=error,
+    )
+    assert VALUE not in orjson.dumps(event).decode()
+    if isinstance(error, ErrorText) and error.bare is not None:
+        assert event["error"] == error.bare
+
+
+def test_a_downstream_error_keeps_its_code_and_redacted_mode_records_the_whole_text() -> None:
+    error = call_error("bank", "pay", {"code": -32602, "message": f"unknown account {VALUE}"})
+    assert error.bare == "server 'bank' failed tool 'pay' (JSON-RPC error code -32602)"
+    event = tool_call_event(
+        **{"exposed": "bank__pay", "server": "bank", "tool": "pay", "decision": "allowed", "rule": None},
+        outcome="error",
+        duration_ms=0.0,
+        arguments={"account": VALUE},
+        args_mode="redacted",
+        error=error,
+    )
+    assert event["error"] == f"server 'bank' failed tool 'pay': unknown account {VALUE} (code -32602)"
 
 
 def test_no_secret_value_reaches_any_event_in_redacted_mode(tmp_path: Path) -> None:
@@ -82,7 +156,7 @@ def test_long_arguments_and_errors_are_cut_and_the_event_says_so() -> None:
     short = tool_call_event(
         exposed="a__b", server="a", tool="b", decision="allowed", rule=None, outcome="ok", duration_ms=1, arguments={}
     )
-    assert short["truncated"] is False and short["args"] == args_digest({})
+    assert short["truncated"] is False and short["args"] is None  # digest, but no key: nothing guessable
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import subprocess
 import sys
 import urllib.parse
@@ -13,10 +14,11 @@ from typing import Any
 
 import anyio
 import mcp_types as types
+import orjson
 import pytest
 from mcp import ClientSession, stdio_client
 
-from mcpmux.audit.log import args_digest
+from mcpmux.audit.key import keyring_key
 from mcpmux.secrets.store import KeyringStore
 from tests.conftest import REPO, fixture_server_toml, host_session, serve_params
 from tests.e2e_helpers import ListChanged, audit_events
@@ -34,6 +36,13 @@ def text_of(result: types.CallToolResult) -> str:
 
 def calls(home: Path) -> list[dict[str, Any]]:
     return audit_events(home, "tool_call")
+
+
+def args_digest(arguments: Any) -> str:
+    """The digest `serve` records, under the audit key it made in this run's keyring."""
+    key = keyring_key(create=False)
+    assert key is not None, "serve made no audit key in the keyring"
+    return key.args_digest(arguments)
 
 
 @pytest.fixture
@@ -73,6 +82,30 @@ async def test_the_default_and_digest_record_the_arguments_digest_and_none_recor
     (event,) = calls(mcpmux_home)
     assert (event["exposed"], event["outcome"]) == ("alpha__echo", "ok")
     assert event["args"] == expected(arguments)
+    # Whoever reads the log cannot confirm a guess of the arguments by hashing it.
+    guess = hashlib.sha256(orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    assert guess not in (mcpmux_home / "audit.jsonl").read_text()
+
+
+@pytest.mark.parametrize("mode", ["none", "digest"])
+async def test_an_argument_a_policy_refusal_quotes_reaches_the_host_but_not_the_log(
+    write_profile: WriteProfile, mcpmux_home: Path, mode: str
+) -> None:
+    account = f"acct-{uuid.uuid4().hex}"
+    profile = write_profile(
+        fixture_server_toml("alpha")
+        + '[[policy.rules]]\ntools = ["alpha__echo"]\neffect = "allow"\n'
+        + '[policy.rules.args]\ntext = { pattern = "^hello$" }\n'
+        + f'[audit]\nargs = "{mode}"\n'
+    )
+    with anyio.fail_after(60):
+        async with host_session(profile) as host:
+            refused = await host.call_tool("alpha__echo", {"text": account})
+    assert refused.is_error and account in text_of(refused)  # the host learns which value broke the rule
+    (event,) = calls(mcpmux_home)
+    assert (event["outcome"], event["rule"]) == ("denied", "policy.rules[0].args.text.pattern")
+    assert event["error"] == "tool 'alpha__echo' is not allowed"
+    assert account not in (mcpmux_home / "audit.jsonl").read_text()
 
 
 async def test_redacted_args_record_the_values_with_the_servers_secrets_replaced_even_for_refused_calls(
@@ -128,6 +161,13 @@ async def test_saving_a_new_args_mode_applies_to_the_next_call_without_restartin
 # ---- required -----------------------------------------------------------------------------------------------------
 
 
+async def call_recorded(home: Path, count: int) -> None:
+    """Wait (bounded) until the log holds `count` tool_call events: serve answers a call, then records it."""
+    with anyio.fail_after(10):
+        while len(audit_events(home, "tool_call")) < count:
+            await anyio.sleep(0.01)  # another process's file: nothing to wait on but its content
+
+
 def break_the_log(home: Path) -> Path:
     """Put a directory where `audit.jsonl` is: every append fails, for root too (chmod would not stop root)."""
     log = home / "audit.jsonl"
@@ -149,6 +189,7 @@ async def test_a_required_audit_log_that_cannot_be_written_refuses_the_next_call
         ):
             await host.initialize()
             first = await host.call_tool("alpha__echo", {"text": "audited"})
+            await call_recorded(mcpmux_home, 1)  # the answer is written before its event: wait for the event
             log = break_the_log(mcpmux_home)
             # This call's own append is what fails: it has already run and cannot be taken back.
             ran = await host.call_tool("alpha__echo", {"text": "ran, unaudited"})
@@ -183,6 +224,7 @@ async def test_an_audit_log_that_is_not_required_lets_calls_through_while_it_can
     with anyio.fail_after(60):
         async with host_session(profile) as host:
             await host.call_tool("alpha__echo", {"text": "audited"})
+            await call_recorded(mcpmux_home, 1)
             log = break_the_log(mcpmux_home)
             results = [await host.call_tool("alpha__echo", {"text": f"unaudited {n}"}) for n in range(3)]
             log.rmdir()

@@ -161,7 +161,7 @@ async def test_every_call_is_audited_with_decision_and_outcome_but_no_argument_v
         ("nope__nothing", "unknown", "unknown"),
     ]
     assert all(e["host"] == "mcp" and e["profile"] == "test" for e in calls)
-    assert all(e["args"].startswith("sha256:") for e in calls)
+    assert all(e["args"].startswith("hmac-sha256:") for e in calls)
     assert "a-distinctive-argument" not in (mcpmux_home / "audit.jsonl").read_text()
 
 

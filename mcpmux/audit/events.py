@@ -1,11 +1,11 @@
-"""The audit event schema (version 1) and constructors for every event mcpmux writes.
+"""The audit event schema (versions 1 and 2) and constructors for every event mcpmux writes.
 
 Every line is one JSON object. `AuditLog.write` adds the envelope; the constructors here
 build the rest, so the schema lives in one place. Readers tolerate extra keys.
 
 Envelope (every event)::
 
-    v        1                              schema version
+    v        2 (keyed) or 1 (unkeyed)       schema version
     id       "0190f3c2a1b4…" (32 hex)       unique, sorts by creation time
     ts       "2026-11-25T13:57:19.778Z"     UTC, milliseconds
     event    "tool_call" | a lifecycle event below
@@ -13,7 +13,8 @@ Envelope (every event)::
     profile, profile_hash                   the profile's name and sha256 of its file (the bytes parsed)
     host, host_version                      the host's clientInfo (once it has said hello)
     seq      1, 2, …                        position in the chain (continues across rotation)
-    prev     sha256 hex of the previous line's exact bytes ("0"*64 for the first event)
+    prev     the previous line's `mac` (or sha256 of its bytes if it has none); "0"*64 for the first
+    mac      (v2) HMAC-SHA256 of this line without `mac`, under the audit key (`chain.py`)
 
 `tool_call`, one per `tools/call`, written when the call is over (even if cancelled)::
 
@@ -24,12 +25,18 @@ Envelope (every event)::
     outcome                  ok | tool_error (the tool returned is_error) | denied | unknown | error
                              | timeout | cancelled | unavailable (the downstream is not running)
     duration_ms              from the host's request to the answer (0 for refusals)
-    args                     per the profile's `[audit] args`: null (`none`), "sha256:…" (`digest`, the
-                             default), or the arguments with the server's secret values replaced (`redacted`;
-                             the digest when it cannot redact, see `args_mode_for`)
-    error                    a short, redacted message, or null
+    args                     per the profile's `[audit] args`: null (`none`), "hmac-sha256:…" keyed with the
+                             audit key (`digest`, the default; null when there is no key), or the arguments
+                             with the server's secret values replaced (`redacted`; the digest when it cannot
+                             redact, see `args_mode_for`)
+    error                    a short, redacted message, or null. Under `none` and `digest` only mcpmux's own
+                             words without any value from the call (`ErrorText.bare`): no argument a refusal
+                             quotes, no message a downstream or the host wrote
     result_bytes             size of the downstream's reply line
     truncated                true when `args` or `error` was cut to fit `MAX_FIELD_CHARS`
+
+`audit_head`, written by the log itself at the start of each keyed segment (`chain.py`): reason
+(new | rotated | key), key (keyring | file), key_id, nonce, oldest_seq (rotated).
 
 Lifecycle events: `serve_start` (pid, version, profile_files: every file the profile was read from,
 its own first → sha256 of the bytes parsed), `serve_stop` (pid, reason), `downstream_start`
@@ -42,11 +49,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
 
-from mcpmux.audit.log import args_digest
+from mcpmux.audit.key import AuditKey
 from mcpmux.profile.model import AuditArgsMode
 from mcpmux.secrets.redact import Redactor
 
@@ -108,17 +116,58 @@ def args_mode_for(mode: ArgsMode, redactor: Redactor | None, secret_names: tuple
     return "redacted" if secret_names is not None and redactor else "digest"
 
 
-def record_arguments(arguments: Any, mode: ArgsMode, redactor: Redactor | None = None) -> Any:
+def record_arguments(
+    arguments: Any, mode: ArgsMode, redactor: Redactor | None = None, key: AuditKey | None = None
+) -> Any:
     """What the audit log records of a call's arguments under `mode`.
 
-    `none` → None; `digest` → `sha256:…` of the canonical JSON; `redacted` → the arguments with every
-    string (keys too) passed through `redactor`, so no secret value it knows reaches the log.
+    `none` → None; `digest` → `hmac-sha256:…` of the canonical JSON under `key` (None without a key: a
+    plain hash would let anyone confirm a guessed value); `redacted` → the arguments with every string
+    (keys too) passed through `redactor`, so no secret value it knows reaches the log.
     """
     if mode == "none":
         return None
     if mode == "digest":
-        return args_digest(arguments)
+        return key.args_digest(arguments) if key is not None else None
     return _redact(arguments, redactor) if redactor else arguments
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorText:
+    """A call's error as the host was told it (`full`), and in mcpmux's own words alone (`bare`).
+
+    `bare` holds no value from the call's arguments, nor text a downstream or the host wrote (None:
+    nothing to say beyond the outcome). The log records `bare` unless the profile records values.
+    """
+
+    full: str
+    bare: str | None
+
+    @classmethod
+    def same(cls, text: str) -> ErrorText:
+        """A text made of mcpmux's own words alone (names, rule keys, paths of its files)."""
+        return cls(text, text)
+
+
+def call_error(server: str, tool: str, error: Any) -> ErrorText:
+    """A downstream's JSON-RPC error answer to a call: its message may echo the arguments, its code cannot."""
+    failed = f"server '{server}' failed tool '{tool}'"
+    obj: dict[str, Any] | None = error if isinstance(error, dict) else None  # pyright: ignore[reportUnknownVariableType]
+    if obj is None:
+        return ErrorText(f"{failed}: {error}", failed)
+    code = obj.get("code")
+    bare = f"{failed} (JSON-RPC error code {code})" if isinstance(code, int) and not isinstance(code, bool) else failed
+    return ErrorText(f"{failed}: {obj.get('message')} (code {code})", bare)
+
+
+def error_for_log(error: str | ErrorText | None, mode: ArgsMode) -> str | None:
+    """The `error` a `tool_call` event records under `mode`: `full` for `redacted`, else `bare`.
+
+    A plain string has no known bare form, so outside `redacted` it is left out: fail closed.
+    """
+    if error is None or isinstance(error, str):
+        return error if mode == "redacted" or error is None else f"not recorded (audit.args = {mode!r})"
+    return error.full if mode == "redacted" else error.bare
 
 
 def _redact(value: Any, redactor: Redactor) -> Any:
@@ -155,15 +204,17 @@ def tool_call_event(
     arguments: Any,
     args_mode: ArgsMode = "digest",
     redactor: Redactor | None = None,
-    error: str | None = None,
+    key: AuditKey | None = None,
+    error: str | ErrorText | None = None,
     result_bytes: int = 0,
     **context: Any,
 ) -> dict[str, Any]:
-    """One `tool_call` event; `error` is redacted too. `context` adds fields (say `profile`, `host`)."""
-    args, args_cut = _cut(record_arguments(arguments, args_mode, redactor))
-    if error is not None and redactor:
-        error = redactor.redact_text(error)
-    error, error_cut = _cut(error)
+    """One `tool_call` event; `error` per `error_for_log`, redacted too. `context` adds fields (`profile`, `host`)."""
+    args, args_cut = _cut(record_arguments(arguments, args_mode, redactor, key))
+    text = error_for_log(error, args_mode)
+    if text is not None and redactor:
+        text = redactor.redact_text(text)
+    text, error_cut = _cut(text)
     return {
         "event": "tool_call",
         **context,
@@ -175,7 +226,7 @@ def tool_call_event(
         "outcome": outcome,
         "duration_ms": round(duration_ms, 3),
         "args": args,
-        "error": error,
+        "error": text,
         "result_bytes": result_bytes,
         "truncated": args_cut or error_cut,
     }

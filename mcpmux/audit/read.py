@@ -1,4 +1,7 @@
-"""Reading the audit log: its files oldest first, every event across rotation, the tail, and a follower."""
+"""Reading the audit log: its files oldest first, every event across rotation, the tail, and a follower.
+
+Also what the writer reads under its lock: a file's last line, its first and last `seq`.
+"""
 
 from __future__ import annotations
 
@@ -174,3 +177,61 @@ def _inode(file: Path) -> int | None:
         return file.stat().st_ino
     except FileNotFoundError:
         return None
+
+
+# ---- what the writer reads under its lock -------------------------------------------------------------------------
+
+
+def last_line(path: Path) -> bytes | None:
+    """The last line of `path` (complete or cut short, without newline); None when the file is empty or absent."""
+    return tail_of(path)[0]
+
+
+def tail_of(path: Path) -> tuple[bytes | None, bool]:
+    """(last line without newline or None, whether the file ends with a newline). Reads 4 KiB, then more."""
+    try:
+        f = path.open("rb", buffering=0)
+    except FileNotFoundError:
+        return None, True
+    with f:
+        pos = f.seek(0, os.SEEK_END)
+        carry = b""
+        block = 4096
+        while pos > 0:
+            start = max(0, pos - block)
+            f.seek(start)
+            carry = f.read(pos - start) + carry
+            pos, block = start, block * 4
+            body = carry[:-1] if carry.endswith(b"\n") else carry
+            cut = body.rfind(b"\n")
+            if cut >= 0 or pos == 0:
+                return body[cut + 1 :], carry.endswith(b"\n")
+        return None, True
+
+
+def seq_of(line: bytes) -> int | None:
+    """The line's `seq` (0 for an event without one), or None when the line is not an event."""
+    event = parse_line(line)
+    if event is None:
+        return None
+    seq = event.get("seq")
+    return seq if isinstance(seq, int) else 0
+
+
+def first_seq(path: Path) -> int | None:
+    """The `seq` of a file's first line, if it is an event with one."""
+    try:
+        with path.open("rb") as f:
+            first = f.readline(1 << 20).rstrip(b"\n")
+    except FileNotFoundError:
+        return None
+    return seq_of(first) or None
+
+
+def last_seq_in(path: Path) -> int:
+    """The last `seq` in a file whose last line is not an event (cut short by a crash): a rare, whole-file scan."""
+    seq = 0
+    with path.open("rb") as f:
+        for raw in f:
+            seq = seq_of(raw.rstrip(b"\n")) or seq
+    return seq

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from mcpmux.cli._console import cell, err_console, out_console, say
+from mcpmux.cli._console import cell, err_console, out_console
 from mcpmux.paths import state_paths
 from mcpmux.printable import printable
 
@@ -197,13 +197,15 @@ def stats_cmd(
 def verify_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object to stdout.")] = False,
 ) -> None:
-    """Check the hash chain: report every edited, removed or reordered line; exit 1 on any."""
+    """Check the keyed chain: report every edited, removed or reordered line, a cut head or tail; exit 1 on any."""
     import orjson
 
+    from mcpmux.audit.key import available_keys
     from mcpmux.audit.verify import verify
 
     path = state_paths().audit_log
-    report = verify(path)
+    keys, key_notes = available_keys(path)
+    report = verify(path, keys, key_notes)
     if as_json:
         body = {
             "ok": report.ok,
@@ -211,19 +213,23 @@ def verify_cmd(
             "events": report.events,
             "problems": [{"file": str(p.file), "line": p.line, "message": p.message} for p in report.problems],
             "notes": report.notes,
+            "segments": [
+                {"key": s.key, "start": s.start, "end": s.end, "first_seq": s.first_seq, "last_seq": s.last_seq}
+                | {"events": s.events}
+                for s in report.segments
+            ],
+            "anchor": report.anchor,
+            "key_notes": key_notes,
         }
         typer.echo(printable(orjson.dumps(body).decode()))
     else:
-        for problem in report.problems:
-            say(str(problem))
-        for note in report.notes:
-            say(f"note: {note}")
+        lines = [str(p) for p in report.problems] + [f"note: {note}" for note in report.notes]
+        lines += [f"segment {segment}" for segment in report.segments]
+        lines += [report.anchor] if report.anchor else []
         verdict = "intact" if report.ok else f"{len(report.problems)} problem(s)"
-        err_console.print(
-            f"{report.events} events in {len(report.files)} file(s) of {path}: chain {verdict}",
-            highlight=False,
-            markup=False,
-        )
+        lines.append(f"{report.events} events in {len(report.files)} file(s) of {path}: chain {verdict}")
+        for line in lines:
+            err_console.print(line, highlight=False, markup=False, soft_wrap=True)
     if not report.ok:
         raise typer.Exit(1)
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
 from mcpmux import wire
+from mcpmux.audit import events as audit_events
+from mcpmux.audit.events import ErrorText
 from mcpmux.catalog.build import Route
 from mcpmux.catalog.uris import expose_result_uris
 from mcpmux.downstream.connection import Downstream
@@ -40,7 +42,7 @@ class CallOwner(Protocol):
         decision: str,
         outcome: str,
         duration_ms: float,
-        error: str | None,
+        error: ErrorText | None,
         result_bytes: int,
         truncated: bool = False,
         *,
@@ -112,8 +114,7 @@ class Call:
             return
         error = message.get("error")
         if error is not None:
-            text = f"server '{self.route.server}' failed tool '{self.route.tool}': {_error_text(error)}"
-            self._answer_error(text, "error")
+            self._answer_error(audit_events.call_error(self.route.server, self.route.tool, error), "error")
             return
         result = wire.as_object(message.get("result")) or {}
         outcome = "tool_error" if result.get("isError") else "ok"
@@ -135,20 +136,22 @@ class Call:
 
     def fail(self, error: DownstreamError) -> None:
         if self._finish():
-            self._answer_error(str(error), "unavailable" if isinstance(error, DownstreamUnavailable) else "error")
+            # mcpmux's words about the server's process or connection, never about this call's arguments.
+            outcome = "unavailable" if isinstance(error, DownstreamUnavailable) else "error"
+            self._answer_error(ErrorText.same(str(error)), outcome)
 
     def on_timeout(self, timeout: float) -> None:
         if self._finish():
             if self.ds is not None:
                 self.ds.abandon(self.rid, "timed out")
             text = f"server '{self.route.server}' did not answer tool '{self.route.tool}' within {timeout:g} s"
-            self._answer_error(text, "timeout")
+            self._answer_error(ErrorText.same(text), "timeout")
 
     def cancel(self, reason: str) -> None:
         if self._finish():
             if self.ds is not None:
                 self.ds.abandon(self.rid, reason)
-            self._audit("cancelled", reason, 0)
+            self._audit("cancelled", ErrorText(reason, None), 0)  # the host's words: recorded with values only
 
     def _finish(self) -> bool:
         if self.finished:
@@ -159,13 +162,12 @@ class Call:
         self.relay.forget(self)
         return True
 
-    def _answer_error(self, text: str, outcome: str) -> None:
-        if self.redactor:
-            text = self.redactor.redact_text(text)
-        self.respond(wire.result_response(self.host_id, wire.tool_error_result(text)))
+    def _answer_error(self, text: ErrorText, outcome: str) -> None:
+        full = self.redactor.redact_text(text.full) if self.redactor else text.full
+        self.respond(wire.result_response(self.host_id, wire.tool_error_result(full)))
         self._audit(outcome, text, 0)
 
-    def _audit(self, outcome: str, error: str | None, size: int) -> None:
+    def _audit(self, outcome: str, error: ErrorText | None, size: int) -> None:
         duration = (time.perf_counter() - self.started) * 1000
         relay, route = self.relay, self.route
         relay.audit_call(
@@ -180,8 +182,3 @@ class Call:
             self.truncated,
             redactor=self.redactor,
         )
-
-
-def _error_text(error: Any) -> str:
-    obj = wire.as_object(error)
-    return f"{obj.get('message')} (code {obj.get('code')})" if obj is not None else str(error)

@@ -20,7 +20,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from mcpmux import wire
-from mcpmux.audit.events import AUDIT_REQUIRED_RULE, args_mode_for, audit_refusal, tool_call_event
+from mcpmux.audit.events import AUDIT_REQUIRED_RULE, ErrorText, args_mode_for, audit_refusal, tool_call_event
 from mcpmux.audit.log import AuditLog
 from mcpmux.catalog.build import INTEGRITY_RULE, Catalog, Route
 from mcpmux.catalog.naming import closest
@@ -65,7 +65,8 @@ class Relay:
             self.supervisor.start_soon(self._call_when_ready, host_id, params, respond, notify, input_caps)
             return
         if route is None:
-            self._refuse(host_id, exposed, arguments, respond, "unknown", self._unknown_text(exposed))
+            text = ErrorText.same(self._unknown_text(exposed))  # the tool the host asked for, and catalog names
+            self._refuse(host_id, exposed, arguments, respond, "unknown", text)
             return
         verdict = route.decision
         state = self.supervisor.live(route.server)
@@ -79,14 +80,15 @@ class Relay:
             if verdict.allowed and checked.arguments is not args:
                 params = {**params, "arguments": checked.arguments}
         if not verdict.allowed:
-            text = f"tool '{exposed}' is not allowed: {verdict.reason}"
+            # The reason may quote the argument that broke a constraint; the rule (a profile key) never does.
+            text = ErrorText(f"tool '{exposed}' is not allowed: {verdict.reason}", f"tool '{exposed}' is not allowed")
             self._refuse(host_id, exposed, arguments, respond, "denied", text, route, verdict.rule)
             return
         if self.audit.failure is not None and self.supervisor.profile.audit.required:  # healthy: one attribute read
             # The log's last append failed. A call whose own append fails has already run and cannot be taken
             # back, so refusals start with the next call. Each refusal's event is tried too (stderr hears once
             # per failure); the first one written ends the refusals.
-            text = audit_refusal(exposed, self.audit.path, self.audit.failure_reason)
+            text = ErrorText.same(audit_refusal(exposed, self.audit.path, self.audit.failure_reason))
             self._refuse(host_id, exposed, arguments, respond, "denied", text, route, AUDIT_REQUIRED_RULE)
             return
         ds = state.downstream if state is not None else None
@@ -188,14 +190,13 @@ class Relay:
         arguments: Any,
         respond: Writer,
         decision: str,
-        text: str,
+        text: ErrorText,
         route: Route | None = None,
         rule: str | None = None,
     ) -> None:
         redactor = self.supervisor.redactor
-        if redactor:
-            text = redactor.redact_text(text)
-        respond(wire.result_response(host_id, wire.tool_error_result(text)))
+        full = redactor.redact_text(text.full) if redactor else text.full
+        respond(wire.result_response(host_id, wire.tool_error_result(full)))
         self.audit_call(exposed, route, arguments, decision, decision, 0.0, text, 0, rule=rule)
 
     # DownstreamEvents: the relay hears progress; catalogs and requests are the front's
@@ -229,7 +230,7 @@ class Relay:
         decision: str,
         outcome: str,
         duration_ms: float,
-        error: str | None,
+        error: ErrorText | None,
         result_bytes: int,
         truncated: bool = False,
         *,
@@ -252,6 +253,7 @@ class Relay:
             arguments=arguments,
             args_mode=mode,
             redactor=redactor,
+            key=self.audit.key,
             error=error,
             result_bytes=result_bytes,
             host=self.host.name,

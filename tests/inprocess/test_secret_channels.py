@@ -1,4 +1,5 @@
-"""Every secret of the running profile is redacted on every channel a person or the host reads."""
+"""Every secret of the running profile is redacted on every channel a person or the host reads: the host's wire,
+local calls, the audit log, mcpmux's log records and `mcpmux status`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import orjson
 import pytest
 
 from mcpmux.gateway import status_report
+from tests.e2e_helpers import audit_events
 from tests.inprocess.scripted import Replies, ScriptedServer, ToolCall, gateway_of
 
 pytestmark = pytest.mark.anyio
@@ -34,6 +36,9 @@ async def test_a_start_failure_echoing_a_secret_reaches_status_and_the_log_redac
     assert "token [redacted:BETA_TOKEN] was rejected" in beta["last_error"]
     assert "[redacted:BETA_TOKEN]" in logged
     assert VALUE not in orjson.dumps(status).decode() + logged
+    [failed] = audit_events(mcpmux_home, "downstream_failed")
+    assert "token [redacted:BETA_TOKEN] was rejected" in failed["error"]
+    assert VALUE not in (mcpmux_home / "audit.jsonl").read_text()
 
 
 async def test_a_secret_sent_back_by_another_server_is_redacted_from_a_local_call_too(
