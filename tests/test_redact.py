@@ -1,4 +1,4 @@
-"""Redaction of the spellings JSON writers produce, on every path the redactor takes."""
+"""Redaction of the spellings JSON writers produce, on every path the redactor takes, and before a result is cut."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import json
 import orjson
 import pytest
 
+from mcpmux import wire
+from mcpmux.relay.shape import truncate_response
 from mcpmux.secrets.redact import Redactor
 
 SECRET = "tok/&<é>" + "0123456789abcdef" * 2  # '/', '&', '<', '>' and 'é' are what writers escape differently
@@ -83,3 +85,13 @@ def test_a_ten_megabyte_result_dense_with_anchors_is_redacted_through_a_parse() 
 def test_bytes_that_are_not_json_are_still_redacted() -> None:
     line = b"not json: " + escaped(SECRET).encode() + b" {"
     assert Redactor({"api": SECRET}).redact_bytes(line) == f"not json: {MARKER} {{".encode()
+
+
+def test_a_result_cut_inside_a_secret_keeps_no_part_of_it() -> None:
+    # truncate_result keeps 1024 - 512 - 64 = 448 bytes of the text: here all of the secret but its last character.
+    before = "x" * (448 - len(SECRET.encode()) + 1)
+    text = before + SECRET + "y" * 2000
+    line = wire.result_response("mcpmux-1", {"content": [{"type": "text", "text": text}]})
+    result = truncate_response(line, orjson.loads(line), Redactor({"api": SECRET}), 1024, server="alpha")
+    assert SECRET[:8] not in orjson.dumps(result).decode()
+    assert result["content"][0]["text"].startswith(before + MARKER)

@@ -187,3 +187,22 @@ async def test_a_secret_written_with_every_character_u_escaped_on_the_wire_reach
         async with host_session(profile) as host:
             result = await host.call_tool("alpha__echo", {"text": f"it is {value}."})
     assert result.content[0].model_dump()["text"] == f"it is [redacted:{name}]."
+
+
+async def test_a_result_cut_at_max_output_bytes_inside_a_secret_leaves_no_part_of_it(
+    write_profile: WriteProfile, stored_secret: tuple[str, str]
+) -> None:
+    name, value = stored_secret
+    profile = write_profile(
+        fixture_server_toml("alpha", env=f'{{ API_TOKEN = {{ secret = "{name}" }} }}', max_output_bytes="1024")
+    )
+    # mcpmux keeps 1024 - 512 - 64 = 448 bytes of the text: all of the secret but its last character.
+    before = 448 - (len(value) - 1)
+    with anyio.fail_after(60):
+        async with host_session(profile) as host:
+            result = await host.call_tool("alpha__echo", {"text": "x" * before + value + "y" * 2000})
+    text = result.content[0].model_dump()["text"]
+    assert text.startswith("x" * before + f"[redacted:{name}]")
+    assert "over its max_output_bytes of 1024" in result.content[-1].model_dump()["text"]
+    dumped = json.dumps(result.model_dump(mode="json"))
+    assert value[:8] not in dumped
