@@ -90,6 +90,7 @@ def spellings(value: str) -> dict[str, Callable[[Draw], str]]:
         "url-random": lambda draw: draw(url_escaped(value)),
         # JSON text holding the value JSON-escaped (a tool's dict result holding JSON from elsewhere)
         "nested": lambda draw: json.dumps(draw(json_escaped(value, must=True)), ensure_ascii=draw(st.booleans()))[1:-1],
+        "nested-random": lambda draw: draw(json_escaped(draw(json_escaped(value, must=True)), must=True)),
     }
 
 

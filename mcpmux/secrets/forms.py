@@ -36,6 +36,9 @@ _SHORT = {'"': '"', "\\": "\\", "/": "/", "\b": "b", "\f": "f", "\n": "n", "\r":
 _STRUCTURE = frozenset("0123456789+-.eE \t\n\r{}[],:truefalsn")
 """What raw JSON holds outside strings; escapes (all start with `\\`, `%`) never occur there, `+` does (`1e+5`)."""
 
+_ESCAPE_CHARACTERS = "\\u%0123456789abcdefABCDEF"
+"""What `\\uXXXX` and `%XX` escapes are written with."""
+
 LONGEST_SPELLING = 12
 """Characters in the longest spelling of one character: a surrogate pair, or four `%XX`."""
 
@@ -60,8 +63,8 @@ def _alnum(c: str) -> bool:
 def _fixed(c: str) -> bool:
     """Whether only a hex escape (`\\uXXXX`, `%XX`) can change `c`, and no common writer writes one for it.
 
-    JSON writers escape non-ASCII (`ensure_ascii`, PHP), `<>&` (Go, Gson, .NET), `'=` (Gson) and `+` (.NET);
-    URL writers `%` in URLs of URLs; these, like characters with other spellings, break fragments instead.
+    JSON writers escape non-ASCII (`ensure_ascii`, PHP), `<>&` (Go, Gson, .NET), `'=` (Gson) and `+` (.NET),
+    URL writers `%` (a URL inside a URL): these, like characters with other spellings, break fragments instead.
     """
     return "!" <= c <= "~" and c not in "\"\\/<>&'=+%`"
 
@@ -135,19 +138,17 @@ class Form:
         return {c for p in (*self.positions, *self.padding) for c in p}
 
 
-def anchor_regexes(forms: list[Form], *, raw_json: bool) -> list[str]:
+def anchor_regexes(forms: list[Form]) -> list[str]:
     """The hex escapes of fragment characters: a spelling that does not hold its fragment verbatim holds one.
 
-        In raw JSON a text's `\\u0041` or `%40` may itself be escaped (`\\u005cu0041`, `\\u0025...`), so
-        there the escapes' own characters count too. Each regex starts with a literal character (a backslash, a
-    `%`), so it scans fast; the first character of the regex's text is that character.
+    Where JSON holds that spelling (raw JSON, or JSON text inside a text), an escape's own characters may be
+    escaped in turn (`\\u005cu0041`, `\\u0025...`), so those count too. Each regex starts with a literal
+    character (a backslash, a `%`), so it scans fast; the regex's text starts with that character.
     """
     fixed = {c for form in forms for c in form.fragment()}
     octets = {f"{ord(c):02x}" for c in fixed if not _alnum(c)}
-    if raw_json:
-        fixed |= set("\\u%0123456789abcdefABCDEF")
-    out = ["\\\\u" + _trie({f"{ord(c):04x}" for c in fixed})] if fixed else []
-    return out + (["%" + _trie(octets)] if octets else [])
+    fixed |= set(_ESCAPE_CHARACTERS)
+    return ["\\\\u" + _trie({f"{ord(c):04x}" for c in fixed})] + (["%" + _trie(octets)] if octets else [])
 
 
 def _trie(words: set[str]) -> str:

@@ -63,9 +63,9 @@ class Redactor:
         # A form without a fragment has no cheap necessary condition: then every input is scanned whole.
         self._fragments = sorted(fragments) if all(fragments) else None
         self._raw_fragments = [f.encode() for f in self._fragments] if self._fragments else None
-        # (first character, regex) of each anchor
-        self._anchors = [(a[:1], re.compile(a)) for a in anchor_regexes(every, raw_json=False)]
-        self._raw_anchors = [(a[:1].encode(), re.compile(a.encode())) for a in anchor_regexes(every, raw_json=True)]
+        anchors = anchor_regexes(every)  # with the character each starts with, found at memchr speed
+        self._anchors = [(a[:1], re.compile(a)) for a in anchors]
+        self._raw_anchors = [(a[:1].encode(), re.compile(a.encode())) for a in anchors]
         # No match is longer than the reach, so one that holds an anchor lies within it; the margin lets a window's
         # JSON text start decoding at a whole escape.
         self._reach = max(map(len, every), default=0) * LONGEST_SPELLING * _ESCAPED**NESTED + 64
