@@ -10,9 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
 pytest_plugins = ["tests.conftest_keyring"]
+
+# Property tests run the same examples on every machine, so CI never fails on a draw nobody can repeat;
+# `HYPOTHESIS_PROFILE=explore pytest` draws afresh (and more) to look for new counterexamples.
+settings.register_profile("mcpmux", derandomize=True, database=None, deadline=None)
+settings.register_profile("explore", max_examples=2000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "mcpmux"))
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FIXTURE_SERVER = FIXTURES / "fixture_server.py"

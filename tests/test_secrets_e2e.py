@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -87,11 +88,12 @@ async def test_no_form_of_a_secret_reaches_the_host_in_results_errors_progress_o
         "urlsafe_base64": marker,
         "url": marker,
         "json": f'"{marker}"',
+        **dict.fromkeys(("u_lower", "u_upper", "u_every_other", "go"), marker),
     }
     assert from_template["structured_content"]["plain"] == f"Bearer {marker}"
     assert f"plain: {marker}" in seen  # progress messages come through, redacted
     assert error["is_error"] is True
-    assert error["content"][0]["text"].count(marker) == 5
+    assert error["content"][0]["text"].count(marker) == 9
     assert echoed["content"][0]["text"] == f"the host itself sent {marker}"
     state = _state_texts(mcpmux_home)
     assert any(p.endswith("audit.jsonl") for p in state), list(state)
@@ -155,3 +157,52 @@ def test_a_dict_result_serialised_to_text_has_its_json_escaped_secret_redacted()
     redactor = Redactor({"db": value})
     assert redactor.redact_text(as_text) == '{"plain": "[redacted:db]"}'
     assert redactor.redact_text(json.dumps({"plain": value})) == '{"plain": "[redacted:db]"}'
+
+
+async def test_a_secret_a_downstream_returns_u_escaped_in_either_hex_case_reaches_the_host_as_the_marker(
+    write_profile: WriteProfile, stored_secret: tuple[str, str]
+) -> None:
+    name, value = stored_secret
+    profile = write_profile(fixture_server_toml("alpha", env=f'{{ API_TOKEN = {{ secret = "{name}" }} }}'))
+    with anyio.fail_after(60):
+        async with host_session(profile) as host:
+            result = await host.call_tool("alpha__leak_env", {"name": "API_TOKEN"})
+    keys = ("u_lower", "u_upper", "u_every_other", "go")
+    assert {k: (result.structured_content or {})[k] for k in keys} == dict.fromkeys(keys, f"[redacted:{name}]")
+    # The text content is the dict as JSON text: the escapes escaped once more, and redacted there too.
+    dumped = json.dumps(result.model_dump(mode="json"))
+    assert value[8:] not in dumped and value[8:].upper() not in dumped  # nor the tail (its hex) in any case
+
+
+async def test_a_secret_written_with_every_character_u_escaped_on_the_wire_reaches_the_host_as_the_marker(
+    write_profile: WriteProfile, stored_secret: tuple[str, str]
+) -> None:
+    name, value = stored_secret
+    faulty = Path(__file__).parent / "fixtures" / "faulty_server.py"
+    profile = write_profile(
+        f'[servers.alpha]\ncommand = "{sys.executable}"\nargs = ["{faulty}", "--escape-results"]\n'
+        f'env = {{ API_TOKEN = {{ secret = "{name}" }} }}\n'
+    )
+    with anyio.fail_after(60):
+        async with host_session(profile) as host:
+            result = await host.call_tool("alpha__echo", {"text": f"it is {value}."})
+    assert result.content[0].model_dump()["text"] == f"it is [redacted:{name}]."
+
+
+async def test_a_result_cut_at_max_output_bytes_inside_a_secret_leaves_no_part_of_it(
+    write_profile: WriteProfile, stored_secret: tuple[str, str]
+) -> None:
+    name, value = stored_secret
+    profile = write_profile(
+        fixture_server_toml("alpha", env=f'{{ API_TOKEN = {{ secret = "{name}" }} }}', max_output_bytes="1024")
+    )
+    # mcpmux keeps 1024 - 512 - 64 = 448 bytes of the text: all of the secret but its last character.
+    before = 448 - (len(value) - 1)
+    with anyio.fail_after(60):
+        async with host_session(profile) as host:
+            result = await host.call_tool("alpha__echo", {"text": "x" * before + value + "y" * 2000})
+    text = result.content[0].model_dump()["text"]
+    assert text.startswith("x" * before + f"[redacted:{name}]")
+    assert "over its max_output_bytes of 1024" in result.content[-1].model_dump()["text"]
+    dumped = json.dumps(result.model_dump(mode="json"))
+    assert value[:8] not in dumped

@@ -21,7 +21,7 @@ from mcpmux.catalog.uris import expose_result_uris
 from mcpmux.downstream.connection import Downstream
 from mcpmux.errors import DownstreamError, DownstreamUnavailable
 from mcpmux.profile.model import DEFAULT_MAX_OUTPUT
-from mcpmux.relay.shape import truncate_result
+from mcpmux.relay.shape import truncate_response
 from mcpmux.secrets.redact import Redactor
 from mcpmux.wire import JSON
 
@@ -119,7 +119,7 @@ class Call:
         result = wire.as_object(message.get("result")) or {}
         outcome = "tool_error" if result.get("isError") else "ok"
         if len(line) > self.max_output_bytes:
-            result = truncate_result(result, self.max_output_bytes, server=self.route.server, size=len(line))
+            result = truncate_response(line, message, self.redactor, self.max_output_bytes, server=self.route.server)
             out = wire.result_response(self.host_id, result)
             self.truncated = True
         elif (

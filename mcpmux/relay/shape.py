@@ -12,11 +12,25 @@ from __future__ import annotations
 import orjson
 
 from mcpmux import wire
+from mcpmux.secrets.redact import Redactor
 from mcpmux.wire import JSON
 
 
 def _size(block: object) -> int:
     return len(orjson.dumps(block))
+
+
+def truncate_response(line: bytes, message: JSON, redactor: Redactor | None, limit: int, *, server: str) -> JSON:
+    """The result of response `line` (parsed: `message`), redacted, then cut down to `limit`.
+
+    Redacted before the cut: cutting first can leave all but the last characters of a secret,
+    which no longer match; redacted first, the cut can only shorten a marker.
+    """
+    redacted = redactor.redact_bytes(line) if redactor else line
+    if redacted is not line:
+        message = wire.as_object(wire.loads(redacted)) or {}
+    result = wire.as_object(message.get("result")) or {}
+    return truncate_result(result, limit, server=server, size=len(line))
 
 
 def truncate_result(result: JSON, limit: int, *, server: str, size: int) -> JSON:
