@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,7 @@ class RawHost:
     async def send(self, message: dict[str, Any]) -> None:
         await self._stdin.send(orjson.dumps(message) + b"\n")
 
-    async def receive(self, match: Any, seconds: float = 30.0) -> dict[str, Any]:
+    async def receive(self, match: Callable[[dict[str, Any]], bool], seconds: float = 30.0) -> dict[str, Any]:
         """The next message for which `match(message)` is true (messages before it are kept in `seen`)."""
         with anyio.fail_after(seconds):
             while True:

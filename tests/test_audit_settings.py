@@ -124,7 +124,11 @@ def test_redacted_args_fall_back_to_the_digest_only_when_the_secrets_cannot_be_r
 def test_a_redacted_tool_call_event_records_the_values_with_the_secret_replaced() -> None:
     arguments: dict[str, Any] = {"repo": "x", "auth": "token ghp_0123456789", "n": 3}
     event = tool_call_event(
-        **{"exposed": "gh__push", "server": "gh", "tool": "push", "decision": "allowed", "rule": None},
+        exposed="gh__push",
+        server="gh",
+        tool="push",
+        decision="allowed",
+        rule=None,
         outcome="ok",
         duration_ms=1.0,
         arguments=arguments,

@@ -61,15 +61,14 @@ async def stored_secret() -> AsyncIterator[tuple[str, str]]:
 # ---- args -------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("audit", "expected"),
-    [
-        ("", lambda arguments: args_digest(arguments)),
-        ('[audit]\nargs = "digest"\n', lambda arguments: args_digest(arguments)),
-        ('[audit]\nargs = "none"\n', lambda arguments: None),
-    ],
-    ids=["default", "digest", "none"],
-)
+ARGS_RECORDS: list[tuple[str, Callable[[Any], Any]]] = [
+    ("", lambda arguments: args_digest(arguments)),
+    ('[audit]\nargs = "digest"\n', lambda arguments: args_digest(arguments)),
+    ('[audit]\nargs = "none"\n', lambda arguments: None),
+]
+
+
+@pytest.mark.parametrize(("audit", "expected"), ARGS_RECORDS, ids=["default", "digest", "none"])
 async def test_the_default_and_digest_record_the_arguments_digest_and_none_records_null(
     write_profile: WriteProfile, mcpmux_home: Path, audit: str, expected: Callable[[Any], Any]
 ) -> None:

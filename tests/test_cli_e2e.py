@@ -114,7 +114,7 @@ async def test_serve_writes_nothing_but_json_rpc_to_stdout(write_profile: WriteP
     ) as proc:
         assert proc.stdin is not None and proc.stdout is not None
         params = {"name": "alpha__echo", "arguments": {"text": "x"}}
-        call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": params}
+        call: dict[str, object] = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": params}
         await proc.stdin.send(
             _initialize_line()
             + _line({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})

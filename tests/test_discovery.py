@@ -113,16 +113,16 @@ def test_describing_a_tool_that_is_not_available_suggests_the_closest_one():
     assert describe_result(CATALOG, {"name": "git__git_log"})["structuredContent"]["name"] == "git__git_log"
 
 
-@pytest.mark.parametrize(
-    ("arguments", "expected"),
-    [
-        ({"name": "git__git_log", "arguments": {"max_count": 3}}, ("git__git_log", {"max_count": 3})),
-        ({"name": "git__git_log"}, ("git__git_log", {})),
-        ({"arguments": {}}, "needs 'name'"),
-        ({"name": "git__git_log", "arguments": [1]}, "'arguments' must be an object, not list"),
-        ({"name": CALL_TOOL}, "calls catalog tools, not the meta-tool"),
-    ],
-)
+CALL_TARGETS: list[tuple[dict[str, Any], object]] = [
+    ({"name": "git__git_log", "arguments": {"max_count": 3}}, ("git__git_log", {"max_count": 3})),
+    ({"name": "git__git_log"}, ("git__git_log", {})),
+    ({"arguments": {}}, "needs 'name'"),
+    ({"name": "git__git_log", "arguments": [1]}, "'arguments' must be an object, not list"),
+    ({"name": CALL_TOOL}, "calls catalog tools, not the meta-tool"),
+]
+
+
+@pytest.mark.parametrize(("arguments", "expected"), CALL_TARGETS)
 def test_call_tool_arguments_become_a_relay_call_or_an_error(arguments: dict[str, Any], expected: object):
     target = call_target(arguments)
     if isinstance(expected, tuple):

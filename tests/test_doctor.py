@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import keyring
 import pytest
 import typer
 from keyrings.alt.file import PlaintextKeyring
@@ -54,7 +55,7 @@ def test_doctor_on_a_good_profile_passes_and_never_prints_a_secret_value(
         mcpmux_home,
         f'[servers.ok]\ncommand = "{sys.executable}"\nenv = {{ API_TOKEN = {{ secret = "tok" }} }}\n',
     )
-    file_keyring.set_password("mcpmux", "tok", SECRET_VALUE)
+    keyring.set_password("mcpmux", "tok", SECRET_VALUE)
     launcher = tmp_path / "bin" / "mcpmux"
     launcher.parent.mkdir()
     launcher.write_text("#!/bin/sh\n")

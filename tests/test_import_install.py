@@ -41,7 +41,7 @@ def sample(name: str, tmp_path: Path) -> Path:
     return copy
 
 
-IMPORTS = [
+IMPORTS: list[tuple[str, str, list[str], dict[tuple[str, str, str], str]]] = [
     # host, sample, servers expected, {env or header path: secret name}
     (
         "claude-desktop",

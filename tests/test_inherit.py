@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from mcpmux.cli import profile_cmd
 from mcpmux.errors import ProfileError
 from mcpmux.profile.inherit import profile_sources
 from mcpmux.profile.load import load_profile
-from mcpmux.profile.model import SecretRef
+from mcpmux.profile.model import Profile, SecretRef, ServerSpec
 
 BASE = """\
 description = "base"
@@ -46,30 +47,36 @@ def child(tmp_path: Path, text: str, base: str = BASE) -> Path:
     return write(tmp_path / "profiles", "child", 'extends = ["base"]\n' + text)
 
 
-MERGES = [
+def git_of(profile: Profile) -> ServerSpec:
+    spec = profile.server("git")
+    assert spec is not None
+    return spec
+
+
+MERGES: list[tuple[str, Callable[[Profile], object], object]] = [
     # child text, what to read from the merged profile, expected
     ("", lambda p: p.description, "base"),
     ('description = "child"\n', lambda p: p.description, "child"),
     (
         "[servers.git]\ntimeout_seconds = 5\n",
-        lambda p: (p.server("git").command, p.server("git").timeout_seconds),
+        lambda p: (git_of(p).command, git_of(p).timeout_seconds),
         ("git-mcp", 5.0),
     ),
-    ('[servers.git]\nargs = ["--x"]\n', lambda p: p.server("git").args, ("--x",)),
+    ('[servers.git]\nargs = ["--x"]\n', lambda p: git_of(p).args, ("--x",)),
     (
         '[servers.git]\nenv = { GIT_AUTHOR = "child", EXTRA = "1" }\n',
-        lambda p: dict(p.server("git").env),
+        lambda p: dict(git_of(p).env),
         {"GIT_AUTHOR": "child", "GH_TOKEN": SecretRef("gh"), "EXTRA": "1"},
     ),
     (
         '[servers.git]\naliases = { git_diff = "diff" }\n',
-        lambda p: dict(p.server("git").aliases),
+        lambda p: dict(git_of(p).aliases),
         {"git_log": "log", "git_diff": "diff"},
     ),
     ("[servers.time]\nenabled = false\n", lambda p: [s.name for s in p.enabled_servers], ["git"]),
     (
         '[servers.git]\nurl = "https://git.example/mcp"\n',
-        lambda p: (p.server("git").command, p.server("git").env, p.server("git").url),
+        lambda p: (git_of(p).command, git_of(p).env, git_of(p).url),
         (None, {}, "https://git.example/mcp"),
     ),
     ('[servers.new]\ncommand = "new-mcp"\n', lambda p: [s.name for s in p.servers], ["git", "time", "new"]),
@@ -80,10 +87,10 @@ MERGES = [
 
 @pytest.mark.parametrize(("text", "read", "expected"), MERGES)
 def test_a_child_merges_over_its_parent_by_the_documented_rules(
-    tmp_path: Path, text: str, read: object, expected: object
+    tmp_path: Path, text: str, read: Callable[[Profile], object], expected: object
 ) -> None:
     profile = load_profile(child(tmp_path, text))
-    assert read(profile) == expected  # type: ignore[operator]
+    assert read(profile) == expected
 
 
 def test_an_inherited_relative_cwd_resolves_against_the_parents_folder(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import logging
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
@@ -54,7 +54,7 @@ def rotated_note(path: Path) -> bytes:
 
 
 @asynccontextmanager
-async def writer(script: str, log_path: Path) -> AsyncIterator[anyio.abc.Process]:
+async def writer(script: str, log_path: Path) -> AsyncGenerator[anyio.abc.Process]:
     """A child whose stderr is `log_path` opened O_APPEND, as launch.py starts a server."""
     with log_path.open("ab") as log:
         process = await anyio.open_process(

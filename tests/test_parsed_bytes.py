@@ -50,7 +50,8 @@ def swap_after_first_read(monkeypatch: pytest.MonkeyPatch) -> SwapAfterFirstRead
     """Arm: the first read of `path` returns its content, then `path` holds `then` for every later read."""
 
     def arm(path: Path, then: str) -> None:
-        real, swapped = Path.read_bytes, []
+        real = Path.read_bytes
+        swapped: list[Path] = []
 
         def read_bytes(self: Path) -> bytes:
             data = real(self)

@@ -33,7 +33,7 @@ FACTS = st.none() | st.builds(
 )
 START = datetime(2026, 3, 2, tzinfo=UTC)
 
-windows = st.builds(lambda s, e: TimeWindow(s, e, "w"), st.integers(0, 1439), st.integers(0, 1439)).filter(
+windows = st.builds(TimeWindow, st.integers(0, 1439), st.integers(0, 1439), st.just("w")).filter(
     lambda w: w.start != w.end
 )
 constraints = st.builds(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import mcp_types as types
@@ -88,7 +89,7 @@ async def test_downstream_log_messages_reach_the_host_tagged_with_the_server(wri
 
     async with host_session(profile, logging_callback=on_log) as host:
         with pytest.warns(MCPDeprecationWarning):  # the SDK flags logging as a legacy-era feature
-            await host.set_logging_level("debug")
+            await host.set_logging_level("debug")  # pyright: ignore[reportDeprecated]
         await host.call_tool("one__log_something", {"message": "disk nearly full"})
         with anyio.fail_after(10):
             await got.wait()
@@ -232,8 +233,8 @@ async def test_a_2026_host_negotiates_the_modern_era_and_calls_through_the_gatew
 async def test_hosts_of_every_handshake_version_are_served_in_their_version(write_profile: WriteProfile, version: str):
     profile = write_profile(catalog_server("one"))
     init = {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "old-host", "version": "1"}}
-    call = {"name": "one__touch", "arguments": {}}
-    lines = [
+    call: dict[str, Any] = {"name": "one__touch", "arguments": {}}
+    lines: list[dict[str, Any]] = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init},
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call},

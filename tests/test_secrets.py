@@ -143,7 +143,7 @@ async def test_keyring_store_round_trips_a_secret_through_the_real_secret_servic
 async def test_resolve_env_replaces_secret_references_and_reports_the_secrets_used(
     file_keyring: PlaintextKeyring,
 ) -> None:
-    file_keyring.set_password(SERVICE, "gh", "ghp_123456")
+    keyring.set_password(SERVICE, "gh", "ghp_123456")
     spec: dict[str, EnvValue] = {"GITHUB_TOKEN": SecretRef("gh"), "GH_AGAIN": SecretRef("gh"), "LOG": "debug"}
     with anyio.fail_after(10):
         env, used = await resolve_env(spec, KeyringStore())
@@ -177,8 +177,11 @@ def test_redactor_replaces_a_secret_and_its_encodings_in_text(form: str) -> None
     assert redactor.redact_text(f"before {form} after") == "before [redacted:db] after"
 
 
+ENCODERS: list[Callable[[object], bytes]] = [orjson.dumps, lambda v: json.dumps(v).encode()]
+
+
 @pytest.mark.parametrize("form", _forms(SECRET))
-@pytest.mark.parametrize("encode", [orjson.dumps, lambda v: json.dumps(v).encode()], ids=["orjson", "ascii-json"])
+@pytest.mark.parametrize("encode", ENCODERS, ids=["orjson", "ascii-json"])
 def test_redactor_replaces_a_secret_and_its_encodings_inside_json_strings(
     form: str, encode: Callable[[object], bytes]
 ) -> None:
@@ -280,7 +283,7 @@ def test_secret_set_refuses_a_name_profiles_cannot_reference(file_keyring: Plain
 
 
 def test_secret_delete_removes_a_stored_secret_and_refuses_an_absent_one(file_keyring: PlaintextKeyring) -> None:
-    file_keyring.set_password(SERVICE, "gh", "ghp_value")
+    keyring.set_password(SERVICE, "gh", "ghp_value")
     assert CliRunner().invoke(_app(), ["secret", "delete", "gh"]).exit_code == 0
     assert file_keyring.get_password(SERVICE, "gh") is None
     again = CliRunner().invoke(_app(), ["secret", "delete", "gh"])
@@ -305,7 +308,7 @@ def test_secret_list_shows_each_referenced_secret_whether_present_and_who_uses_i
     (tmp_path / "profiles" / "team.toml").write_text(PROFILE)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MCPMUX_HOME", str(tmp_path / "home"))
-    file_keyring.set_password(SERVICE, "gh", "ghp_value")
+    keyring.set_password(SERVICE, "gh", "ghp_value")
     result = CliRunner().invoke(_app(), ["secret", "list", "--profile", "team"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     rows = {line.split()[1]: line.split()[2:] for line in result.stdout.splitlines() if "team/" in line}

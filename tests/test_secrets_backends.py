@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import anyio
+import keyring
 import pytest
 import typer
 from keyrings.alt.file import PlaintextKeyring
@@ -43,8 +44,8 @@ async def test_the_env_store_finds_a_set_variable_treats_an_empty_one_as_absent_
 async def test_a_chain_returns_the_first_store_that_has_the_secret_and_writes_to_the_first_writable(
     file_keyring: PlaintextKeyring,
 ) -> None:
-    file_keyring.set_password(SERVICE, "both", "from-keyring")
-    file_keyring.set_password(SERVICE, "keyring-only", "kr-value")
+    keyring.set_password(SERVICE, "both", "from-keyring")
+    keyring.set_password(SERVICE, "keyring-only", "kr-value")
     chain = ChainStore([EnvStore({"MCPMUX_SECRET_BOTH": "from-env"}), KeyringStore()])
     with anyio.fail_after(10):
         assert await chain.get("both") == "from-env"
@@ -130,7 +131,7 @@ def _check(tmp_path: Path, env: dict[str, str] | None = None) -> tuple[int, str,
 def test_secret_check_exits_1_naming_each_missing_secret_who_uses_it_and_the_command_that_stores_it(
     file_keyring: PlaintextKeyring, tmp_path: Path
 ) -> None:
-    file_keyring.set_password(SERVICE, "gh", "ghp_value")
+    keyring.set_password(SERVICE, "gh", "ghp_value")
     code, stderr, exc = _check(tmp_path)
     assert code == 1
     assert isinstance(exc, MCPMuxError)
@@ -144,7 +145,7 @@ def test_secret_check_exits_1_naming_each_missing_secret_who_uses_it_and_the_com
 def test_secret_check_passes_when_every_secret_is_found_in_the_stores_mcpmux_secrets_selects(
     file_keyring: PlaintextKeyring, tmp_path: Path
 ) -> None:
-    file_keyring.set_password(SERVICE, "gh", "ghp_value")
+    keyring.set_password(SERVICE, "gh", "ghp_value")
     env = {"MCPMUX_SECRETS": "env,keyring", "MCPMUX_SECRET_REMOTE_TOKEN": "remote-value"}
     code, stderr, exc = _check(tmp_path, env)
     assert (code, exc) == (0, None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
+import keyring
 import pytest
 from keyrings.alt.file import PlaintextKeyring
 
@@ -98,8 +99,8 @@ headers = { Authorization = "Bearer abc123", X-Other = "{secret:bad name}" }
 
 
 async def test_resolve_env_fills_templates_and_reports_each_secret_used_once(file_keyring: PlaintextKeyring) -> None:
-    file_keyring.set_password(SERVICE, "user", "app-user")
-    file_keyring.set_password(SERVICE, "pw", "p@ss-word")
+    keyring.set_password(SERVICE, "user", "app-user")
+    keyring.set_password(SERVICE, "pw", "p@ss-word")
     spec = ServerSpec(
         "db",
         command="x",

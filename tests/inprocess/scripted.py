@@ -7,7 +7,7 @@ later, never, or after sending progress or a request of its own.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +37,8 @@ class ToolCall:
 
     @property
     def progress_token(self) -> Any:
-        return (self.request["params"].get("_meta") or {}).get("progressToken")
+        meta: dict[str, Any] = self.request["params"].get("_meta") or {}
+        return meta.get("progressToken")
 
     def answer(self, text: str, *, is_error: bool = False) -> None:
         result = {"content": [{"type": "text", "text": text}], "isError": is_error}
@@ -137,7 +138,7 @@ async def gateway_of(
     servers: dict[str, ScriptedServer],
     extra_toml: str = "",
     secrets: dict[str, dict[str, str]] | None = None,
-) -> AsyncIterator[Gateway]:
+) -> AsyncGenerator[Gateway]:
     """A running gateway over in-process servers (no subprocess), its downstreams up.
 
     `extra_toml` is appended after the last server's table; `secrets` are what each server was given.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -69,7 +69,7 @@ class HostSide:
 
 
 @asynccontextmanager
-async def front_of(gateway: Gateway, era: str) -> AsyncIterator[tuple[Front, HostSide]]:
+async def front_of(gateway: Gateway, era: str) -> AsyncGenerator[tuple[Front, HostSide]]:
     front = Front(gateway.supervisor, gateway.relay)
     send, receive = anyio.create_memory_object_stream[bytes](math.inf)
     replies = Replies()
@@ -113,7 +113,7 @@ async def test_an_initialize_with_an_envelope_opens_the_handshake_era(tmp_path: 
         gateway_of(tmp_path, {"alpha": ScriptedServer({"echo": echo})}) as gateway,
         front_of(gateway, "none") as (front, host),
     ):
-        params = {
+        params: dict[str, Any] = {
             "protocolVersion": "2025-11-25",
             "capabilities": {"sampling": {}},
             "clientInfo": {"name": "stamped", "version": "1"},
@@ -192,7 +192,7 @@ async def test_a_servers_elicitation_is_an_input_round_for_an_envelope_host_and_
     tmp_path: Path, mcpmux_home: Path
 ) -> None:
     def ask(call: ToolCall) -> None:
-        question = {"message": "Which?", "requestedSchema": {"type": "object", "properties": {}}}
+        question: dict[str, Any] = {"message": "Which?", "requestedSchema": {"type": "object", "properties": {}}}
         call.ask("srv-q", "elicitation/create", question, lambda answer: call.answer(answer["result"]["action"]))
 
     server = ScriptedServer({"ask": ask})
@@ -201,7 +201,7 @@ async def test_a_servers_elicitation_is_an_input_round_for_an_envelope_host_and_
         first = await host.request("tools/call", {"name": "alpha__ask", "arguments": {}, "_meta": meta})
         rounds = first["result"]
         [(key, asked)] = rounds["inputRequests"].items()
-        retry = {
+        retry: dict[str, Any] = {
             "name": "alpha__ask",
             "arguments": {},
             "_meta": meta,

@@ -62,7 +62,7 @@ async def test_a_server_denied_whole_cannot_ask_the_hosts_model_or_user(tmp_path
     async with gateway_of(tmp_path, farm, policy) as gateway, front_of(gateway, "handshake") as (_, host):
         evil = gateway.supervisor.live("evil")
         assert evil is not None and isinstance(evil.downstream, MemoryDownstream)
-        sampling = {"messages": [], "maxTokens": 10}
+        sampling: dict[str, Any] = {"messages": [], "maxTokens": 10}
         request = {"jsonrpc": "2.0", "id": "ev-1", "method": "sampling/createMessage", "params": sampling}
         evil.downstream.deliver(orjson.dumps(request))  # unprompted, as a malicious server may
         answer = await farm["evil"].next_message(lambda m: m.get("id") == "ev-1")
@@ -82,7 +82,12 @@ async def test_requests_to_the_host_are_carried_only_for_servers_the_profile_nam
         for name in ("evil", "good"):
             state = gateway.supervisor.live(name)
             assert state is not None and isinstance(state.downstream, MemoryDownstream)
-            request = {"jsonrpc": "2.0", "id": f"{name}-1", "method": "sampling/createMessage", "params": {}}
+            request: dict[str, Any] = {
+                "jsonrpc": "2.0",
+                "id": f"{name}-1",
+                "method": "sampling/createMessage",
+                "params": {},
+            }
             state.downstream.deliver(orjson.dumps(request))
         refused = await farm["evil"].next_message(lambda m: m.get("id") == "evil-1")
         carried = await host.replies.wait_for(lambda m: m.get("method") == "sampling/createMessage")

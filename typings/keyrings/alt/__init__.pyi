@@ -1,0 +1,1 @@
+# keyrings.alt ships no types (no py.typed, no stubs); tests/ uses only `file.PlaintextKeyring`.

@@ -1,0 +1,9 @@
+# Types for the part of keyrings.alt the tests use (their file-backed keyring): the package ships no
+# py.typed or stubs. Signatures follow keyrings.alt 5.0 (`file_base.Keyring`, `file.PlaintextKeyring`).
+from keyring.backend import KeyringBackend
+
+class PlaintextKeyring(KeyringBackend):
+    file_path: str
+    def get_password(self, service: str, username: str) -> str | None: ...
+    def set_password(self, service: str, username: str, password: str) -> None: ...
+    def delete_password(self, service: str, username: str) -> None: ...
