@@ -83,7 +83,11 @@ def test_without_recorded_values_no_argument_value_appears_anywhere_in_the_event
     mode: ev.ArgsMode, error: str | ErrorText
 ) -> None:
     event = tool_call_event(
-        **{"exposed": "bank__pay", "server": "bank", "tool": "pay", "decision": "denied", "rule": None},
+        exposed="bank__pay",
+        server="bank",
+        tool="pay",
+        decision="denied",
+        rule=None,
         outcome="denied",
         duration_ms=0.0,
         arguments={"account": VALUE},
@@ -100,7 +104,11 @@ def test_a_downstream_error_keeps_its_code_and_redacted_mode_records_the_whole_t
     error = call_error("bank", "pay", {"code": -32602, "message": f"unknown account {VALUE}"})
     assert error.bare == "server 'bank' failed tool 'pay' (JSON-RPC error code -32602)"
     event = tool_call_event(
-        **{"exposed": "bank__pay", "server": "bank", "tool": "pay", "decision": "allowed", "rule": None},
+        exposed="bank__pay",
+        server="bank",
+        tool="pay",
+        decision="allowed",
+        rule=None,
         outcome="error",
         duration_ms=0.0,
         arguments={"account": VALUE},

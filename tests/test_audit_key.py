@@ -13,7 +13,7 @@ import pytest
 from keyring.backend import KeyringBackend
 from keyring.backends import fail, null
 
-from mcpmux.audit.key import KEYRING_NAME, SERVICE, available_keys, key_file, obtain_key
+from mcpmux.audit.key import KEYRING_NAME, SERVICE, AuditKey, available_keys, key_file, obtain_key
 from mcpmux.audit.verify import verify
 from mcpmux.errors import AuditError, SecretError
 from mcpmux.secrets import store
@@ -37,8 +37,12 @@ def test_the_first_writer_makes_the_key_in_the_keyring_and_every_later_one_finds
 
 def test_writers_starting_at_once_agree_on_one_key(file_keyring: KeyringBackend, tmp_path: Path) -> None:
     log = tmp_path / "audit.jsonl"
+
+    def obtain(_: int) -> AuditKey:
+        return obtain_key(log)[0]
+
     with ThreadPoolExecutor(8) as pool:
-        keys = list(pool.map(lambda _: obtain_key(log)[0], range(8)))
+        keys = list(pool.map(obtain, range(8)))
     assert len({k.id for k in keys}) == 1
     assert file_keyring.get_password(SERVICE, KEYRING_NAME) == keys[0].secret.hex()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -159,7 +159,7 @@ def fill(value: object, tree: Path) -> object:
     if isinstance(value, str):
         return value.replace("{t}", str(tree))
     if isinstance(value, list):
-        return [fill(v, tree) for v in value]  # pyright: ignore[reportUnknownVariableType]
+        return [fill(v, tree) for v in cast(list[object], value)]
     return value
 
 

@@ -25,12 +25,13 @@ GLOBS = st.sampled_from(("a__*", "b__*", "*__x", "*", "b__delete", "c__*"))
 HOSTS = st.sampled_from((None, "claude-ai", "cursor"))
 ANNOTATIONS = st.sampled_from(((None, None), (True, False), (False, True), (False, False)))
 OTHER_NAMES = st.lists(st.sampled_from(("a__x", "b__delete", "c__long_name", "c__x")), max_size=2, unique=True)
-FACTS = st.none() | st.builds(
-    lambda hints, names, shared: ToolFacts(*hints, names=tuple(names), shared=tuple(shared)),
-    ANNOTATIONS,
-    OTHER_NAMES,
-    OTHER_NAMES,
-)
+
+
+def _facts(hints: tuple[bool | None, bool | None], names: list[str], shared: list[str]) -> ToolFacts:
+    return ToolFacts(*hints, names=tuple(names), shared=tuple(shared))
+
+
+FACTS = st.none() | st.builds(_facts, ANNOTATIONS, OTHER_NAMES, OTHER_NAMES)
 START = datetime(2026, 3, 2, tzinfo=UTC)
 
 windows = st.builds(TimeWindow, st.integers(0, 1439), st.integers(0, 1439), st.just("w")).filter(
