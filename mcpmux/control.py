@@ -35,7 +35,7 @@ import anyio.abc
 import orjson
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from mcpmux.errors import MCPMuxError
+from mcpmux.errors import ControlError
 from mcpmux.paths import StatePaths, ensure_private_dir, state_paths
 from mcpmux.wire import as_object
 
@@ -51,14 +51,6 @@ MAX_REQUEST_BYTES = 1024 * 1024
 _PREFIX, _SUFFIX = "serve-", ".sock"
 # sun_path holds 108 bytes on Linux and 104 on macOS and the BSDs, the terminating NUL included.
 MAX_SOCKET_PATH_BYTES = 107 if sys.platform.startswith("linux") else 103
-
-
-class ControlError(MCPMuxError):
-    """A control request failed: no endpoint, no answer in time, or an error reply; `path` names the socket."""
-
-    def __init__(self, path: Path, message: str) -> None:
-        self.path = path
-        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,12 +2,21 @@
 
     MCPMuxError                  anything mcpmux reports to a person
     ├── ProfileError             a profile is missing, unreadable or invalid (carries every Problem)
-    ├── TrustError               a profile's content has not been trusted (reserved for the trust feature)
+    ├── TrustError               a profile's content has not been trusted
     ├── SecretError              a secret reference cannot be resolved (names the secret and the fix)
+    │   └── ReadOnlyStore          the secret store cannot be written (mcpmux's own environment)
+    ├── ControlError             a running serve's control endpoint is missing, silent or answered an error
     ├── DownstreamError          one downstream failed: spawn, handshake, transport, or a call
     │   ├── DownstreamUnavailable  the downstream is not running (failed to start, exited, restarting)
     │   └── StartFailed            a start that a restart cannot fix (bad command, missing secret, 401)
     └── AuditError               the audit log cannot be written (full disk, unwritable file)
+
+Internal signals, caught where they arise and turned into one of the above (or a log line):
+
+    TemplateError (ValueError)   a `{secret:…}` template is malformed; the profile loader makes it a Problem
+    LineTooLong                  a peer sent a line over the wire's limit; that connection is closed
+    KeyringLoadError             keyring could not load the backend its settings name; a SecretError says so
+    NoKeyring                    no keyring can hold the audit key here; the key goes to a 0600 file instead
 
 Errors carry their context as fields (`path`, `server`, `secret`), so callers can
 render them; `str(err)` is always one complete sentence with the fix. The CLI is
@@ -89,3 +98,35 @@ class AuditError(MCPMuxError):
     def __init__(self, path: Path, message: str) -> None:
         self.path = path
         super().__init__(message)
+
+
+class ReadOnlyStore(SecretError):
+    """A store that cannot be written (the environment of mcpmux's own process)."""
+
+
+class ControlError(MCPMuxError):
+    """A control request failed: no endpoint, no answer in time, or an error reply; `path` names the socket."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class TemplateError(ValueError):
+    """A string with `{secret:` in it is not a valid template; `fix` says what to write."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        self.fix = fix
+        super().__init__(message)
+
+
+class LineTooLong(Exception):
+    """Raised by `LineBuffer.feed` when a peer sends more than the wire's limit without a newline."""
+
+
+class KeyringLoadError(Exception):
+    """keyring could not load the backend its settings name."""
+
+
+class NoKeyring(Exception):
+    """The keyring cannot hold the audit key here; the message says why."""

@@ -12,6 +12,8 @@ from typing import Any, Final, cast
 
 import orjson
 
+from mcpmux.errors import LineTooLong
+
 JSON = dict[str, Any]
 
 MAX_LINE_BYTES: Final = 256 * 1024 * 1024
@@ -22,10 +24,6 @@ INVALID_REQUEST: Final = -32600
 METHOD_NOT_FOUND: Final = -32601
 INVALID_PARAMS: Final = -32602
 INTERNAL_ERROR: Final = -32603
-
-
-class LineTooLong(Exception):
-    """Raised by `LineBuffer.feed` when a peer sends more than `MAX_LINE_BYTES` without a newline."""
 
 
 class LineBuffer:

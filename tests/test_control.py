@@ -15,7 +15,8 @@ import anyio
 import orjson
 import pytest
 
-from mcpmux.control import ControlError, ControlServer, Endpoint, Handler, endpoint_path, list_endpoints, request
+from mcpmux.control import ControlServer, Endpoint, Handler, endpoint_path, list_endpoints, request
+from mcpmux.errors import ControlError
 
 pytestmark = pytest.mark.anyio
 

@@ -13,9 +13,9 @@ from keyrings.alt.file import PlaintextKeyring
 from typer.testing import CliRunner
 
 from mcpmux.cli import secret_cmd
-from mcpmux.errors import MCPMuxError, SecretError
+from mcpmux.errors import MCPMuxError, ReadOnlyStore, SecretError
 from mcpmux.profile.model import SecretRef
-from mcpmux.secrets.backends import ChainStore, EnvStore, ReadOnlyStore, default_store, env_var_name
+from mcpmux.secrets.backends import ChainStore, EnvStore, default_store, env_var_name
 from mcpmux.secrets.store import SERVICE, KeyringStore, resolve_env
 from tests.conftest import fixture_server_toml, host_session
 

@@ -9,10 +9,10 @@ import keyring
 import pytest
 from keyrings.alt.file import PlaintextKeyring
 
-from mcpmux.errors import ProfileError, SecretError
+from mcpmux.errors import ProfileError, SecretError, TemplateError
 from mcpmux.profile.load import load_profile
 from mcpmux.profile.model import SecretRef, SecretTemplate, ServerSpec
-from mcpmux.profile.templates import TemplateError, parse_secret_template
+from mcpmux.profile.templates import parse_secret_template
 from mcpmux.secrets.store import SERVICE, KeyringStore, resolve_env
 
 pytestmark = pytest.mark.anyio

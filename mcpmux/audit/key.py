@@ -28,7 +28,7 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 
-from mcpmux.errors import AuditError
+from mcpmux.errors import AuditError, NoKeyring
 from mcpmux.paths import ensure_private_dir
 
 SERVICE = "mcpmux"
@@ -85,10 +85,6 @@ class AuditKey:
         if self.source == "keyring":
             return f"the key in {self.where}"
         return f"the key file {self.where} (0600: safe from other users, not from programs running as you)"
-
-
-class NoKeyring(Exception):
-    """The keyring cannot hold the audit key here; the message says why."""
 
 
 def bounded(fn: Callable[[], _T], timeout: float) -> _T:

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from mcpmux.cli._active import active_line
 from mcpmux.cli._console import cell, err_console, out_console, say
-from mcpmux.errors import MCPMuxError, ProfileError
+from mcpmux.errors import ControlError, MCPMuxError, ProfileError
 from mcpmux.printable import printable
 from mcpmux.profile import lookup as profiles
 from mcpmux.profile.load import load_profile, load_profile_and_text
@@ -112,7 +112,7 @@ STALE_ON_LIST_CHANGED = {
 
 async def running_serves_note(name: str) -> list[str]:
     """One line per running serve: whether it follows this switch, and what its host needs to see it."""
-    from mcpmux.control import ControlError, list_endpoints, request
+    from mcpmux.control import list_endpoints, request
 
     lines: list[str] = []
     for endpoint in list_endpoints():

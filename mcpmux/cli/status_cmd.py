@@ -17,7 +17,7 @@ from rich.table import Table
 
 from mcpmux.cli._active import active_line
 from mcpmux.cli._console import cell, err_console, out_console, say
-from mcpmux.errors import MCPMuxError
+from mcpmux.errors import ControlError, MCPMuxError
 from mcpmux.paths import state_paths
 from mcpmux.printable import printable
 from mcpmux.wire import as_object
@@ -43,7 +43,7 @@ def _duration(seconds: Any) -> str:
 
 def _gather() -> list[dict[str, Any]]:
     """One entry per running serve: its status reply, or `{"pid", "error"}` if it did not answer."""
-    from mcpmux.control import ControlError, list_endpoints, request
+    from mcpmux.control import list_endpoints, request
 
     async def ask_all() -> list[dict[str, Any]]:
         replies: list[dict[str, Any]] = []

@@ -32,7 +32,7 @@ import pydantic
 
 from mcpmux import __version__, wire
 from mcpmux.downstream.process import terminate
-from mcpmux.errors import DownstreamError, DownstreamUnavailable
+from mcpmux.errors import DownstreamError, DownstreamUnavailable, LineTooLong
 from mcpmux.wire import JSON
 
 HANDSHAKE_VERSION = "2025-11-25"
@@ -115,7 +115,7 @@ class Downstream(asyncio.SubprocessProtocol):
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         try:
             lines = self._lines.feed(data)
-        except wire.LineTooLong as exc:
+        except LineTooLong as exc:
             self._broken(str(exc))
             return
         for line in lines:

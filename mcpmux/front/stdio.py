@@ -17,6 +17,7 @@ import anyio
 import anyio.to_thread
 
 from mcpmux import wire
+from mcpmux.errors import LineTooLong
 
 logger = logging.getLogger("mcpmux")
 
@@ -30,7 +31,7 @@ class _LineProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             lines = self._lines.feed(data)
-        except wire.LineTooLong:
+        except LineTooLong:
             logger.error("the host sent a message larger than %d bytes; closing", wire.MAX_LINE_BYTES)
             self.eof.set()
             return

@@ -18,11 +18,11 @@ from types import MappingProxyType
 from typing import TypeVar, cast
 from urllib.parse import urlsplit
 
-from mcpmux.errors import Problem, ProfileError
+from mcpmux.errors import Problem, ProfileError, TemplateError
 from mcpmux.profile.inherit import merge_layers, resolve_layers
 from mcpmux.profile.model import DEFAULT_MAX_NAME_LENGTH, AuditSpec, EnvValue, Profile, SecretRef, ServerSpec
 from mcpmux.profile.policy_table import parse_policy
-from mcpmux.profile.templates import TemplateError, parse_secret_template
+from mcpmux.profile.templates import parse_secret_template
 
 _MODES = ("block", "warn", "allow")
 _BUDGET_CHOICES: dict[str, tuple[str, ...]] = {

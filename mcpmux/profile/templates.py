@@ -10,19 +10,12 @@ from __future__ import annotations
 
 import re
 
+from mcpmux.errors import TemplateError
 from mcpmux.profile.model import SecretRef, SecretTemplate
 
 MARKER = "{secret:"
 SECRET_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _TOKEN = re.compile(r"\{\{|\}\}|\{secret:([^{}]*)\}|[{}]")
-
-
-class TemplateError(ValueError):
-    """A string with `{secret:` in it is not a valid template; `fix` says what to write."""
-
-    def __init__(self, message: str, fix: str) -> None:
-        self.fix = fix
-        super().__init__(message)
 
 
 def parse_secret_template(text: str) -> str | SecretTemplate:

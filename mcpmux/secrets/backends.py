@@ -16,16 +16,12 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 
-from mcpmux.errors import MCPMuxError, SecretError
+from mcpmux.errors import MCPMuxError, ReadOnlyStore
 from mcpmux.secrets.store import KeyringStore, SecretStore, missing_message
 
 SELECT_ENV = "MCPMUX_SECRETS"
 ENV_PREFIX = "MCPMUX_SECRET_"
 BACKENDS = ("keyring", "env")
-
-
-class ReadOnlyStore(SecretError):
-    """A store that cannot be written (the environment of mcpmux's own process)."""
 
 
 def env_var_name(name: str) -> str:

@@ -30,7 +30,7 @@ import keyring.errors
 from keyring.backend import KeyringBackend
 from keyring.backends.chainer import ChainerBackend
 
-from mcpmux.errors import SecretError
+from mcpmux.errors import KeyringLoadError, SecretError
 from mcpmux.profile.model import EnvValue, SecretRef, SecretTemplate
 
 SERVICE = "mcpmux"
@@ -50,10 +50,6 @@ _NO_BACKEND_FIX = (
     "(stores secrets unencrypted in a file); or, in CI, set MCPMUX_SECRETS=env and pass each secret as "
     "MCPMUX_SECRET_<NAME>; `keyring --list-backends` shows what is available"
 )
-
-
-class _BackendLoadError(Exception):
-    """keyring could not load the backend its settings name."""
 
 
 class SecretStore(Protocol):
@@ -197,7 +193,7 @@ class KeyringStore:
         except Exception as exc:  # ImportError, RuntimeError (not viable), ... from a bad setting
             chosen = os.environ.get("PYTHON_KEYRING_BACKEND")
             where = f"PYTHON_KEYRING_BACKEND={chosen}" if chosen else "the keyring configured in keyringrc.cfg"
-            raise _BackendLoadError(f"{where} could not be loaded ({type(exc).__name__}: {exc})") from exc
+            raise KeyringLoadError(f"{where} could not be loaded ({type(exc).__name__}: {exc})") from exc
 
     def _name(self) -> str:
         return _describe(self._backend) if self._backend is not None else backend_name()
@@ -244,7 +240,7 @@ class KeyringStore:
                 "unlock it (open your desktop's keyring, or `gnome-keyring-daemon --unlock`), "
                 "or choose another backend with PYTHON_KEYRING_BACKEND",
             ) from None
-        except _BackendLoadError as exc:
+        except KeyringLoadError as exc:
             raise SecretError(name, f"secret '{name}': {exc}; {_NO_BACKEND_FIX}") from None
         except keyring.errors.NoKeyringError:
             raise SecretError(name, f"secret '{name}': no usable keyring backend; {_NO_BACKEND_FIX}") from None
