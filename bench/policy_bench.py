@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from rich.console import Console
 from rich.table import Table
 
-from mcpmux.policy.decide import Policy, ToolFacts
+from mcpmux.policy.decide import Policy
+from mcpmux.policy.verdict import ToolFacts
 from mcpmux.profile.model import ArgConstraint, PolicyRule, PolicySpec, RateLimit, TimeWindow
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

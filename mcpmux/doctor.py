@@ -20,7 +20,8 @@ from mcpmux.paths import state_paths
 from mcpmux.profile.lookup import resolve_profile
 from mcpmux.profile.model import Profile
 from mcpmux.profile.trust import trust_command, trust_status
-from mcpmux.secrets.store import SecretStore, backend_name, backend_warning
+from mcpmux.secrets.keyrings import backend_name, backend_warning
+from mcpmux.secrets.store import SecretStore
 
 Status = Literal["ok", "warn", "fail"]
 _PACKAGES = ("mcpmux", "mcp", "keyring", "anyio")

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import watchfiles
 
-from mcpmux.audit import events as audit_events
+from mcpmux.audit import lifecycle
 from mcpmux.audit.log import AuditLog
 from mcpmux.downstream.supervisor import Supervisor
 from mcpmux.errors import MCPMuxError
@@ -50,7 +50,7 @@ def apply_profile(gateway: Gateway, profile: Profile) -> dict[str, list[str]]:
     gateway.audit.bind(profile=profile.name, profile_hash=profile.sha256)
     files = profile.source_hashes
     gateway.audit.write(
-        audit_events.profile_switch(old.name, old.sha256, profile.name, profile.sha256, profile_files=files)
+        lifecycle.profile_switch(old.name, old.sha256, profile.name, profile.sha256, profile_files=files)
     )
     logger.warning(
         "profile '%s' applied: kept %s, started %s, stopped %s",

@@ -9,15 +9,15 @@ import orjson
 import pytest
 
 from mcpmux.audit import events as ev
+from mcpmux.audit import lifecycle
 from mcpmux.audit.events import (
     MAX_FIELD_CHARS,
     ErrorText,
     call_error,
-    catalog_changed,
     record_arguments,
     tool_call_event,
-    tool_fingerprint,
 )
+from mcpmux.audit.lifecycle import catalog_changed, tool_fingerprint
 from mcpmux.audit.log import AuditLog
 from mcpmux.secrets.redact import Redactor
 from tests.audit_helpers import KEY, OTHER_KEY
@@ -170,17 +170,17 @@ def test_long_arguments_and_errors_are_cut_and_the_event_says_so() -> None:
 @pytest.mark.parametrize(
     ("event", "name", "fields"),
     [
-        (ev.serve_start(pid=1, version="0.1"), "serve_start", {"pid": 1, "version": "0.1"}),
-        (ev.serve_stop(pid=1, reason="SIGTERM"), "serve_stop", {"reason": "SIGTERM"}),
-        (ev.downstream_start("git", 42), "downstream_start", {"server": "git", "pid": 42}),
-        (ev.downstream_exit("git", 42, -9), "downstream_exit", {"exit_code": -9}),
-        (ev.downstream_restart("git", 2, 1.23456), "downstream_restart", {"attempt": 2, "delay_s": 1.235}),
+        (lifecycle.serve_start(pid=1, version="0.1"), "serve_start", {"pid": 1, "version": "0.1"}),
+        (lifecycle.serve_stop(pid=1, reason="SIGTERM"), "serve_stop", {"reason": "SIGTERM"}),
+        (lifecycle.downstream_start("git", 42), "downstream_start", {"server": "git", "pid": 42}),
+        (lifecycle.downstream_exit("git", 42, -9), "downstream_exit", {"exit_code": -9}),
+        (lifecycle.downstream_restart("git", 2, 1.23456), "downstream_restart", {"attempt": 2, "delay_s": 1.235}),
         (
-            ev.downstream_failed("git", "boom", "/l/git.log"),
+            lifecycle.downstream_failed("git", "boom", "/l/git.log"),
             "downstream_failed",
             {"error": "boom", "log": "/l/git.log"},
         ),
-        (ev.profile_switch("a", "h1", "b", "h2"), "profile_switch", {"from_profile": "a", "profile": "b"}),
+        (lifecycle.profile_switch("a", "h1", "b", "h2"), "profile_switch", {"from_profile": "a", "profile": "b"}),
     ],
 )
 def test_lifecycle_constructors_build_the_documented_events(

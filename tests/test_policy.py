@@ -4,7 +4,8 @@ from typing import Literal
 
 import pytest
 
-from mcpmux.policy.decide import Decision, Policy
+from mcpmux.policy.decide import Policy
+from mcpmux.policy.verdict import Decision
 from mcpmux.profile.model import PolicySpec
 
 

@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mcpmux.policy.decide import Policy, ToolFacts
+from mcpmux.policy.decide import Policy
+from mcpmux.policy.verdict import ToolFacts
 from mcpmux.profile.model import ArgConstraint, PolicyRule, PolicySpec, RateLimit, TimeWindow
 
 NAMES = ("a__x", "a__y", "b__x", "b__delete")

@@ -9,7 +9,8 @@ from typing import Any
 import mcp_types as types
 import pytest
 
-from mcpmux.policy.decide import Policy, ToolFacts
+from mcpmux.policy.decide import Policy
+from mcpmux.policy.verdict import ToolFacts
 from mcpmux.profile.model import ArgConstraint, PolicyRule, PolicySpec, RateLimit, TimeWindow
 
 MONDAY_NOON = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a Monday

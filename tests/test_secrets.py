@@ -23,8 +23,10 @@ from typer.testing import CliRunner
 from mcpmux.cli import secret_cmd
 from mcpmux.errors import SecretError
 from mcpmux.profile.model import EnvValue, SecretRef
+from mcpmux.secrets.keyrings import backend_name, backend_warning
 from mcpmux.secrets.redact import Redactor
-from mcpmux.secrets.store import SERVICE, KeyringStore, backend_name, backend_warning, resolve_env
+from mcpmux.secrets.resolve import resolve_env
+from mcpmux.secrets.store import SERVICE, KeyringStore
 
 pytestmark = pytest.mark.anyio
 

@@ -16,7 +16,8 @@ from mcpmux.cli import secret_cmd
 from mcpmux.errors import MCPMuxError, ReadOnlyStore, SecretError
 from mcpmux.profile.model import SecretRef
 from mcpmux.secrets.backends import ChainStore, EnvStore, default_store, env_var_name
-from mcpmux.secrets.store import SERVICE, KeyringStore, resolve_env
+from mcpmux.secrets.resolve import resolve_env
+from mcpmux.secrets.store import SERVICE, KeyringStore
 from tests.conftest import fixture_server_toml, host_session
 
 pytestmark = pytest.mark.anyio

@@ -13,7 +13,8 @@ from mcpmux.errors import ProfileError, SecretError, TemplateError
 from mcpmux.profile.load import load_profile
 from mcpmux.profile.model import SecretRef, SecretTemplate, ServerSpec
 from mcpmux.profile.templates import parse_secret_template
-from mcpmux.secrets.store import SERVICE, KeyringStore, resolve_env
+from mcpmux.secrets.resolve import resolve_env
+from mcpmux.secrets.store import SERVICE, KeyringStore
 
 pytestmark = pytest.mark.anyio
 

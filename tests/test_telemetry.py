@@ -14,7 +14,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from mcpmux.audit import telemetry
-from mcpmux.audit.events import downstream_start, tool_call_event
+from mcpmux.audit.events import tool_call_event
+from mcpmux.audit.lifecycle import downstream_start
 from mcpmux.audit.log import AuditLog
 
 

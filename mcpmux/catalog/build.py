@@ -19,7 +19,8 @@ import mcp_types as types
 from mcpmux.catalog.naming import SEP, assign_names
 from mcpmux.catalog.uris import expose_uri
 from mcpmux.integrity.check import IntegrityReport, enforce_max_tools
-from mcpmux.policy.decide import Decision, Policy, ToolFacts
+from mcpmux.policy.decide import Policy
+from mcpmux.policy.verdict import Decision, ToolFacts
 from mcpmux.profile.model import Profile, ServerSpec
 
 INTEGRITY_RULE = "pins"

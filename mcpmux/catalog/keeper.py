@@ -13,7 +13,7 @@ import fnmatch
 import logging
 from collections.abc import Mapping
 
-from mcpmux.audit import events as audit_events
+from mcpmux.audit import lifecycle
 from mcpmux.audit.log import AuditLog
 from mcpmux.catalog.build import Catalog, Listing, build_catalog, with_integrity
 from mcpmux.catalog.naming import SEP
@@ -67,9 +67,9 @@ class CatalogKeeper:
         if self.audit is not None:
             for event in report.audit_events(self.profile.name, self._report):
                 self.audit.write(event)
-            before = {n: audit_events.tool_fingerprint(r.definition) for n, r in old.routes.items()}
-            after = {n: audit_events.tool_fingerprint(r.definition) for n, r in catalog.routes.items()}
-            if (event := audit_events.catalog_changed(before, after)) is not None:
+            before = {n: lifecycle.tool_fingerprint(r.definition) for n, r in old.routes.items()}
+            after = {n: lifecycle.tool_fingerprint(r.definition) for n, r in catalog.routes.items()}
+            if (event := lifecycle.catalog_changed(before, after)) is not None:
                 self.audit.write(event)
         self._report = report
         differs = (

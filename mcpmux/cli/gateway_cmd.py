@@ -55,9 +55,9 @@ def serve(
     trust: TrustOption = False,
 ) -> None:
     """Run the gateway as a stdio MCP server for a host (stdout carries only the protocol)."""
-    from mcpmux.gateway import serve as serve_profile
     from mcpmux.paths import check_state_private
     from mcpmux.profile.lookup import resolve_profile
+    from mcpmux.serve import serve as serve_profile
 
     check_state_private()  # refuse state folders others can write (trust records, active profile, logs)
     resolved = resolve_profile(profile)

@@ -34,7 +34,8 @@ def import_cmd(
     from mcpmux.paths import state_paths
     from mcpmux.profile.load import load_profile
     from mcpmux.profile.starter import write_new
-    from mcpmux.secrets.store import KeyringStore, backend_name
+    from mcpmux.secrets.keyrings import backend_name
+    from mcpmux.secrets.store import KeyringStore
 
     chosen = get_host(host)
     source = (path or default_config_path(chosen)).expanduser()

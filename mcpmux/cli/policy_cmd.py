@@ -22,7 +22,8 @@ from rich.table import Table
 from mcpmux.catalog.naming import split
 from mcpmux.cli._console import cell, err_console, out_console, say
 from mcpmux.errors import MCPMuxError
-from mcpmux.policy.decide import CallDecision, Decision, Policy, ToolFacts
+from mcpmux.policy.decide import Policy
+from mcpmux.policy.verdict import CallDecision, Decision, ToolFacts
 from mcpmux.profile.model import DAY_NAMES, PolicyRule, Profile
 
 sub = typer.Typer(help="Explain the profile's policy decisions.", no_args_is_help=True)

@@ -17,13 +17,12 @@ from mcpmux.cli._console import cell, err_console, out_console, say, shown
 from mcpmux.errors import MCPMuxError, ProfileError, SecretError
 from mcpmux.profile.model import Profile
 from mcpmux.secrets.backends import default_store, store_names
+from mcpmux.secrets.keyrings import backend_name, backend_warning
+from mcpmux.secrets.resolve import missing_message
 from mcpmux.secrets.store import (
     SERVICE,
     KeyringStore,
-    backend_name,
-    backend_warning,
     check_secret_name,
-    missing_message,
 )
 
 sub = typer.Typer(help="Store, delete and list keyring secrets (service 'mcpmux'). Values are never printed.")

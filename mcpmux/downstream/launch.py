@@ -18,7 +18,8 @@ from mcpmux.downstream.logs import rotate_before_start
 from mcpmux.downstream.process import base_environment, resolve_command, spawn
 from mcpmux.errors import SecretError, StartFailed
 from mcpmux.profile.model import ServerSpec
-from mcpmux.secrets.store import SecretStore, resolve_env
+from mcpmux.secrets.resolve import resolve_env
+from mcpmux.secrets.store import SecretStore
 
 LISTING_FIELD: dict[ListKind, str] = {
     "tools": "tools",

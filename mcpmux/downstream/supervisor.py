@@ -20,7 +20,7 @@ import anyio
 import anyio.abc
 
 from mcpmux import wire
-from mcpmux.audit import events as audit_events
+from mcpmux.audit import lifecycle
 from mcpmux.audit.log import AuditLog
 from mcpmux.catalog.build import Catalog, Listing
 from mcpmux.catalog.keeper import CatalogKeeper
@@ -187,7 +187,7 @@ class Supervisor:
                     await self._stop(state, status="idle")
                     continue
                 state.last_error = f"exited with code {state.downstream.exit_code}"
-                self._event(audit_events.downstream_exit(name, state.downstream.pid, state.downstream.exit_code))
+                self._event(lifecycle.downstream_exit(name, state.downstream.pid, state.downstream.exit_code))
                 logger.warning("server '%s' %s (log: %s)", name, state.last_error, self.paths.server_log(name))
                 # Its routes stay while it restarts, so a call is told "restarting", not "unknown tool".
                 await self._stop(state, status="restarting")
@@ -197,13 +197,11 @@ class Supervisor:
                 state.listing = Listing()
                 self._rebuild()
                 logger.error("server '%s' failed and will not be restarted: %s", name, state.last_error)
-                self._event(
-                    audit_events.downstream_failed(name, state.last_error or "", str(self.paths.server_log(name)))
-                )
+                self._event(lifecycle.downstream_failed(name, state.last_error or "", str(self.paths.server_log(name))))
                 return
             state.status = "restarting"
             delay = self._backoff(state)
-            self._event(audit_events.downstream_restart(name, state.restart_count, round(delay, 3)))
+            self._event(lifecycle.downstream_restart(name, state.restart_count, round(delay, 3)))
             await anyio.sleep(delay)
 
     async def _serve(self, state: ServerState) -> Literal["exited", "idle"]:
@@ -316,7 +314,7 @@ class Supervisor:
                 await self._stop(state)
             raise
         state.status = "running"
-        self._event(audit_events.downstream_start(spec.name, protocol.pid))
+        self._event(lifecycle.downstream_start(spec.name, protocol.pid))
         state.started_at = state.last_used = time.monotonic()
         state.last_error = None
         state.up.set()

@@ -22,14 +22,14 @@ from mcp.server.subscriptions import ListenHandler, SubscriptionBus
 from mcp.shared.exceptions import MCPError
 
 from mcpmux import wire
-from mcpmux.audit import events as audit_events
+from mcpmux.audit import lifecycle
 from mcpmux.catalog.build import Catalog, PromptRoute
 from mcpmux.catalog.uris import expose_uri, split_uri
 from mcpmux.downstream.connection import Downstream
 from mcpmux.downstream.supervisor import Supervisor
 from mcpmux.errors import DownstreamError
-from mcpmux.policy.decide import Decision
 from mcpmux.policy.primitives import Primitives
+from mcpmux.policy.verdict import Decision
 from mcpmux.relay.host import Host
 from mcpmux.relay.relay import STARTUP_WAIT_SECONDS
 from mcpmux.wire import JSON
@@ -75,7 +75,7 @@ class Handlers:
     def _refuse(self, kind: str, name: str, server: str | None, decision: Decision) -> MCPError:
         """Audit a refusal and make the error the host gets (these are not tool calls: no is_error result)."""
         if self.supervisor.audit is not None:
-            event = audit_events.refusal(kind, name, server, decision.rule, decision.reason, host=self._host.name)
+            event = lifecycle.refusal(kind, name, server, decision.rule, decision.reason, host=self._host.name)
             self.supervisor.audit.write(event)
         return MCPError(wire.INVALID_PARAMS, f"{kind} '{name}' is not allowed: {decision.reason}")
 

@@ -32,7 +32,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.message import SessionMessage
 
 from mcpmux import __version__, wire
-from mcpmux.audit import events as audit_events
+from mcpmux.audit import lifecycle
 from mcpmux.catalog.build import Catalog, host_view
 from mcpmux.downstream import facts as server_facts
 from mcpmux.downstream.connection import Downstream
@@ -145,7 +145,7 @@ class Front:
         )
         if not decision.allowed:
             if self.supervisor.audit is not None:
-                refused = audit_events.refusal("request", method, ds.name, decision.rule, decision.reason)
+                refused = lifecycle.refusal("request", method, ds.name, decision.rule, decision.reason)
                 self.supervisor.audit.write(refused)
             ds.write(wire.error_response(request_id, wire.METHOD_NOT_FOUND, decision.reason))
         elif (roots := pinned_roots(spec, message)) is not None:

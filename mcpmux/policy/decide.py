@@ -49,61 +49,11 @@ import mcp_types as types
 
 from mcpmux.policy.constraints import show
 from mcpmux.policy.rules import CompiledRule, RateLimiter, compile_globs
+from mcpmux.policy.verdict import UNANNOTATED, CallDecision, Decision, ToolFacts
 from mcpmux.profile.model import PolicySpec
 
 _CACHE_LIMIT = 4096
 """Bounds each cache: a host can call arbitrary names, and a few thousand distinct ones is far beyond any catalog."""
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The verdict: `rule` is the profile key a person would edit, `reason` a sentence for the agent."""
-
-    allowed: bool
-    rule: str
-    reason: str
-    matched: tuple[str, ...] = ()
-    """Every glob and rule that covered the name (for `mcpmux policy explain`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CallDecision:
-    decision: Decision
-    arguments: dict[str, Any] | None
-    """What to forward downstream (with `fixed` values applied); None when the call is denied or had none."""
-
-
-@dataclass(frozen=True, slots=True)
-class ToolFacts:
-    """A tool's annotations and other names; None is "not annotated" (the MCP spec: not read-only, destructive)."""
-
-    read_only: bool | None = None
-    destructive: bool | None = None
-    names: tuple[str, ...] = ()
-    """Names besides the exposed one that are this tool's alone: `NAMESPACE__TOOL` unshortened (`TOOL` with
-    `namespace = false`) and `SERVER__TOOL`."""
-    shared: tuple[str, ...] = ()
-    """Such names that another tool has too: deny globs and rules match them, allow ones do not."""
-
-    @classmethod
-    def from_annotations(
-        cls, annotations: types.ToolAnnotations | None, *, names: tuple[str, ...] = (), shared: tuple[str, ...] = ()
-    ) -> ToolFacts:
-        if annotations is None:
-            return cls(names=names, shared=shared) if names or shared else _UNANNOTATED
-        return cls(annotations.read_only_hint, annotations.destructive_hint, names, shared)
-
-    @property
-    def annotated(self) -> bool:
-        return self.read_only is not None or self.destructive is not None
-
-    @property
-    def presumed_destructive(self) -> bool:
-        # The spec: destructiveHint is meaningful only when readOnlyHint is false; it defaults to true.
-        return self.read_only is not True and self.destructive is not False
-
-
-_UNANNOTATED = ToolFacts()
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +121,7 @@ class Policy:
     # ---- list time ---------------------------------------------------------------------------------------------
     def decide(self, exposed: str, *, tool: ToolFacts | None = None, host: str | None = None) -> Decision:
         """Whether `host` may see and call `exposed` at all; arguments, time and rate are call-time matters."""
-        key = (exposed, host, tool or _UNANNOTATED)
+        key = (exposed, host, tool or UNANNOTATED)
         return (self._list_cache.get(key) or self._remember(key))[0]
 
     def _remember(self, key: tuple[str, str | None, ToolFacts]) -> tuple[Decision, _Scope]:
@@ -209,7 +159,7 @@ class Policy:
             return Decision(True, rule, f"allowed by {rule} (no policy.deny pattern matches)", matched)
         return Decision(False, rule, f"denied by {rule} (no policy.allow pattern or rule matches)", matched)
 
-    def _scope(self, name: str, host: str | None, facts: ToolFacts = _UNANNOTATED) -> _Scope:
+    def _scope(self, name: str, host: str | None, facts: ToolFacts = UNANNOTATED) -> _Scope:
         key = (name, host, facts.names, facts.shared)
         scope = self._scopes.get(key)
         if scope is not None:
@@ -246,7 +196,7 @@ class Policy:
 
         `cwd`: the downstream's working directory, for relative paths in `within` (None: mcpmux's own).
         """
-        key = (exposed, host, tool or _UNANNOTATED)
+        key = (exposed, host, tool or UNANNOTATED)
         listed, scope = self._list_cache.get(key) or self._remember(key)
         if not listed.allowed:
             return CallDecision(listed, None)
@@ -292,7 +242,7 @@ class Policy:
 
         Returns `tool` itself when nothing changes.
         """
-        scope = self._scope(exposed, host, facts or _UNANNOTATED)
+        scope = self._scope(exposed, host, facts or UNANNOTATED)
         update: dict[str, Any] = {}
         description = next((r.rule.description for r in scope.allow if r.rule.description is not None), None)
         if description is None:
@@ -305,7 +255,7 @@ class Policy:
 
     def max_output_bytes(self, exposed: str, *, host: str | None = None, tool: ToolFacts | None = None) -> int | None:
         """The first covering rule's `max_output_bytes` (the relay enforces it), or None."""
-        scope = self._scope(exposed, host, tool or _UNANNOTATED)
+        scope = self._scope(exposed, host, tool or UNANNOTATED)
         return next((r.rule.max_output_bytes for r in (*scope.allow, *scope.deny) if r.rule.max_output_bytes), None)
 
     def unused_rules(self, names: Iterable[str]) -> list[str]:

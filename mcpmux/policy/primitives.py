@@ -27,8 +27,9 @@ import functools
 import json
 import re
 
-from mcpmux.policy.decide import Decision, Policy, ToolFacts
+from mcpmux.policy.decide import Policy
 from mcpmux.policy.rules import compile_globs
+from mcpmux.policy.verdict import Decision, ToolFacts
 
 _AS_READ = ToolFacts(read_only=True, destructive=False)
 """Prompts and the probes are reads: annotation modes never decide them."""

@@ -3,7 +3,7 @@
 `load_profile` collects every problem before raising, so one `mcpmux validate`
 shows the whole list. Unknown keys are errors, not warnings: a typo in a shared
 profile (say `timout_seconds`) must never be silently ignored. tomllib reports no
-line numbers for values, so `_LineIndex` scans the text for key paths itself.
+line numbers for values, so `lines.LineIndex` scans the text for key paths itself.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from mcpmux.errors import Problem, ProfileError, TemplateError
 from mcpmux.profile.inherit import merge_layers, resolve_layers
+from mcpmux.profile.lines import Key, LineIndex
 from mcpmux.profile.model import DEFAULT_MAX_NAME_LENGTH, AuditSpec, EnvValue, Profile, SecretRef, ServerSpec
 from mcpmux.profile.policy_table import parse_policy
 from mcpmux.profile.templates import parse_secret_template
@@ -67,58 +68,7 @@ _NOT_A_CREDENTIAL_SUFFIX = ("PATH", "FILE", "DIR", "NAME", "ID", "URL", "HOST", 
 
 _SECRET_FIX = 'write { secret = "NAME" } with NAME of [A-Za-z0-9._-], 1-128 chars'
 
-Key = tuple[str, ...]
 T = TypeVar("T")
-
-
-# ---- line numbers --------------------------------------------------------------------------------------------
-
-_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
-_DOTTED = rf"{_KEY_PART}(?:\s*\.\s*{_KEY_PART})*"
-_HEADER_LINE = re.compile(rf"\s*\[\[?\s*({_DOTTED})\s*\]\]?")
-_KEY_LINE = re.compile(rf"\s*({_DOTTED})\s*=")
-
-
-def _split_key(dotted: str) -> Key:
-    parts = re.findall(_KEY_PART, dotted)
-    return tuple(p[1:-1] if p[:1] in "\"'" else p for p in parts)
-
-
-def _indexed(table: Key, arrays: Mapping[Key, int]) -> Key:
-    for array, index in arrays.items():
-        if table[: len(array)] == array:
-            return (*array[:-1], f"{array[-1]}[{index}]", *table[len(array) :])
-    return table
-
-
-class _LineIndex:
-    """Key path → first line it appears on (table headers and `key =` lines). Good enough, not a TOML parser."""
-
-    def __init__(self, text: str) -> None:
-        self._lines: dict[Key, int] = {}
-        table: Key = ()
-        arrays: dict[Key, int] = {}  # `[[policy.rules]]` → index of its latest entry, for keys like `rules[1]`
-        for number, line in enumerate(text.splitlines(), start=1):
-            if header := _HEADER_LINE.match(line):
-                table = _split_key(header.group(1))
-                self._add(table, number)
-                if line.lstrip().startswith("[["):
-                    arrays[table] = arrays.get(table, -1) + 1
-                table = _indexed(table, arrays)
-                self._add(table, number)
-            elif key := _KEY_LINE.match(line):
-                self._add(table + _split_key(key.group(1)), number)
-
-    def _add(self, key: Key, number: int) -> None:
-        for end in range(1, len(key) + 1):
-            self._lines.setdefault(key[:end], number)
-
-    def line(self, key: Key) -> int | None:
-        # Keys inside inline tables (`env = { A = ... }`) fall back to their enclosing key's line.
-        for end in range(len(key), 0, -1):
-            if key[:end] in self._lines:
-                return self._lines[key[:end]]
-        return None
 
 
 def _toml_type(value: object) -> str:
@@ -139,7 +89,7 @@ class _Checker:
 
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
-        self.lines = _LineIndex(text)
+        self.lines = LineIndex(text)
         self.problems: list[Problem] = []
 
     def problem(self, key: Key, message: str, fix: str = "") -> None:
@@ -385,7 +335,7 @@ def load_profile(path: Path) -> Profile:
 def load_profile_and_text(path: Path) -> tuple[Profile, str]:
     """`load_profile`, and the text of the profile's own file exactly as parsed (what `profile show` prints)."""
     path = path.expanduser().absolute()
-    layers = resolve_layers(path, lambda text: _LineIndex(text).line)
+    layers = resolve_layers(path, lambda text: LineIndex(text).line)
     merged = merge_layers(layers)
     checker = _Checker(path, "")  # lines come from each layer's own index, via `relocate`
     profile = _check_profile(checker, merged.data)

@@ -17,7 +17,8 @@ import re
 from collections.abc import Mapping, Sequence
 
 from mcpmux.errors import MCPMuxError, ReadOnlyStore
-from mcpmux.secrets.store import KeyringStore, SecretStore, missing_message
+from mcpmux.secrets.resolve import missing_message
+from mcpmux.secrets.store import KeyringStore, SecretStore
 
 SELECT_ENV = "MCPMUX_SECRETS"
 ENV_PREFIX = "MCPMUX_SECRET_"

@@ -18,8 +18,7 @@ import contextlib
 import os
 import re
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Protocol, TypeVar, runtime_checkable
 
 import anyio
@@ -28,10 +27,9 @@ import anyio.lowlevel
 import keyring
 import keyring.errors
 from keyring.backend import KeyringBackend
-from keyring.backends.chainer import ChainerBackend
 
 from mcpmux.errors import KeyringLoadError, SecretError
-from mcpmux.profile.model import EnvValue, SecretRef, SecretTemplate
+from mcpmux.secrets.keyrings import backend_name, describe_backend
 
 SERVICE = "mcpmux"
 """Keyring service name; the username is the secret's name."""
@@ -76,79 +74,6 @@ def check_secret_name(name: str) -> str:
     if not SECRET_NAME.fullmatch(name):
         raise SecretError(name, f"'{name}' is not a valid secret name: use [A-Za-z0-9._-], 1-128 characters")
     return name
-
-
-def _describe(backend: KeyringBackend | None) -> str:
-    if backend is None:
-        return "the default keyring"
-    cls = type(backend)
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def backend_name() -> str:
-    """The keyring backend this process would use, for diagnostics (never raises; may block briefly)."""
-    try:
-        return _describe(keyring.get_keyring())
-    except Exception as exc:  # a bad PYTHON_KEYRING_BACKEND raises ImportError, RuntimeError, ...
-        return f"unavailable ({type(exc).__name__}: {exc})"
-
-
-# keyring's own backends for the desktop's keyring: values encrypted at rest, access guarded by the OS session.
-_OS_KEYRINGS = (
-    "keyring.backends.SecretService",
-    "keyring.backends.libsecret",
-    "keyring.backends.kwallet",
-    "keyring.backends.macOS",
-    "keyring.backends.Windows",
-)
-_UNAVAILABLE = ("keyring.backends.fail", "keyring.backends.null")
-
-
-def _writing_backend(backend: KeyringBackend) -> KeyringBackend:
-    """The backend a `set_password` lands in: a chainer writes to the first of its backends."""
-    if isinstance(backend, ChainerBackend):
-        chained: list[KeyringBackend] = list(backend.backends)
-        if chained:
-            return chained[0]
-    return backend
-
-
-@dataclass(frozen=True, slots=True)
-class BackendWarning:
-    """Why stored secrets are not in an OS keyring, and what to do about it."""
-
-    problem: str
-    fix: str
-    plaintext: bool
-
-    def __str__(self) -> str:
-        return f"{self.problem}; {self.fix}"
-
-
-def backend_warning(backend: KeyringBackend | None = None) -> BackendWarning | None:
-    """Why secrets stored through `backend` (default: the one in use) are not in an OS keyring; None if they are.
-
-    For the warning `secret set`, `import` and `doctor` give: a file backend such as keyrings.alt's
-    PlaintextKeyring (what keyring falls back to on a headless Linux) keeps values readable on disk.
-    """
-    try:
-        chosen = _writing_backend(backend or keyring.get_keyring())
-    except Exception:  # no usable backend: storing fails with its own message
-        return None
-    module = type(chosen).__module__
-    if module.startswith(_OS_KEYRINGS) or module.startswith(_UNAVAILABLE):
-        return None
-    name, where = _describe(chosen), getattr(chosen, "file_path", None)
-    fix = (
-        "for real credentials use the OS keyring (on Linux a Secret Service such as GNOME Keyring or KeePassXC), "
-        "and unset PYTHON_KEYRING_BACKEND if it names this backend"
-    )
-    if "plaintext" in name.lower():
-        problem = f"{name} is not an OS keyring: it keeps secrets UNENCRYPTED in {where or 'a file'}"
-        return BackendWarning(problem, fix, plaintext=True)
-    kept = f"it keeps secrets in {where}" if where else "it is not your desktop's keyring"
-    problem = f"{name} is not an OS keyring ({kept}): mcpmux cannot vouch for how it protects them"
-    return BackendWarning(problem, fix, plaintext=False)
 
 
 async def _in_daemon_thread(fn: Callable[[], _T]) -> _T:
@@ -196,7 +121,7 @@ class KeyringStore:
             raise KeyringLoadError(f"{where} could not be loaded ({type(exc).__name__}: {exc})") from exc
 
     def _name(self) -> str:
-        return _describe(self._backend) if self._backend is not None else backend_name()
+        return describe_backend(self._backend) if self._backend is not None else backend_name()
 
     async def get(self, name: str) -> str | None:
         return await self._run(name, lambda: self._keyring().get_password(SERVICE, name))
@@ -229,7 +154,7 @@ class KeyringStore:
         return await self._run(name, delete)
 
     async def _run(self, name: str, fn: Callable[[], _T]) -> _T:
-        where = _describe(self._backend)
+        where = describe_backend(self._backend)
         try:
             with anyio.fail_after(self._timeout):
                 return await _in_daemon_thread(fn)
@@ -252,36 +177,3 @@ class KeyringStore:
             raise SecretError(
                 name, f"secret '{name}': the keyring ({where}) failed: {type(exc).__name__}: {exc}; {_NO_BACKEND_FIX}"
             ) from None
-
-
-async def resolve_env(spec_env: Mapping[str, EnvValue], store: SecretStore) -> tuple[dict[str, str], dict[str, str]]:
-    """Replace each `SecretRef` (alone or inside a `SecretTemplate`) with its value.
-
-    Returns (resolved env, {secret name: value} of the secrets used); the second feeds the `Redactor`.
-    """
-    used: dict[str, str] = {}
-
-    async def value_of(ref: SecretRef) -> str:
-        if ref.name not in used:
-            found = await store.get(ref.name)
-            if found is None:
-                raise SecretError(ref.name, missing_message(store, ref.name))
-            used[ref.name] = found
-        return used[ref.name]
-
-    env: dict[str, str] = {}
-    for key, value in spec_env.items():
-        if isinstance(value, SecretRef):
-            env[key] = await value_of(value)
-        elif isinstance(value, SecretTemplate):
-            env[key] = "".join([p if isinstance(p, str) else await value_of(p) for p in value.parts])
-        else:
-            env[key] = value
-    return env, used
-
-
-def missing_message(store: SecretStore, name: str) -> str:
-    """What to tell a person when `store` has no secret `name`: where it looked and the command that fixes it."""
-    if isinstance(store, ExplainsMissing):
-        return store.missing_message(name)
-    return f"secret '{name}' is not in the secret store; store it with: mcpmux secret set {name}"

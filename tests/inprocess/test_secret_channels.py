@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from mcpmux.gateway import status_report
+from mcpmux.serve import status_report
 from tests.e2e_helpers import audit_events
 from tests.inprocess.scripted import Replies, ScriptedServer, ToolCall, gateway_of
 
