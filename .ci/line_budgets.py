@@ -29,7 +29,8 @@ def main() -> int:
     sizes = sorted(len(f.read_text().splitlines()) for f in (root / "mcpmux").rglob("*.py") if f.name != "__init__.py")
     median = sizes[len(sizes) // 2] if len(sizes) % 2 else (sizes[len(sizes) // 2 - 1] + sizes[len(sizes) // 2]) / 2
     summary = f"{len(sizes)} modules in mcpmux/, median {median:g} lines, largest {sizes[-1]} (reported, not enforced)"
-    print("\n".join([*over, summary]) if over else f"every file is within its budget; {summary}")
+    report = "\n".join([*over, summary]) if over else f"every file is within its budget; {summary}"
+    (sys.stderr if over else sys.stdout).write(report + "\n")
     return 1 if over else 0
 
 
