@@ -78,7 +78,8 @@ def test_tool_facts_come_from_annotations_and_none_means_unannotated() -> None:
         ({"rules": (rule(effect="deny"),)}, None, False, "policy.rules[0]"),
         ({"rules": (rule(effect="allow"), rule(effect="deny", index=1))}, None, False, "policy.rules[1]"),
         ({"rules": (rule("other__*", effect="deny"),)}, None, True, 'policy.default = "allow"'),
-        # hosts: a rule naming hosts covers only those hosts, and never an unnamed host
+        # hosts: an allow rule naming hosts covers only those hosts, never an unnamed one; a deny rule naming hosts
+        # covers an unnamed host too (it cannot be told apart from the hosts named)
         (
             {"default": "deny", "rules": (rule(effect="allow", hosts=("cursor*",)),)},
             "cursor-ide",
@@ -89,6 +90,7 @@ def test_tool_facts_come_from_annotations_and_none_means_unannotated() -> None:
         ({"default": "deny", "rules": (rule(effect="allow", hosts=("cursor*",)),)}, None, False, None),
         ({"rules": (rule(effect="deny", hosts=("claude-ai",)),)}, "claude-ai", False, "policy.rules[0]"),
         ({"rules": (rule(effect="deny", hosts=("claude-ai",)),)}, "cursor", True, None),
+        ({"rules": (rule(effect="deny", hosts=("claude-ai",)),)}, None, False, "policy.rules[0]"),
         # a deny rule with conditions is decided at call time: the tool stays listed
         ({"rules": (rule(effect="deny", hours=TimeWindow(0, 1440, "00:00-24:00")),)}, None, True, None),
     ],

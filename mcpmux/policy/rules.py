@@ -70,10 +70,13 @@ class CompiledRule:
         return tools is not None and any(tools.match(n) is not None for n in names)
 
     def covers_host(self, host: str | None) -> bool:
-        # A rule naming hosts never covers a host that did not say its name.
+        # A host that did not say its name cannot be told apart from one a deny rule names, so deny rules
+        # naming hosts cover it (fail closed) and allow rules naming hosts never do.
         if self.hosts is None:
             return self.rule.hosts is None
-        return host is not None and self.hosts.match(host) is not None
+        if host is None:
+            return self.rule.effect == "deny"
+        return self.hosts.match(host) is not None
 
     def time_failure(self, now: datetime) -> Failure | None:
         if self.zone is None:

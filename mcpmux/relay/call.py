@@ -74,6 +74,7 @@ class Call:
         "respond",
         "rid",
         "route",
+        "rule",
         "started",
         "timer",
         "token",
@@ -87,6 +88,7 @@ class Call:
         self.relay = relay
         self.host_id = host_id
         self.route = route
+        self.rule: str | None = None
         self.arguments = arguments
         self.respond = respond
         self.notify = notify
@@ -180,5 +182,6 @@ class Call:
             error,
             size,
             self.truncated,
+            rule=self.rule,
             redactor=self.redactor,
         )

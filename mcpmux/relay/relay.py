@@ -68,13 +68,15 @@ class Relay:
             text = ErrorText.same(self._unknown_text(exposed))  # the tool the host asked for, and catalog names
             self._refuse(host_id, exposed, arguments, respond, "unknown", text)
             return
-        verdict = route.decision
+        verdict, policy = route.decision, self.supervisor.policy
+        if verdict.rule != INTEGRITY_RULE:  # rules may name hosts: the catalog's verdict was made for no host
+            verdict = policy.decide(exposed, tool=route.facts, host=self.host.name)
         state = self.supervisor.live(route.server)
         if verdict.allowed and state is not None and state.status == "idle":  # decided once it is up: one rate slot
             self.supervisor.start_soon(self._call_when_up, route.server, host_id, params, respond, notify, input_caps)
             return
         if verdict.rule != INTEGRITY_RULE:  # policy again, with this host and these arguments; fixed values applied
-            args, policy = wire.as_object(arguments), self.supervisor.policy
+            args = wire.as_object(arguments)
             checked = policy.decide_call(exposed, args, tool=route.facts, host=self.host.name, cwd=route.cwd)
             verdict = checked.decision
             if verdict.allowed and checked.arguments is not args:
@@ -93,6 +95,7 @@ class Relay:
             return
         ds = state.downstream if state is not None else None
         call = Call(self, host_id, route, arguments, respond, notify)
+        call.rule = verdict.rule  # what allowed this call, for this host: its audit event names it
         call.input_caps = input_caps
         call.redactor = self.supervisor.redactor  # every secret of the run, whichever server sends it
         if ds is None or state is None or state.status != "running":  # never before its handshake is done

@@ -213,3 +213,19 @@ async def test_a_servers_elicitation_is_an_input_round_for_an_envelope_host_and_
     assert (rounds["resultType"], asked["method"]) == ("input_required", "elicitation/create")
     assert answered["result"] == {"action": "accept", "content": {}}
     assert final["result"]["content"][0]["text"] == "accept"
+
+
+async def test_a_host_that_gives_no_name_is_covered_by_deny_rules_naming_hosts(
+    tmp_path: Path, mcpmux_home: Path
+) -> None:
+    rules = '[[policy.rules]]\ntools = ["alpha__echo"]\neffect = "deny"\nhosts = ["agent-a"]\n'
+    servers = {"alpha": ScriptedServer({"echo": echo})}
+    async with gateway_of(tmp_path, servers, rules) as gateway, front_of(gateway, "none") as (front, host):
+        hello = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "", "version": "1"}}
+        await host.request("initialize", hello)
+        listed = await host.request("tools/list")
+        answer = await host.request("tools/call", {"name": "alpha__echo", "arguments": {"text": "hi"}})
+    assert front.host.info is not None and front.host.name is None
+    assert listed["result"]["tools"] == []
+    assert answer["result"]["isError"] is True
+    assert "denied by policy.rules[0]" in answer["result"]["content"][0]["text"]
