@@ -20,13 +20,15 @@ Envelope (every event)::
     exposed, server, tool    the name the host called and where it routed (null when unknown)
     decision                 allowed | denied | unknown (no such tool)
     rule                     the policy rule that decided, e.g. `policy.deny[0] "*__delete_*"`, or
-                             `audit.required` (refused: the audit log could not be written)
+                             `audit.required` (refused: the audit log could not be written), or
+                             `mcpmux.max_depth` (refused: arguments nested deeper than mcpmux relays)
     outcome                  ok | tool_error (the tool returned is_error) | denied | unknown | error
                              | timeout | cancelled | unavailable (the downstream is not running)
     duration_ms              from the host's request to the answer (0 for refusals)
     args                     per the profile's `[audit] args`: null (`none`), "sha256:…" (`digest`, the
                              default), or the arguments with the server's secret values replaced (`redacted`;
-                             the digest when it cannot redact, see `args_mode_for`)
+                             the digest when it cannot redact, see `args_mode_for`); null as well for
+                             arguments nested too deeply to record
     error                    a short, redacted message, or null
     result_bytes             size of the downstream's reply line
     truncated                true when `args` or `error` was cut to fit `MAX_FIELD_CHARS`
@@ -107,13 +109,23 @@ def args_mode_for(mode: ArgsMode, redactor: Redactor | None, secret_names: tuple
     return "redacted" if secret_names is not None and redactor else "digest"
 
 
+class _Unread:
+    def __repr__(self) -> str:
+        return "UNREAD_ARGUMENTS"
+
+
+UNREAD_ARGUMENTS: Any = _Unread()
+"""The arguments of a call refused before they could be read (its line nested too deeply to parse)."""
+
+
 def record_arguments(arguments: Any, mode: ArgsMode, redactor: Redactor | None = None) -> Any:
     """What the audit log records of a call's arguments under `mode`.
 
     `none` → None; `digest` → `sha256:…` of the canonical JSON; `redacted` → the arguments with every
     string (keys too) passed through `redactor`, so no secret value it knows reaches the log.
+    Arguments never read, or nested too deeply to encode (see `tool_call_event`), are recorded as None.
     """
-    if mode == "none":
+    if mode == "none" or arguments is UNREAD_ARGUMENTS:
         return None
     if mode == "digest":
         return args_digest(arguments)
@@ -159,7 +171,10 @@ def tool_call_event(
     **context: Any,
 ) -> dict[str, Any]:
     """One `tool_call` event; `error` is redacted too. `context` adds fields (say `profile`, `host`)."""
-    args, args_cut = _cut(record_arguments(arguments, args_mode, redactor))
+    try:
+        args, args_cut = _cut(record_arguments(arguments, args_mode, redactor))
+    except (orjson.JSONEncodeError, RecursionError):  # arguments nested deeper than any encoder goes
+        args, args_cut = None, False
     if error is not None and redactor:
         error = redactor.redact_text(error)
     error, error_cut = _cut(error)

@@ -58,6 +58,10 @@ class HostChannel(Protocol):
         """Relay a host's `tools/call`; False when this era cannot take it here (the SDK answers it)."""
         ...
 
+    def answer_writer(self, host_id: Any) -> Writer | None:
+        """Where the one answer to a host's `tools/call` is written in this era; None before the era is known."""
+        ...
+
     def announce(self, kinds: frozenset[str]) -> None:
         """The visible catalog changed for these kinds ("tools", "prompts", "resources")."""
         ...
@@ -90,6 +94,9 @@ class Undecided:
 
     def call(self, host_id: Any, params: JSON) -> bool:
         return False
+
+    def answer_writer(self, host_id: Any) -> Writer | None:
+        return None
 
     def announce(self, kinds: frozenset[str]) -> None:
         pass  # the host has listed nothing yet
@@ -124,6 +131,9 @@ class HandshakeChannel:
     def call(self, host_id: Any, params: JSON) -> bool:
         self._relay.call_from_host(host_id, params, self._write, self._write)
         return True
+
+    def answer_writer(self, host_id: Any) -> Writer | None:
+        return self._write
 
     def announce(self, kinds: frozenset[str]) -> None:
         if not self._answered.is_set():
@@ -183,6 +193,9 @@ class EnvelopeChannel:
         caps = envelope.client_capabilities(meta)
         self._relay.call_from_host(host_id, forwarded, answer, self._write, caps)
         return True
+
+    def answer_writer(self, host_id: Any) -> Writer | None:
+        return self._calls.answer_writer(host_id, self._write)
 
     def announce(self, kinds: frozenset[str]) -> None:
         for kind in sorted(kinds):

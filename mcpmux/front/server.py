@@ -139,14 +139,22 @@ class Front:
         request_id = message.get("id")
         if (roots := pinned_roots(self.supervisor.profile.server(ds.name), message)) is not None:
             ds.write(wire.result_response(request_id, roots))
-        elif (why := self.channel.downstream_request(ds, message)) is not None:
-            ds.write(wire.error_response(request_id, wire.METHOD_NOT_FOUND, why))
+            return True
+        try:
+            why = self.channel.downstream_request(ds, message)
+        except wire.Unencodable:
+            why = f"mcpmux relays no request nested more than {wire.MAX_DEPTH} levels deep"
+        if why is not None:
+            ds.write(wire.error_response(request_id if wire.valid_id(request_id) else None, wire.METHOD_NOT_FOUND, why))
         return True
 
     # --- the wire -------------------------------------------------------------------------
     def on_line(self, line: bytes) -> None:
         try:
             message = wire.loads(line)
+        except wire.TooDeep:
+            self._too_deep(line)
+            return
         except ValueError:
             self.to_host(wire.error_response(None, wire.PARSE_ERROR, "parse error: a line that is not JSON"))
             return
@@ -154,9 +162,21 @@ class Front:
             self._dispatch(message)
         except Exception:  # a bug must cost one answer, never the host connection or a silent hang
             logger.exception("mcpmux failed to handle a message from the host")
-            request_id = (wire.as_object(message) or {}).get("id")
+            request_id = _id_of(message)
             if request_id is not None:
                 self.to_host(wire.error_response(request_id, wire.INTERNAL_ERROR, "mcpmux failed; see its stderr"))
+
+    def _too_deep(self, line: bytes) -> None:
+        """A line nested deeper than mcpmux parses: answered under its id if its head names one, never relayed."""
+        top, params = wire.head_members(line)
+        request_id, method, name = top.get("id"), top.get("method"), params.get("name")
+        if not isinstance(method, str) or not wire.valid_id(request_id):
+            request_id = None
+        elif method == "tools/call" and isinstance(name, str):  # refused as a call, and audited as one
+            self.relay.refuse_too_deep(request_id, name, self.channel.answer_writer(request_id) or self.to_host)
+            return
+        text = f"invalid request: the message nests deeper than mcpmux takes (at most {wire.MAX_DEPTH} levels)"
+        self.to_host(wire.error_response(request_id, wire.INVALID_REQUEST, text))
 
     def _dispatch(self, message: object) -> None:
         msg = wire.as_object(message)
@@ -215,9 +235,8 @@ class Front:
     def _to_sdk_line(self, message: Any) -> None:
         try:
             parsed = types.jsonrpc_message_adapter.validate_python(message, by_name=False)
-        except pydantic.ValidationError:
-            request_id = (wire.as_object(message) or {}).get("id")
-            self.to_host(wire.error_response(request_id, wire.INVALID_REQUEST, "invalid JSON-RPC message"))
+        except (pydantic.ValidationError, RecursionError):
+            self.to_host(wire.error_response(_id_of(message), wire.INVALID_REQUEST, "invalid JSON-RPC message"))
             return
         if self._to_sdk is not None:
             self._to_sdk.send_nowait(SessionMessage(parsed))
@@ -271,3 +290,9 @@ class Front:
                 tg.start_soon(self._pump_sdk, from_sdk)
                 await read_lines(self.on_line)
                 tg.cancel_scope.cancel()
+
+
+def _id_of(message: object) -> Any:
+    """A message's id if it is one an answer may carry, else None (an answer must never fail to be written)."""
+    request_id = (wire.as_object(message) or {}).get("id")
+    return request_id if wire.valid_id(request_id) else None

@@ -20,7 +20,13 @@ from collections.abc import Hashable
 from typing import Any
 
 from mcpmux import wire
-from mcpmux.audit.events import AUDIT_REQUIRED_RULE, args_mode_for, audit_refusal, tool_call_event
+from mcpmux.audit.events import (
+    AUDIT_REQUIRED_RULE,
+    UNREAD_ARGUMENTS,
+    args_mode_for,
+    audit_refusal,
+    tool_call_event,
+)
 from mcpmux.audit.log import AuditLog
 from mcpmux.catalog.build import INTEGRITY_RULE, Catalog, Route
 from mcpmux.catalog.naming import closest
@@ -36,6 +42,15 @@ logger = logging.getLogger("mcpmux")
 
 STARTUP_WAIT_SECONDS = 30.0
 """How long a call or listing made during start-up waits for the slowest downstream (front_handlers too)."""
+MAX_DEPTH_RULE = "mcpmux.max_depth"
+"""The `rule` of a call refused because its arguments nest deeper than mcpmux relays (wire.MAX_DEPTH)."""
+
+
+def too_deep_text(exposed: str) -> str:
+    return (
+        f"tool '{exposed}' was not run: its arguments nest too deeply to relay (mcpmux relays messages that nest "
+        f"arrays and objects at most {wire.MAX_DEPTH} levels deep); send the value flattened or as a string"
+    )
 
 
 class Relay:
@@ -111,7 +126,12 @@ class Relay:
         if token is not None and notify is not None:
             call.token = call.host_token = token
             self._progress[token] = call
-        call.start(ds, forwarded, state.spec.timeout_seconds)
+        try:
+            call.start(ds, forwarded, state.spec.timeout_seconds)
+        except wire.Unencodable:  # nothing was sent: the call is refused instead
+            self.forget(call)
+            text = too_deep_text(exposed)
+            self._refuse(host_id, exposed, arguments, respond, "denied", text, route, MAX_DEPTH_RULE)
 
     async def _call_when_ready(
         self, host_id: Any, params: JSON, respond: Writer, notify: Writer | None, input_caps: JSON | None
@@ -152,6 +172,12 @@ class Relay:
             raise
         reply = wire.as_object(wire.loads(line)) or {}
         return wire.as_object(reply.get("result")) or wire.tool_error_result("the relay produced no result")
+
+    def refuse_too_deep(self, host_id: Any, exposed: str, respond: Writer) -> None:
+        """Refuse a host's `tools/call` whose line nests too deeply even to parse (its arguments are unknown)."""
+        route = self.supervisor.catalog.routes.get(exposed)
+        text = too_deep_text(exposed)
+        self._refuse(host_id, exposed, UNREAD_ARGUMENTS, respond, "denied", text, route, MAX_DEPTH_RULE)
 
     def cancel_from_host(self, host_id: Any, reason: str | None) -> bool:
         """Apply a host's `notifications/cancelled`; False when the id is not a relayed call."""
