@@ -183,6 +183,10 @@ class Front:
         if msg is not None:
             method = msg.get("method")
             params = wire.as_object(msg.get("params"))
+            if "id" in msg and method is not None and not wire.valid_id(msg["id"]):
+                text = "invalid request: its id must be a string or an integer"
+                self.to_host(wire.error_response(None, wire.INVALID_REQUEST, text))
+                return
             if self.channel.era is None and isinstance(method, str) and "id" in msg:
                 self.channel = self._open(opening_era(method, params))
             era = self.channel.era
@@ -193,12 +197,17 @@ class Front:
                 and "id" in msg
                 and params is not None
                 and not self.discovery.handles(params.get("name"))
-                and self.channel.call(msg["id"], params)
             ):
-                return
+                if self.relay.in_flight(msg["id"]):  # answering it would break the first call's routing
+                    text = f"invalid request: id {wire.dumps(msg['id']).decode()} is already in use by a call in flight"
+                    self.to_host(wire.error_response(msg["id"], wire.INVALID_REQUEST, text))
+                    return
+                if self.channel.call(msg["id"], params):
+                    return
             if (
                 method == "notifications/cancelled"
                 and params is not None
+                and "id" not in msg
                 and self.relay.cancel_from_host(params.get("requestId"), params.get("reason"))
             ):
                 return
@@ -206,7 +215,7 @@ class Front:
                 return
             if method in _FACTS_METHODS and "id" in msg:
                 self._facts_ids.add(msg["id"])
-            if method == "notifications/roots/list_changed":
+            if method == "notifications/roots/list_changed" and "id" not in msg:
                 self._roots_changed()
                 return
         self._to_sdk_line(message)

@@ -60,6 +60,9 @@ class Relay:
         self.host = host
         """Who is calling: policy `hosts` rules and audit events read it (the front binds it)."""
         self._calls: dict[Hashable, Call] = {}
+        """Calls in flight by the host's id; a tuple key is mcpmux's own (a local call, a parked one)."""
+        self._deferred: set[Hashable] = set()
+        """Host ids of calls waiting for a downstream's start-up before they are relayed."""
         self._progress: dict[Hashable, Call] = {}
         self._ids = 0
         supervisor.subscribe(self)
@@ -77,6 +80,7 @@ class Relay:
         route = self.supervisor.catalog.routes.get(exposed)
         if route is None and not self.supervisor.ready.is_set():
             # A host may call before the downstreams are up (it knows names from an earlier run).
+            self._deferred.add(host_id)
             self.supervisor.start_soon(self._call_when_ready, host_id, params, respond, notify, input_caps)
             return
         if route is None:
@@ -102,6 +106,7 @@ class Relay:
             return
         state = self.supervisor.live(route.server)
         if state is not None and state.status == "idle":
+            self._deferred.add(host_id)
             self.supervisor.start_soon(self._call_when_up, route.server, host_id, params, respond, notify, input_caps)
             return
         ds = state.downstream if state is not None else None
@@ -137,6 +142,7 @@ class Relay:
         self, host_id: Any, params: JSON, respond: Writer, notify: Writer | None, input_caps: JSON | None
     ) -> None:
         await self.supervisor.wait_ready(STARTUP_WAIT_SECONDS)
+        self._deferred.discard(host_id)
         self.call_from_host(host_id, params, respond, notify, input_caps)
 
     async def _call_when_up(
@@ -149,12 +155,13 @@ class Relay:
         input_caps: JSON | None,
     ) -> None:
         await self.supervisor.wake(server)
+        self._deferred.discard(host_id)
         self.call_from_host(host_id, params, respond, notify, input_caps)
 
     async def call(self, name: str, arguments: JSON | None = None, meta: JSON | None = None) -> JSON:
         """Call an exposed tool and return its `CallToolResult` as a dict (never raises for tool failures)."""
         self._ids += 1
-        host_id = f"local-{self._ids}"
+        host_id = ("local", self._ids)  # a tuple: no host's id (a string or an integer) can be the same
         done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
 
         def respond(line: bytes) -> None:
@@ -179,6 +186,10 @@ class Relay:
         text = too_deep_text(exposed)
         self._refuse(host_id, exposed, UNREAD_ARGUMENTS, respond, "denied", text, route, MAX_DEPTH_RULE)
 
+    def in_flight(self, host_id: Any) -> bool:
+        """Whether a host's call under this id is still owed its answer (a second one may not reuse the id)."""
+        return host_id in self._calls or host_id in self._deferred
+
     def cancel_from_host(self, host_id: Any, reason: str | None) -> bool:
         """Apply a host's `notifications/cancelled`; False when the id is not a relayed call."""
         try:
@@ -191,6 +202,12 @@ class Relay:
     def calls_to(self, ds: Downstream) -> list[Call]:
         """The calls in flight to `ds`, oldest first."""
         return [call for call in self._calls.values() if call.ds is ds]
+
+    def park(self, call: Call) -> None:
+        """A call whose host request was answered with `input_required`: its id is the host's to reuse,
+        while the call goes on downstream until the host's retry is attached to it (`readdress`)."""
+        self._ids += 1
+        self.readdress(call, ("parked", self._ids), call.respond, {})
 
     def readdress(self, call: Call, host_id: Any, respond: Writer, params: JSON) -> None:
         """Point a call in flight at a new host request (a 2026-07-28 retry carrying input responses)."""

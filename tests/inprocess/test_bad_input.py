@@ -91,3 +91,51 @@ async def test_a_result_nested_deeper_than_mcpmux_writes_is_answered_once_with_a
     assert f"more than {wire.MAX_DEPTH} levels deep" in answer["result"]["content"][0]["text"]
     assert len(answers_to(host.replies, answer["id"])) == 1
     assert [e["outcome"] for e in audit_events(mcpmux_home, "tool_call")] == ["error"]
+
+
+@pytest.mark.parametrize("method", ["tools/call", "tools/list"])
+@pytest.mark.parametrize("bad_id", [{"a": 1}, [1], True, 1.5, None], ids=["object", "array", "bool", "float", "null"])
+async def test_a_request_whose_id_is_not_a_string_or_an_integer_is_an_invalid_request_and_never_relayed(
+    method: str, bad_id: object, tmp_path: Path, mcpmux_home: Path
+) -> None:
+    server = ScriptedServer({"echo": echo})
+    async with gateway_of(tmp_path, {"alpha": server}) as gateway, front_of(gateway, "handshake") as (_, host):
+        params = {"name": "alpha__echo", "arguments": {"text": "x"}}
+        await host.send({"id": bad_id, "method": method, "params": params})
+        await host.request("ping")
+        await host.request("ping")  # a call relayed by mistake would have been answered by now
+    replies = [m for m in host.replies.lines if m.get("id") not in (1, 2, 3)]
+    assert replies == [
+        {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {"code": wire.INVALID_REQUEST, "message": replies[0]["error"]["message"]},
+        }
+    ]
+    assert "string or an integer" in replies[0]["error"]["message"]
+    assert not [m for m in server.received if m.get("method") == "tools/call"]
+
+
+async def test_a_second_call_reusing_an_id_in_flight_is_refused_and_the_first_keeps_its_answer_and_cancellation(
+    tmp_path: Path, mcpmux_home: Path
+) -> None:
+    held: list[ToolCall] = []
+    server = ScriptedServer({"hold": held.append})
+    async with gateway_of(tmp_path, {"alpha": server}) as gateway, front_of(gateway, "handshake") as (_, host):
+        first = {"id": 7, "method": "tools/call", "params": {"name": "alpha__hold", "arguments": {"n": 1}}}
+        await host.send(first)
+        sent = await server.next_message(lambda m: m.get("method") == "tools/call")
+        await host.send({**first, "params": {"name": "alpha__hold", "arguments": {"n": 2}}})
+        refused = await host.replies.wait_for(lambda m: m.get("id") == 7 and "error" in m)
+        await host.send({"method": "notifications/cancelled", "params": {"requestId": 7, "reason": "stop"}})
+        cancelled = await server.next_message(lambda m: m.get("method") == "notifications/cancelled")
+        await host.send({**first, "params": {"name": "alpha__hold", "arguments": {"n": 3}}})  # 7 is free again
+        await server.next_message(lambda m: m.get("method") == "tools/call" and m["params"]["arguments"]["n"] == 3)
+        held[-1].answer("n=3")
+        again = await host.replies.wait_for(lambda m: m.get("id") == 7 and "result" in m)
+    assert refused["error"]["code"] == wire.INVALID_REQUEST
+    assert "already in use" in refused["error"]["message"]
+    assert cancelled["params"]["requestId"] == sent["id"]  # the first call's, not an overwriting second one's
+    assert [m["params"]["arguments"]["n"] for m in server.received if m.get("method") == "tools/call"] == [1, 3]
+    assert answers_to(host.replies, 7) == [refused, again]
+    assert again["result"]["content"][0]["text"] == "n=3"
