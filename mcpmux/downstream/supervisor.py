@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 
 import anyio
@@ -26,6 +27,7 @@ from mcpmux.catalog.build import Catalog, Listing
 from mcpmux.catalog.keeper import CatalogKeeper
 from mcpmux.downstream import cache as catalog_cache
 from mcpmux.downstream import facts as server_facts
+from mcpmux.downstream.coalesce import Coalescer
 from mcpmux.downstream.connection import Downstream, Hooks, ListKind
 from mcpmux.downstream.events import DownstreamEvents
 from mcpmux.downstream.facts import ServerFacts
@@ -76,6 +78,7 @@ class Supervisor:
         self._queued: list[tuple[Callable[..., Coroutine[Any, Any, Any]], tuple[Any, ...]]] = []
         self._subscribers: list[DownstreamEvents] = []
         self._secrets: dict[str, str] = {}
+        self._relists = Coalescer(self.start_soon)
         self.redactor = Redactor({})
         """Every secret any downstream of this run was given: redacted from everything bound for the host,
         whichever server sent it (server B may read server A's environment)."""
@@ -346,8 +349,8 @@ class Supervisor:
 
     def _on_notification(self, ds: Downstream, method: str, msg: JSON, line: bytes) -> None:
         kinds = _RELIST.get(method)
-        if kinds and self._tg is not None:
-            self._tg.start_soon(self._relist, ds, kinds)
+        if kinds and self._tg is not None:  # a storm of notifications costs one re-list in flight, one after
+            self._relists.request((ds, kinds), partial(self._relist, ds, kinds))
         for subscriber in self._subscribers:
             subscriber.notification(ds, method, msg, line)
 

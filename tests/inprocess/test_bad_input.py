@@ -139,3 +139,26 @@ async def test_a_second_call_reusing_an_id_in_flight_is_refused_and_the_first_ke
     assert [m["params"]["arguments"]["n"] for m in server.received if m.get("method") == "tools/call"] == [1, 3]
     assert answers_to(host.replies, 7) == [refused, again]
     assert again["result"]["content"][0]["text"] == "n=3"
+
+
+async def test_a_storm_of_list_changed_notifications_causes_at_most_one_relist_in_flight_and_one_trailing(
+    tmp_path: Path, mcpmux_home: Path
+) -> None:
+    server = ScriptedServer({"echo": echo})
+    note = orjson.dumps({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+    async with gateway_of(tmp_path, {"alpha": server}) as gateway, front_of(gateway, "handshake") as (_, host):
+        ds: Any = gateway.supervisor.states["alpha"].downstream
+        listed_before = len(server.received)
+        server.tools["added"] = echo
+        for _ in range(200):
+            ds.deliver(note)
+        await host.replies.wait_for(lambda m: m.get("method") == "notifications/tools/list_changed")
+        server.tools["another"] = echo
+        ds.deliver(note)
+        await host.replies.wait_for(
+            lambda m: len([x for x in host.replies.lines if x.get("method") == "notifications/tools/list_changed"]) == 2
+        )
+    relists = [m for m in server.received[listed_before:] if m.get("method") == "tools/list"]
+    announced = [m for m in host.replies.lines if m.get("method") == "notifications/tools/list_changed"]
+    assert len(relists) <= 3  # the storm's one in flight, its one trailing, and the later change's
+    assert len(announced) == 2  # one per change the host can see
