@@ -135,19 +135,24 @@ class HandshakeChannel:
     def answer_writer(self, host_id: Any) -> Writer | None:
         return self._write
 
+    # Nothing goes to the host before its `initialize` answer: it lists after that anyway, and a message
+    # from a server then is dropped (a request is refused), as no session exists yet to carry it.
     def announce(self, kinds: frozenset[str]) -> None:
-        if not self._answered.is_set():
-            return  # nothing goes before the `initialize` answer; the host lists after it anyway
-        for kind in sorted(kinds):
-            self._write(wire.notification(_LIST_CHANGED[kind]))
+        if self._answered.is_set():
+            for kind in sorted(kinds):
+                self._write(wire.notification(_LIST_CHANGED[kind]))
 
     def log_message(self, server: str, params: JSON) -> None:
-        self._write(wire.notification("notifications/message", params))
+        if self._answered.is_set():
+            self._write(wire.notification("notifications/message", params))
 
     def resource_updated(self, params: JSON) -> None:
-        self._write(wire.notification("notifications/resources/updated", params))
+        if self._answered.is_set():
+            self._write(wire.notification("notifications/resources/updated", params))
 
     def downstream_request(self, ds: Downstream, message: JSON) -> str | None:
+        if not self._answered.is_set():
+            return "the host has not finished its initialize handshake; ask again once it has"
         return self._requests.to_host(ds, message)
 
     def host_answer(self, message: JSON) -> bool:

@@ -58,6 +58,8 @@ logger = logging.getLogger("mcpmux")
 
 FIRST_START_WAIT_SECONDS = 2.0
 """How long the host's `initialize` may wait for servers never started before (their instructions)."""
+EOF_DRAIN_SECONDS = 2.0
+"""Once the host's input ends, how long its requests already received may take to be answered (and written)."""
 _FACTS_METHODS = frozenset({"initialize", "server/discover"})
 
 LineReader = Callable[[Callable[[bytes], None]], Awaitable[None]]
@@ -84,11 +86,16 @@ class Front:
         self.channel: HostChannel = Undecided()
         """Opened by the host's first request; never changes after (channel.py)."""
         self.answered = anyio.Event()
-        """Set once the first answer (to `initialize` or `server/discover`) has been written to the host."""
+        """Set once the host has its handshake answer (`initialize`, `server/discover`; in the 2026-07-28 era,
+        any first answer) written to it."""
         self._out: Callable[[bytes], None] = lambda line: None
         self._to_sdk: MemoryObjectSendStream[SessionMessage | Exception] | None = None
         self._facts_ids: set[object] = set()
         """Ids of the host's `initialize` / `server/discover`: their answers carry the downstreams' facts."""
+        self._sdk_owed: set[object] = set()
+        """Ids of the host's requests handed to the SDK and not answered yet (waited for when the input ends)."""
+        self._wrote = anyio.Event()
+        """Set by each line written once the host's input has ended (the drain waits on it)."""
         supervisor.subscribe(self)
 
     # --- the one exit toward the host -------------------------------------------------------
@@ -204,13 +211,11 @@ class Front:
                     return
                 if self.channel.call(msg["id"], params):
                     return
-            if (
-                method == "notifications/cancelled"
-                and params is not None
-                and "id" not in msg
-                and self.relay.cancel_from_host(params.get("requestId"), params.get("reason"))
-            ):
-                return
+            if method == "notifications/cancelled" and params is not None and "id" not in msg:
+                if self.relay.cancel_from_host(params.get("requestId"), params.get("reason")):
+                    return
+                if wire.valid_id(cancelled := params.get("requestId")):
+                    self._sdk_owed.discard(cancelled)  # the SDK answers no request the host cancelled
             if method is None and self.channel.host_answer(msg):
                 return
             if method in _FACTS_METHODS and "id" in msg:
@@ -248,17 +253,25 @@ class Front:
             self.to_host(wire.error_response(_id_of(message), wire.INVALID_REQUEST, "invalid JSON-RPC message"))
             return
         if self._to_sdk is not None:
+            if isinstance(parsed, types.JSONRPCRequest):
+                self._sdk_owed.add(parsed.id)
             self._to_sdk.send_nowait(SessionMessage(parsed))
 
     async def _pump_sdk(self, stream: MemoryObjectReceiveStream[SessionMessage]) -> None:
         async with stream:
             async for session_message in stream:
                 message = session_message.message
-                if isinstance(message, types.JSONRPCResponse) and message.id in self._facts_ids:
-                    self._facts_ids.discard(message.id)
-                    message = await self._with_facts(message)
+                handshake = isinstance(message, types.JSONRPCResponse) and message.id in self._facts_ids
+                if isinstance(message, types.JSONRPCResponse):
+                    if handshake:
+                        self._facts_ids.discard(message.id)
+                        message = await self._with_facts(message)
+                    self._sdk_owed.discard(message.id)
+                elif isinstance(message, types.JSONRPCError):
+                    self._sdk_owed.discard(message.id)
                 self.to_host(message.model_dump_json(by_alias=True, exclude_unset=True).encode())
-                self.answered.set()
+                if handshake or self.channel.era == "envelope":
+                    self.answered.set()  # a handshake host may hear notifications only from now on (channel.py)
 
     async def _with_facts(self, response: types.JSONRPCResponse) -> types.JSONRPCResponse:
         """The handshake answer with the downstreams' instructions and capabilities merged in.
@@ -298,7 +311,21 @@ class Front:
                 tg.start_soon(self.server.run, sdk_in, sdk_out, options)
                 tg.start_soon(self._pump_sdk, from_sdk)
                 await read_lines(self.on_line)
+                await self._drain(write_line)
                 tg.cancel_scope.cancel()
+
+    async def _drain(self, write_line: Callable[[bytes], None]) -> None:
+        """The host's input ended: wait, boundedly, until every request already received has been answered."""
+
+        def write(line: bytes) -> None:
+            write_line(line)
+            self._wrote.set()
+
+        self._out = write  # the happy path's writer stays free of this check
+        with anyio.move_on_after(EOF_DRAIN_SECONDS):
+            while self._sdk_owed or self.relay.owed():
+                await self._wrote.wait()
+                self._wrote = anyio.Event()
 
 
 def _id_of(message: object) -> Any:

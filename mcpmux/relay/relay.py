@@ -190,6 +190,10 @@ class Relay:
         """Whether a host's call under this id is still owed its answer (a second one may not reuse the id)."""
         return host_id in self._calls or host_id in self._deferred
 
+    def owed(self) -> int:
+        """How many host calls are still owed an answer (parked calls wait for a retry, not to answer)."""
+        return sum(1 for key in self._calls if not isinstance(key, tuple)) + len(self._deferred)
+
     def cancel_from_host(self, host_id: Any, reason: str | None) -> bool:
         """Apply a host's `notifications/cancelled`; False when the id is not a relayed call."""
         try:

@@ -3,13 +3,17 @@ and what may reach the host before its `initialize` answer or after its input en
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 import pytest
 
 from mcpmux import wire
+from mcpmux.front import server as front_server
+from mcpmux.front.server import Front
 from tests.e2e_helpers import audit_events
 from tests.inprocess.scripted import Replies, ScriptedServer, ToolCall, gateway_of
 from tests.inprocess.test_front import ERAS, echo, envelope, front_of
@@ -162,3 +166,87 @@ async def test_a_storm_of_list_changed_notifications_causes_at_most_one_relist_i
     announced = [m for m in host.replies.lines if m.get("method") == "notifications/tools/list_changed"]
     assert len(relists) <= 3  # the storm's one in flight, its one trailing, and the later change's
     assert len(announced) == 2  # one per change the host can see
+
+
+async def test_nothing_reaches_a_handshake_host_before_its_initialize_answer(tmp_path: Path, mcpmux_home: Path) -> None:
+    server = ScriptedServer({"echo": echo})
+    initialize = {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {"sampling": {}, "roots": {}, "elicitation": {}},
+        "clientInfo": {"name": "early", "version": "1"},
+    }
+
+    def note(method: str, params: dict[str, Any]) -> bytes:
+        return orjson.dumps({"jsonrpc": "2.0", "method": method, "params": params})
+
+    async with gateway_of(tmp_path, {"alpha": server}) as gateway:
+        ds: Any = gateway.supervisor.states["alpha"].downstream
+        front = Front(gateway.supervisor, gateway.relay)
+        replies = Replies()
+        ended = anyio.Event()
+
+        async def read_lines(on_line: Callable[[bytes], None]) -> None:
+            on_line(orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": initialize}))
+            # The SDK answers from a task of its own: all of this happens before it can have.
+            ds.deliver(note("notifications/message", {"level": "error", "data": "early log"}))
+            ds.deliver(note("notifications/resources/updated", {"uri": "file:///early"}))
+            ds.deliver(orjson.dumps({"jsonrpc": "2.0", "id": "s1", "method": "sampling/createMessage", "params": {}}))
+            front.catalog_changed(gateway.supervisor.catalog, frozenset({"tools", "prompts", "resources"}))
+            await ended.wait()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(front.serve, read_lines, replies)
+            await replies.answer(1)
+            assert replies.lines[0]["id"] == 1 and "result" in replies.lines[0]
+            refused = await server.next_message(lambda m: m.get("id") == "s1")
+            ds.deliver(note("notifications/message", {"level": "error", "data": "later log"}))
+            later = await replies.wait_for(lambda m: m.get("method") == "notifications/message")
+            ended.set()
+            assert [m for m in replies.lines if "method" in m] == [later]
+            assert later["params"]["data"] == "later log"
+            assert refused["error"]["code"] == wire.METHOD_NOT_FOUND
+
+
+async def test_requests_received_before_the_hosts_input_ends_are_answered_before_serve_returns(
+    tmp_path: Path, mcpmux_home: Path
+) -> None:
+    held: list[ToolCall] = []
+    server = ScriptedServer({"hold": held.append})
+    async with gateway_of(tmp_path, {"alpha": server}) as gateway:
+        front = Front(gateway.supervisor, gateway.relay)
+        replies = Replies()
+        at_return: list[dict[str, Any]] = []
+
+        async def read_lines(on_line: Callable[[bytes], None]) -> None:
+            for message in (
+                {"id": 1, "method": "tools/call", "params": {"name": "alpha__hold", "arguments": {}}},
+                {"id": 2, "method": "tools/list"},
+            ):
+                on_line(orjson.dumps({"jsonrpc": "2.0", **message}))  # then the input ends
+
+        async def serve() -> None:
+            await front.serve(read_lines, replies)
+            at_return.extend(replies.lines)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve)
+            await server.next_message(lambda m: m.get("method") == "tools/call")
+            held[0].answer("answered after the input ended")
+    assert sorted(m["id"] for m in at_return) == [1, 2]
+    assert at_return[[m["id"] for m in at_return].index(1)]["result"]["content"][0]["text"].startswith("answered")
+
+
+async def test_a_call_never_answered_holds_serve_only_for_the_drain_bound_after_the_input_ends(
+    tmp_path: Path, mcpmux_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(front_server, "EOF_DRAIN_SECONDS", 0.2)
+    server = ScriptedServer({"hang": lambda call: None})
+    async with gateway_of(tmp_path, {"alpha": server}) as gateway:
+        front = Front(gateway.supervisor, gateway.relay)
+
+        async def read_lines(on_line: Callable[[bytes], None]) -> None:
+            params = {"name": "alpha__hang", "arguments": {}}
+            on_line(orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}))
+
+        with anyio.fail_after(5):
+            await front.serve(read_lines, Replies())
