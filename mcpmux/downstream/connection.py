@@ -296,6 +296,19 @@ class Downstream(asyncio.SubprocessProtocol):
         """Whether any request to this downstream is waiting for its answer."""
         return bool(self._pending)
 
+    def pause_reading(self) -> None:
+        """Stop reading the server's stdout (the host is not keeping up): the server blocks on its writes."""
+        if (out := self._stdout()) is not None:
+            out.pause_reading()
+
+    def resume_reading(self) -> None:
+        if (out := self._stdout()) is not None:
+            out.resume_reading()
+
+    def _stdout(self) -> asyncio.ReadTransport | None:
+        pipe = self._transport.get_pipe_transport(1) if self._transport is not None else None
+        return pipe if isinstance(pipe, asyncio.ReadTransport) else None
+
     def kill(self) -> None:
         if self._transport is not None and not self.exited.is_set():
             self._transport.kill()

@@ -9,7 +9,6 @@ retries; one that crashes is restarted. Either way the others keep serving.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
@@ -31,6 +30,7 @@ from mcpmux.downstream.coalesce import Coalescer
 from mcpmux.downstream.connection import Downstream, Hooks, ListKind
 from mcpmux.downstream.events import DownstreamEvents
 from mcpmux.downstream.facts import ServerFacts
+from mcpmux.downstream.flow import ReadGate
 from mcpmux.downstream.launch import LISTING_FIELD, Connect, launch, list_everything
 from mcpmux.downstream.logs import watch_log
 from mcpmux.downstream.state import ServerState, Status
@@ -78,6 +78,8 @@ class Supervisor:
         self._queued: list[tuple[Callable[..., Coroutine[Any, Any, Any]], tuple[Any, ...]]] = []
         self._subscribers: list[DownstreamEvents] = []
         self._secrets: dict[str, str] = {}
+        self.flow = ReadGate(self._running)
+        """Paused while the host is not reading mcpmux's output (front/stdio.py)."""
         self._relists = Coalescer(self.start_soon)
         self.redactor = Redactor({})
         """Every secret any downstream of this run was given: redacted from everything bound for the host,
@@ -195,7 +197,7 @@ class Supervisor:
                 # Its routes stay while it restarts, so a call is told "restarting", not "unknown tool".
                 await self._stop(state, status="restarting")
                 state.up = anyio.Event()
-            if not retry or not self._may_restart(state):
+            if not retry or not state.may_restart():
                 state.status = "failed"
                 state.listing = Listing()
                 self._rebuild()
@@ -205,7 +207,7 @@ class Supervisor:
                 )
                 return
             state.status = "restarting"
-            delay = self._backoff(state)
+            delay = state.backoff()
             self._event(audit_events.downstream_restart(name, state.restart_count, round(delay, 3)))
             await anyio.sleep(delay)
 
@@ -218,9 +220,12 @@ class Supervisor:
         async def health() -> None:
             while True:
                 await anyio.sleep(state.spec.health_interval_seconds)
+                pauses = self.flow.pauses
                 try:
                     await ds.request("ping", None, state.spec.timeout_seconds)
                 except DownstreamError as exc:
+                    if self.flow.overlapped(pauses):
+                        continue  # its answer may be waiting unread behind the host's back-pressure
                     logger.warning("server '%s' failed its health check (%s); restarting it", ds.name, exc)
                     ds.kill()
                     return
@@ -270,22 +275,6 @@ class Supervisor:
             await self.ready.wait()
         self.ready.set()
 
-    def _may_restart(self, state: ServerState) -> bool:
-        policy = state.spec.restart
-        now = time.monotonic()
-        state.restarts = [t for t in state.restarts if now - t < policy.window_seconds]
-        if len(state.restarts) >= policy.max_restarts:
-            return False
-        state.restarts.append(now)
-        state.restart_count += 1
-        return True
-
-    @staticmethod
-    def _backoff(state: ServerState) -> float:
-        policy = state.spec.restart
-        delay = min(policy.backoff_max_seconds, policy.backoff_initial_seconds * 2 ** (len(state.restarts) - 1))
-        return delay * random.uniform(0.8, 1.2)  # jitter keeps crashing siblings from restarting in lockstep
-
     def _first_attempt_done(self) -> None:
         self._first_attempts_left -= 1
         if self._first_attempts_left <= 0:
@@ -319,6 +308,8 @@ class Supervisor:
                 await self._stop(state)
             raise
         state.status = "running"
+        if self.flow.paused:  # its start-up had to be read; from now on it waits like the others
+            protocol.pause_reading()
         self._event(audit_events.downstream_start(spec.name, protocol.pid))
         state.started_at = state.last_used = time.monotonic()
         state.last_error = None
@@ -379,6 +370,9 @@ class Supervisor:
                 **{LISTING_FIELD[kind]: tuple(items) for kind, items in fresh.items()},
             )
             self._rebuild()
+
+    def _running(self) -> list[Downstream]:
+        return [s.downstream for s in self.states.values() if s.downstream is not None and s.status == "running"]
 
     def start_soon(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
         """Run `fn` in the supervisor's task group (cancelled with the gateway); queued until `run` starts."""

@@ -291,9 +291,10 @@ class Front:
         return response.model_copy(update={"result": result})
 
     async def run(self, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
-        """Serve the host on its stdio until it closes stdin."""
-        out = await stdio.open_output(stdout_fd)
-        await self.serve(partial(stdio.read_lines, stdin_fd), out)
+        """Serve the host on its stdio until it closes stdin; what is owed to it is answered and written first."""
+        out = await stdio.open_output(stdout_fd, self.supervisor.flow)
+        await self.serve(partial(stdio.read_lines, stdin_fd), out.write)
+        await out.close(EOF_DRAIN_SECONDS)
 
     async def serve(self, read_lines: LineReader, write_line: Callable[[bytes], None]) -> None:
         """Serve the host until `read_lines` returns (its input ended); tests pass streams of their own.
