@@ -15,6 +15,8 @@ Internal signals, caught where they arise and turned into one of the above (or a
 
     TemplateError (ValueError)   a `{secret:…}` template is malformed; the profile loader makes it a Problem
     LineTooLong                  a peer sent a line over the wire's limit; that connection is closed
+    TooDeep (ValueError)         a line nests deeper than orjson parses; the request is refused
+    Unencodable (ValueError)     a value nests deeper than orjson writes; the call is refused, or answered an error
     KeyringLoadError             keyring could not load the backend its settings name; a SecretError says so
     NoKeyring                    no keyring can hold the audit key here; the key goes to a 0600 file instead
 
@@ -130,3 +132,11 @@ class KeyringLoadError(Exception):
 
 class NoKeyring(Exception):
     """The keyring cannot hold the audit key here; the message says why."""
+
+
+class TooDeep(ValueError):
+    """A line nests deeper than orjson parses (1024 levels): valid JSON, perhaps, but not a message mcpmux takes."""
+
+
+class Unencodable(ValueError):
+    """A value orjson cannot write: nested deeper than `wire.MAX_DEPTH` (the one cause for parsed JSON)."""

@@ -8,16 +8,22 @@ lines out, in linear time, parsed with orjson only where a decision needs it.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final, cast
 
 import orjson
 
-from mcpmux.errors import LineTooLong
+from mcpmux.errors import LineTooLong, TooDeep, Unencodable
 
 JSON = dict[str, Any]
 
 MAX_LINE_BYTES: Final = 256 * 1024 * 1024
 """A line longer than this is a broken peer, not a message (real results run to tens of MB)."""
+MAX_DEPTH: Final = 254
+"""The deepest nesting of arrays and objects in a message mcpmux relays: orjson writes no deeper
+(it parses up to 1024 levels; `loads` raises `TooDeep` past that, `dumps` raises `Unencodable` past this)."""
+HEAD_BYTES: Final = 64 * 1024
+"""How much of a line too deep to parse `head_members` reads: enough for the id and method, bounded work."""
 
 PARSE_ERROR: Final = -32700
 INVALID_REQUEST: Final = -32600
@@ -64,26 +70,42 @@ def as_object(value: object) -> JSON | None:
 
 
 def dumps(message: JSON) -> bytes:
-    return orjson.dumps(message)
+    try:
+        return orjson.dumps(message)
+    except orjson.JSONEncodeError as exc:  # parsed JSON has str keys and no huge ints: too deep is the cause
+        raise Unencodable(f"a message nested more than {MAX_DEPTH} levels deep: {exc}") from exc
 
 
 def loads(line: bytes) -> Any:
-    return orjson.loads(line)
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        if exc.msg.startswith("depth limit"):
+            raise TooDeep(str(exc)) from exc
+        raise
+
+
+def valid_id(value: object) -> bool:
+    """Whether `value` may be a request's id: a string or an integer (MCP: never null; JSON-RPC: no fractions).
+
+    `bool` is an `int` to Python, not to JSON-RPC."""
+    kind = type(value)
+    return kind is str or kind is int
 
 
 def error_response(request_id: Any, code: int, message: str) -> bytes:
-    return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}})
+    return dumps({"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}})
 
 
 def result_response(request_id: Any, result: JSON) -> bytes:
-    return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "result": result})
+    return dumps({"jsonrpc": "2.0", "id": request_id, "result": result})
 
 
 def notification(method: str, params: JSON | None = None) -> bytes:
     message: JSON = {"jsonrpc": "2.0", "method": method}
     if params is not None:
         message["params"] = params
-    return orjson.dumps(message)
+    return dumps(message)
 
 
 def tool_error_result(text: str) -> JSON:
@@ -103,4 +125,52 @@ def with_id(line: bytes, message: JSON, old_id: str, new_id: Any) -> bytes:
         return b'{"jsonrpc":"2.0","id":' + orjson.dumps(new_id) + line[len(prefix) :]
     message = dict(message)
     message["id"] = new_id
-    return orjson.dumps(message)
+    return dumps(message)
+
+
+_TOKEN = re.compile(rb'\s*(?:("[^"\\]*(?:\\.[^"\\]*)*")|([][{}:,])|([^\s\][{}:,"]+))', re.S)
+
+
+def head_members(line: bytes) -> tuple[JSON, JSON]:
+    """The scalar members of a message's top level and of its `params` object, read from its first
+    `HEAD_BYTES` only: for a line too deep to parse, enough to answer its id and name its tool.
+
+    Bounded work on a line that is never relayed; members past the head, or not scalars, are absent.
+    """
+    top: JSON = {}
+    params: JSON = {}
+    stack: list[tuple[bytes, str | None]] = []  # each open container and the key it hangs from
+    key: str | None = None
+    valued = False  # a key and its colon were read: the next token is that key's value
+    pos, end = 0, min(len(line), HEAD_BYTES)
+    while (match := _TOKEN.match(line, pos, end)) is not None and match.end() > pos:
+        pos = match.end()
+        text, punct, literal = match.groups()
+        if punct in (b"{", b"["):
+            stack.append((punct, key if valued else None))
+            key, valued = None, False
+        elif punct in (b"}", b"]"):
+            if not stack:
+                break
+            stack.pop()
+            key, valued = None, False
+        elif punct == b":":
+            valued = key is not None
+        elif punct == b",":
+            key, valued = None, False
+        elif stack and stack[-1][0] == b"{" and not valued and text is not None:
+            key = _scalar(text)
+        elif valued and key is not None:
+            if len(stack) == 1:
+                top[key] = _scalar(text or literal)
+            elif len(stack) == 2 and stack[1] == (b"{", "params"):
+                params[key] = _scalar(text or literal)
+            key, valued = None, False
+    return top, params
+
+
+def _scalar(token: bytes | None) -> Any:
+    try:
+        return orjson.loads(token or b"")
+    except orjson.JSONDecodeError:
+        return None

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from mcpmux.audit.log import read_events
+from mcpmux.wire import LineBuffer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -107,7 +108,8 @@ class RawHost:
     def __init__(self, proc: anyio.abc.Process) -> None:
         assert proc.stdin is not None and proc.stdout is not None
         self._stdin, self._stdout = proc.stdin, proc.stdout
-        self._buffer = b""
+        self._lines = LineBuffer()  # linear in the bytes read, however long a line (results run to megabytes)
+        self._ready: list[bytes] = []
         self.seen: list[dict[str, Any]] = []
         """Every message received so far, in order."""
 
@@ -118,10 +120,9 @@ class RawHost:
         """The next message for which `match(message)` is true (messages before it are kept in `seen`)."""
         with anyio.fail_after(seconds):
             while True:
-                while b"\n" not in self._buffer:
-                    self._buffer += await self._stdout.receive()
-                line, self._buffer = self._buffer.split(b"\n", 1)
-                message = orjson.loads(line)
+                while not self._ready:
+                    self._ready = self._lines.feed(await self._stdout.receive(1 << 20))
+                message = orjson.loads(self._ready.pop(0))
                 self.seen.append(message)
                 if match(message):
                     return message
@@ -131,3 +132,16 @@ class RawHost:
 
     async def close(self) -> None:
         await self._stdin.aclose()
+
+    async def until_eof(self, seconds: float = 30.0) -> list[dict[str, Any]]:
+        """Every message from now until mcpmux closes its stdout (it exits)."""
+        messages: list[dict[str, Any]] = []
+        with anyio.fail_after(seconds):
+            while True:
+                messages += [orjson.loads(line) for line in self._ready]
+                try:
+                    self._ready = self._lines.feed(await self._stdout.receive(1 << 20))
+                except anyio.EndOfStream:
+                    break
+        self.seen += messages
+        return messages

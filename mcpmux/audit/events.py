@@ -21,7 +21,8 @@ Envelope (every event)::
     exposed, server, tool    the name the host called and where it routed (null when unknown)
     decision                 allowed | denied | unknown (no such tool)
     rule                     the policy rule that decided, e.g. `policy.deny[0] "*__delete_*"`, or
-                             `audit.required` (refused: the audit log could not be written)
+                             `audit.required` (refused: the audit log could not be written), or
+                             `mcpmux.max_depth` (refused: arguments nested deeper than mcpmux relays)
     outcome                  ok | tool_error (the tool returned is_error) | denied | unknown | error
                              | timeout | cancelled | unavailable (the downstream is not running)
     duration_ms              from the host's request to the answer (0 for refusals)
@@ -29,6 +30,7 @@ Envelope (every event)::
                              audit key (`digest`, the default; null when there is no key), or the arguments
                              with the server's secret values replaced (`redacted`; the digest when it cannot
                              redact, see `args_mode_for`)
+                             null as well for arguments nested too deeply to record
     error                    a short, redacted message, or null. Under `none` and `digest` only mcpmux's own
                              words without any value from the call (`ErrorText.bare`): no argument a refusal
                              quotes, no message a downstream or the host wrote
@@ -111,6 +113,15 @@ def args_mode_for(mode: ArgsMode, redactor: Redactor | None, secret_names: tuple
     return "redacted" if secret_names is not None and redactor else "digest"
 
 
+class _Unread:
+    def __repr__(self) -> str:
+        return "UNREAD_ARGUMENTS"
+
+
+UNREAD_ARGUMENTS: Any = _Unread()
+"""The arguments of a call refused before they could be read (its line nested too deeply to parse)."""
+
+
 def record_arguments(
     arguments: Any, mode: ArgsMode, redactor: Redactor | None = None, key: AuditKey | None = None
 ) -> Any:
@@ -119,8 +130,9 @@ def record_arguments(
     `none` → None; `digest` → `hmac-sha256:…` of the canonical JSON under `key` (None without a key: a
     plain hash would let anyone confirm a guessed value); `redacted` → the arguments with every string
     (keys too) passed through `redactor`, so no secret value it knows reaches the log.
+    Arguments never read, or nested too deeply to encode (see `tool_call_event`), are recorded as None.
     """
-    if mode == "none":
+    if mode == "none" or arguments is UNREAD_ARGUMENTS:
         return None
     if mode == "digest":
         return key.args_digest(arguments) if key is not None else None
@@ -205,7 +217,10 @@ def tool_call_event(
     **context: Any,
 ) -> dict[str, Any]:
     """One `tool_call` event; `error` per `error_for_log`, redacted too. `context` adds fields (`profile`, `host`)."""
-    args, args_cut = _cut(record_arguments(arguments, args_mode, redactor, key))
+    try:
+        args, args_cut = _cut(record_arguments(arguments, args_mode, redactor, key))
+    except (orjson.JSONEncodeError, RecursionError):  # arguments nested deeper than any encoder goes
+        args, args_cut = None, False
     text = error_for_log(error, args_mode)
     if text is not None and redactor:
         text = redactor.redact_text(text)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,8 @@ from mcpmux import __version__, wire
 from mcpmux.downstream.process import terminate
 from mcpmux.errors import DownstreamError, DownstreamUnavailable, LineTooLong
 from mcpmux.wire import JSON
+
+logger = logging.getLogger("mcpmux")
 
 HANDSHAKE_VERSION = "2025-11-25"
 
@@ -141,17 +144,20 @@ class Downstream(asyncio.SubprocessProtocol):
         msg = wire.as_object(message)
         if msg is None:
             return
-        method = msg.get("method")
-        if method is None:
-            rid = msg.get("id")
-            sink = self._pending.pop(rid, None) if isinstance(rid, str) else None
-            if sink is not None:
-                sink.reply(line, msg)
-            return
-        if "id" in msg:
-            self._on_request(msg)
-        elif isinstance(method, str):
-            self.hooks.on_notification(self, method, msg, line)
+        try:
+            method = msg.get("method")
+            if method is None:
+                rid = msg.get("id")
+                sink = self._pending.pop(rid, None) if isinstance(rid, str) else None
+                if sink is not None:
+                    sink.reply(line, msg)
+                return
+            if "id" in msg:
+                self._on_request(msg)
+            elif isinstance(method, str):
+                self.hooks.on_notification(self, method, msg, line)
+        except Exception:  # a bug must cost this message, not the pipe (asyncio closes it on an exception)
+            logger.exception("mcpmux failed to handle a message from server '%s'", self.name)
 
     def _on_request(self, msg: JSON) -> None:
         if msg.get("method") == "ping":
@@ -171,16 +177,19 @@ class Downstream(asyncio.SubprocessProtocol):
             self._stdin.write(line + b"\n")
 
     def send_request(self, method: str, params: JSON | None, sink: ReplySink) -> str:
-        """Send a request now; `sink` gets exactly one reply or failure. Returns mcpmux's request id."""
+        """Send a request now; `sink` gets exactly one reply or failure. Returns mcpmux's request id.
+
+        Raises `wire.Unencodable` (and `sink` hears nothing) when `params` nest deeper than mcpmux writes."""
         if not self.alive:
             sink.fail(self.unavailable())
             return ""
         rid = f"mx-{next(self._ids)}"
-        self._pending[rid] = sink
         message: JSON = {"jsonrpc": "2.0", "id": rid, "method": method}
         if params is not None:
             message["params"] = params
-        self.write(wire.dumps(message))
+        line = wire.dumps(message)  # raises wire.Unencodable before anything is registered or sent
+        self._pending[rid] = sink
+        self.write(line)
         return rid
 
     def abandon(self, rid: str, reason: str) -> None:
@@ -286,6 +295,19 @@ class Downstream(asyncio.SubprocessProtocol):
     def busy(self) -> bool:
         """Whether any request to this downstream is waiting for its answer."""
         return bool(self._pending)
+
+    def pause_reading(self) -> None:
+        """Stop reading the server's stdout (the host is not keeping up): the server blocks on its writes."""
+        if (out := self._stdout()) is not None:
+            out.pause_reading()
+
+    def resume_reading(self) -> None:
+        if (out := self._stdout()) is not None:
+            out.resume_reading()
+
+    def _stdout(self) -> asyncio.ReadTransport | None:
+        pipe = self._transport.get_pipe_transport(1) if self._transport is not None else None
+        return pipe if isinstance(pipe, asyncio.ReadTransport) else None
 
     def kill(self) -> None:
         if self._transport is not None and not self.exited.is_set():

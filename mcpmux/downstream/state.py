@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -36,3 +38,20 @@ class ServerState:
     """Cancels this server's keeper alone (a live profile switch dropped it)."""
     facts: ServerFacts | None = None
     """Its instructions and capabilities: from its last handshake, this run's or a previous one's."""
+
+    def may_restart(self) -> bool:
+        """Whether the restart budget allows one more restart now (and count it if so)."""
+        policy = self.spec.restart
+        now = time.monotonic()
+        self.restarts = [t for t in self.restarts if now - t < policy.window_seconds]
+        if len(self.restarts) >= policy.max_restarts:
+            return False
+        self.restarts.append(now)
+        self.restart_count += 1
+        return True
+
+    def backoff(self) -> float:
+        """Seconds to wait before the next restart: doubling within the budget's window, jittered."""
+        policy = self.spec.restart
+        delay = min(policy.backoff_max_seconds, policy.backoff_initial_seconds * 2 ** (len(self.restarts) - 1))
+        return delay * random.uniform(0.8, 1.2)  # jitter keeps crashing siblings from restarting in lockstep

@@ -9,11 +9,11 @@ retries; one that crashes is restarted. Either way the others keep serving.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 
 import anyio
@@ -26,9 +26,11 @@ from mcpmux.catalog.build import Catalog, Listing
 from mcpmux.catalog.keeper import CatalogKeeper
 from mcpmux.downstream import cache as catalog_cache
 from mcpmux.downstream import facts as server_facts
+from mcpmux.downstream.coalesce import Coalescer
 from mcpmux.downstream.connection import Downstream, Hooks, ListKind
 from mcpmux.downstream.events import DownstreamEvents
 from mcpmux.downstream.facts import ServerFacts
+from mcpmux.downstream.flow import ReadGate
 from mcpmux.downstream.launch import LISTING_FIELD, Connect, launch, list_everything
 from mcpmux.downstream.logs import watch_log
 from mcpmux.downstream.state import ServerState, Status
@@ -76,6 +78,9 @@ class Supervisor:
         self._queued: list[tuple[Callable[..., Coroutine[Any, Any, Any]], tuple[Any, ...]]] = []
         self._subscribers: list[DownstreamEvents] = []
         self._secrets: dict[str, str] = {}
+        self.flow = ReadGate(self._running)
+        """Paused while the host is not reading mcpmux's output (front/stdio.py)."""
+        self._relists = Coalescer(self.start_soon)
         self.redactor = Redactor({})
         """Every secret any downstream of this run was given: redacted from everything bound for the host,
         whichever server sent it (server B may read server A's environment)."""
@@ -192,7 +197,7 @@ class Supervisor:
                 # Its routes stay while it restarts, so a call is told "restarting", not "unknown tool".
                 await self._stop(state, status="restarting")
                 state.up = anyio.Event()
-            if not retry or not self._may_restart(state):
+            if not retry or not state.may_restart():
                 state.status = "failed"
                 state.listing = Listing()
                 self._rebuild()
@@ -200,7 +205,7 @@ class Supervisor:
                 self._event(lifecycle.downstream_failed(name, state.last_error or "", str(self.paths.server_log(name))))
                 return
             state.status = "restarting"
-            delay = self._backoff(state)
+            delay = state.backoff()
             self._event(lifecycle.downstream_restart(name, state.restart_count, round(delay, 3)))
             await anyio.sleep(delay)
 
@@ -213,9 +218,12 @@ class Supervisor:
         async def health() -> None:
             while True:
                 await anyio.sleep(state.spec.health_interval_seconds)
+                pauses = self.flow.pauses
                 try:
                     await ds.request("ping", None, state.spec.timeout_seconds)
                 except DownstreamError as exc:
+                    if self.flow.overlapped(pauses):
+                        continue  # its answer may be waiting unread behind the host's back-pressure
                     logger.warning("server '%s' failed its health check (%s); restarting it", ds.name, exc)
                     ds.kill()
                     return
@@ -265,22 +273,6 @@ class Supervisor:
             await self.ready.wait()
         self.ready.set()
 
-    def _may_restart(self, state: ServerState) -> bool:
-        policy = state.spec.restart
-        now = time.monotonic()
-        state.restarts = [t for t in state.restarts if now - t < policy.window_seconds]
-        if len(state.restarts) >= policy.max_restarts:
-            return False
-        state.restarts.append(now)
-        state.restart_count += 1
-        return True
-
-    @staticmethod
-    def _backoff(state: ServerState) -> float:
-        policy = state.spec.restart
-        delay = min(policy.backoff_max_seconds, policy.backoff_initial_seconds * 2 ** (len(state.restarts) - 1))
-        return delay * random.uniform(0.8, 1.2)  # jitter keeps crashing siblings from restarting in lockstep
-
     def _first_attempt_done(self) -> None:
         self._first_attempts_left -= 1
         if self._first_attempts_left <= 0:
@@ -314,6 +306,8 @@ class Supervisor:
                 await self._stop(state)
             raise
         state.status = "running"
+        if self.flow.paused:  # its start-up had to be read; from now on it waits like the others
+            protocol.pause_reading()
         self._event(lifecycle.downstream_start(spec.name, protocol.pid))
         state.started_at = state.last_used = time.monotonic()
         state.last_error = None
@@ -344,8 +338,8 @@ class Supervisor:
 
     def _on_notification(self, ds: Downstream, method: str, msg: JSON, line: bytes) -> None:
         kinds = _RELIST.get(method)
-        if kinds and self._tg is not None:
-            self._tg.start_soon(self._relist, ds, kinds)
+        if kinds and self._tg is not None:  # a storm of notifications costs one re-list in flight, one after
+            self._relists.request((ds, kinds), partial(self._relist, ds, kinds))
         for subscriber in self._subscribers:
             subscriber.notification(ds, method, msg, line)
 
@@ -374,6 +368,9 @@ class Supervisor:
                 **{LISTING_FIELD[kind]: tuple(items) for kind, items in fresh.items()},
             )
             self._rebuild()
+
+    def _running(self) -> list[Downstream]:
+        return [s.downstream for s in self.states.values() if s.downstream is not None and s.status == "running"]
 
     def start_soon(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
         """Run `fn` in the supervisor's task group (cancelled with the gateway); queued until `run` starts."""

@@ -58,6 +58,10 @@ class HostChannel(Protocol):
         """Relay a host's `tools/call`; False when this era cannot take it here (the SDK answers it)."""
         ...
 
+    def answer_writer(self, host_id: Any) -> Writer | None:
+        """Where the one answer to a host's `tools/call` is written in this era; None before the era is known."""
+        ...
+
     def announce(self, kinds: frozenset[str]) -> None:
         """The visible catalog changed for these kinds ("tools", "prompts", "resources")."""
         ...
@@ -90,6 +94,9 @@ class Undecided:
 
     def call(self, host_id: Any, params: JSON) -> bool:
         return False
+
+    def answer_writer(self, host_id: Any) -> Writer | None:
+        return None
 
     def announce(self, kinds: frozenset[str]) -> None:
         pass  # the host has listed nothing yet
@@ -125,19 +132,27 @@ class HandshakeChannel:
         self._relay.call_from_host(host_id, params, self._write, self._write)
         return True
 
+    def answer_writer(self, host_id: Any) -> Writer | None:
+        return self._write
+
+    # Nothing goes to the host before its `initialize` answer: it lists after that anyway, and a message
+    # from a server then is dropped (a request is refused), as no session exists yet to carry it.
     def announce(self, kinds: frozenset[str]) -> None:
-        if not self._answered.is_set():
-            return  # nothing goes before the `initialize` answer; the host lists after it anyway
-        for kind in sorted(kinds):
-            self._write(wire.notification(_LIST_CHANGED[kind]))
+        if self._answered.is_set():
+            for kind in sorted(kinds):
+                self._write(wire.notification(_LIST_CHANGED[kind]))
 
     def log_message(self, server: str, params: JSON) -> None:
-        self._write(wire.notification("notifications/message", params))
+        if self._answered.is_set():
+            self._write(wire.notification("notifications/message", params))
 
     def resource_updated(self, params: JSON) -> None:
-        self._write(wire.notification("notifications/resources/updated", params))
+        if self._answered.is_set():
+            self._write(wire.notification("notifications/resources/updated", params))
 
     def downstream_request(self, ds: Downstream, message: JSON) -> str | None:
+        if not self._answered.is_set():
+            return "the host has not finished its initialize handshake; ask again once it has"
         return self._requests.to_host(ds, message)
 
     def host_answer(self, message: JSON) -> bool:
@@ -183,6 +198,9 @@ class EnvelopeChannel:
         caps = envelope.client_capabilities(meta)
         self._relay.call_from_host(host_id, forwarded, answer, self._write, caps)
         return True
+
+    def answer_writer(self, host_id: Any) -> Writer | None:
+        return self._calls.answer_writer(host_id, self._write)
 
     def announce(self, kinds: frozenset[str]) -> None:
         for kind in sorted(kinds):

@@ -190,6 +190,7 @@ class InputBridge:
             parked.final = line
 
         call.respond = hold
+        self.relay.park(call)  # the host's request is answered: its id is free for the host to reuse
 
     def _remember(self, token: str, parked: _Parked) -> None:
         self._states[token] = parked

@@ -37,6 +37,7 @@ from mcpmux.catalog.build import Catalog, host_view
 from mcpmux.downstream import facts as server_facts
 from mcpmux.downstream.connection import Downstream
 from mcpmux.downstream.supervisor import Supervisor
+from mcpmux.errors import TooDeep, Unencodable
 from mcpmux.front import stdio
 from mcpmux.front.channel import (
     EnvelopeChannel,
@@ -60,6 +61,8 @@ logger = logging.getLogger("mcpmux")
 
 FIRST_START_WAIT_SECONDS = 2.0
 """How long the host's `initialize` may wait for servers never started before (their instructions)."""
+EOF_DRAIN_SECONDS = 2.0
+"""Once the host's input ends, how long its requests already received may take to be answered (and written)."""
 _FACTS_METHODS = frozenset({"initialize", "server/discover"})
 
 LineReader = Callable[[Callable[[bytes], None]], Awaitable[None]]
@@ -86,11 +89,16 @@ class Front:
         self.channel: HostChannel = Undecided()
         """Opened by the host's first request; never changes after (channel.py)."""
         self.answered = anyio.Event()
-        """Set once the first answer (to `initialize` or `server/discover`) has been written to the host."""
+        """Set once the host has its handshake answer (`initialize`, `server/discover`; in the 2026-07-28 era,
+        any first answer) written to it."""
         self._out: Callable[[bytes], None] = lambda line: None
         self._to_sdk: MemoryObjectSendStream[SessionMessage | Exception] | None = None
         self._facts_ids: set[object] = set()
         """Ids of the host's `initialize` / `server/discover`: their answers carry the downstreams' facts."""
+        self._sdk_owed: set[object] = set()
+        """Ids of the host's requests handed to the SDK and not answered yet (waited for when the input ends)."""
+        self._wrote = anyio.Event()
+        """Set by each line written once the host's input has ended (the drain waits on it)."""
         supervisor.subscribe(self)
 
     # --- the one exit toward the host -------------------------------------------------------
@@ -148,16 +156,25 @@ class Front:
                 refused = lifecycle.refusal("request", method, ds.name, decision.rule, decision.reason)
                 self.supervisor.audit.write(refused)
             ds.write(wire.error_response(request_id, wire.METHOD_NOT_FOUND, decision.reason))
-        elif (roots := pinned_roots(spec, message)) is not None:
+            return True
+        if (roots := pinned_roots(spec, message)) is not None:
             ds.write(wire.result_response(request_id, roots))
-        elif (why := self.channel.downstream_request(ds, message)) is not None:
-            ds.write(wire.error_response(request_id, wire.METHOD_NOT_FOUND, why))
+            return True
+        try:
+            why = self.channel.downstream_request(ds, message)
+        except Unencodable:
+            why = f"mcpmux relays no request nested more than {wire.MAX_DEPTH} levels deep"
+        if why is not None:
+            ds.write(wire.error_response(request_id if wire.valid_id(request_id) else None, wire.METHOD_NOT_FOUND, why))
         return True
 
     # --- the wire -------------------------------------------------------------------------
     def on_line(self, line: bytes) -> None:
         try:
             message = wire.loads(line)
+        except TooDeep:
+            self._too_deep(line)
+            return
         except ValueError:
             self.to_host(wire.error_response(None, wire.PARSE_ERROR, "parse error: a line that is not JSON"))
             return
@@ -165,15 +182,31 @@ class Front:
             self._dispatch(message)
         except Exception:  # a bug must cost one answer, never the host connection or a silent hang
             logger.exception("mcpmux failed to handle a message from the host")
-            request_id = (wire.as_object(message) or {}).get("id")
+            request_id = _id_of(message)
             if request_id is not None:
                 self.to_host(wire.error_response(request_id, wire.INTERNAL_ERROR, "mcpmux failed; see its stderr"))
+
+    def _too_deep(self, line: bytes) -> None:
+        """A line nested deeper than mcpmux parses: answered under its id if its head names one, never relayed."""
+        top, params = wire.head_members(line)
+        request_id, method, name = top.get("id"), top.get("method"), params.get("name")
+        if not isinstance(method, str) or not wire.valid_id(request_id):
+            request_id = None
+        elif method == "tools/call" and isinstance(name, str):  # refused as a call, and audited as one
+            self.relay.refuse_too_deep(request_id, name, self.channel.answer_writer(request_id) or self.to_host)
+            return
+        text = f"invalid request: the message nests deeper than mcpmux takes (at most {wire.MAX_DEPTH} levels)"
+        self.to_host(wire.error_response(request_id, wire.INVALID_REQUEST, text))
 
     def _dispatch(self, message: object) -> None:
         msg = wire.as_object(message)
         if msg is not None:
             method = msg.get("method")
             params = wire.as_object(msg.get("params"))
+            if "id" in msg and method is not None and not wire.valid_id(msg["id"]):
+                text = "invalid request: its id must be a string or an integer"
+                self.to_host(wire.error_response(None, wire.INVALID_REQUEST, text))
+                return
             if self.channel.era is None and isinstance(method, str) and "id" in msg:
                 self.channel = self._open(opening_era(method, params))
             era = self.channel.era
@@ -184,20 +217,23 @@ class Front:
                 and "id" in msg
                 and params is not None
                 and not self.discovery.handles(params.get("name"))
-                and self.channel.call(msg["id"], params)
             ):
-                return
-            if (
-                method == "notifications/cancelled"
-                and params is not None
-                and self.relay.cancel_from_host(params.get("requestId"), params.get("reason"))
-            ):
-                return
+                if self.relay.in_flight(msg["id"]):  # answering it would break the first call's routing
+                    text = f"invalid request: id {wire.dumps(msg['id']).decode()} is already in use by a call in flight"
+                    self.to_host(wire.error_response(msg["id"], wire.INVALID_REQUEST, text))
+                    return
+                if self.channel.call(msg["id"], params):
+                    return
+            if method == "notifications/cancelled" and params is not None and "id" not in msg:
+                if self.relay.cancel_from_host(params.get("requestId"), params.get("reason")):
+                    return
+                if wire.valid_id(cancelled := params.get("requestId")):
+                    self._sdk_owed.discard(cancelled)  # the SDK answers no request the host cancelled
             if method is None and self.channel.host_answer(msg):
                 return
             if method in _FACTS_METHODS and "id" in msg:
                 self._facts_ids.add(msg["id"])
-            if method == "notifications/roots/list_changed":
+            if method == "notifications/roots/list_changed" and "id" not in msg:
                 self._roots_changed()
                 return
         self._to_sdk_line(message)
@@ -226,22 +262,29 @@ class Front:
     def _to_sdk_line(self, message: Any) -> None:
         try:
             parsed = types.jsonrpc_message_adapter.validate_python(message, by_name=False)
-        except pydantic.ValidationError:
-            request_id = (wire.as_object(message) or {}).get("id")
-            self.to_host(wire.error_response(request_id, wire.INVALID_REQUEST, "invalid JSON-RPC message"))
+        except (pydantic.ValidationError, RecursionError):
+            self.to_host(wire.error_response(_id_of(message), wire.INVALID_REQUEST, "invalid JSON-RPC message"))
             return
         if self._to_sdk is not None:
+            if isinstance(parsed, types.JSONRPCRequest):
+                self._sdk_owed.add(parsed.id)
             self._to_sdk.send_nowait(SessionMessage(parsed))
 
     async def _pump_sdk(self, stream: MemoryObjectReceiveStream[SessionMessage]) -> None:
         async with stream:
             async for session_message in stream:
                 message = session_message.message
-                if isinstance(message, types.JSONRPCResponse) and message.id in self._facts_ids:
-                    self._facts_ids.discard(message.id)
-                    message = await self._with_facts(message)
+                handshake = isinstance(message, types.JSONRPCResponse) and message.id in self._facts_ids
+                if isinstance(message, types.JSONRPCResponse):
+                    if handshake:
+                        self._facts_ids.discard(message.id)
+                        message = await self._with_facts(message)
+                    self._sdk_owed.discard(message.id)
+                elif isinstance(message, types.JSONRPCError):
+                    self._sdk_owed.discard(message.id)
                 self.to_host(message.model_dump_json(by_alias=True, exclude_unset=True).encode())
-                self.answered.set()
+                if handshake or self.channel.era == "envelope":
+                    self.answered.set()  # a handshake host may hear notifications only from now on (channel.py)
 
     async def _with_facts(self, response: types.JSONRPCResponse) -> types.JSONRPCResponse:
         """The handshake answer with the downstreams' instructions and capabilities merged in.
@@ -261,9 +304,10 @@ class Front:
         return response.model_copy(update={"result": result})
 
     async def run(self, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
-        """Serve the host on its stdio until it closes stdin."""
-        out = await stdio.open_output(stdout_fd)
-        await self.serve(partial(stdio.read_lines, stdin_fd), out)
+        """Serve the host on its stdio until it closes stdin; what is owed to it is answered and written first."""
+        out = await stdio.open_output(stdout_fd, self.supervisor.flow)
+        await self.serve(partial(stdio.read_lines, stdin_fd), out.write)
+        await out.close(EOF_DRAIN_SECONDS)
 
     async def serve(self, read_lines: LineReader, write_line: Callable[[bytes], None]) -> None:
         """Serve the host until `read_lines` returns (its input ended); tests pass streams of their own.
@@ -281,4 +325,24 @@ class Front:
                 tg.start_soon(self.server.run, sdk_in, sdk_out, options)
                 tg.start_soon(self._pump_sdk, from_sdk)
                 await read_lines(self.on_line)
+                await self._drain(write_line)
                 tg.cancel_scope.cancel()
+
+    async def _drain(self, write_line: Callable[[bytes], None]) -> None:
+        """The host's input ended: wait, boundedly, until every request already received has been answered."""
+
+        def write(line: bytes) -> None:
+            write_line(line)
+            self._wrote.set()
+
+        self._out = write  # the happy path's writer stays free of this check
+        with anyio.move_on_after(EOF_DRAIN_SECONDS):
+            while self._sdk_owed or self.relay.owed():
+                await self._wrote.wait()
+                self._wrote = anyio.Event()
+
+
+def _id_of(message: object) -> Any:
+    """A message's id if it is one an answer may carry, else None (an answer must never fail to be written)."""
+    request_id = (wire.as_object(message) or {}).get("id")
+    return request_id if wire.valid_id(request_id) else None

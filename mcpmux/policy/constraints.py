@@ -50,6 +50,8 @@ def show(value: object) -> str:
     """A value as JSON, shortened for a message."""
     try:
         text = json.dumps(value, ensure_ascii=False, default=str)
+    except RecursionError:  # a host's argument may nest a thousand levels deep
+        text = f"<{type(value).__name__} nested too deeply to show>"
     except ValueError:
         text = repr(value)
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"

@@ -19,7 +19,7 @@ from mcpmux.audit.events import ErrorText
 from mcpmux.catalog.build import Route
 from mcpmux.catalog.uris import expose_result_uris
 from mcpmux.downstream.connection import Downstream
-from mcpmux.errors import DownstreamError, DownstreamUnavailable
+from mcpmux.errors import DownstreamError, DownstreamUnavailable, Unencodable
 from mcpmux.profile.model import DEFAULT_MAX_OUTPUT
 from mcpmux.relay.shape import truncate_response
 from mcpmux.secrets.redact import Redactor
@@ -106,9 +106,11 @@ class Call:
         self.input_caps: JSON | None = None
 
     def start(self, ds: Downstream, params: JSON, timeout: float) -> None:
+        """Send the call; raises `wire.Unencodable` (nothing sent, no timer left) if its params cannot be written."""
         self.ds = ds
-        self.timer = asyncio.get_running_loop().call_later(timeout, self.on_timeout, timeout)
         self.rid = ds.send_request("tools/call", params, self)
+        if not self.finished:  # a downstream that is gone fails the call at once
+            self.timer = asyncio.get_running_loop().call_later(timeout, self.on_timeout, timeout)
 
     # ReplySink
     def reply(self, line: bytes, message: JSON) -> None:
@@ -120,21 +122,30 @@ class Call:
             return
         result = wire.as_object(message.get("result")) or {}
         outcome = "tool_error" if result.get("isError") else "ok"
-        if len(line) > self.max_output_bytes:
-            result = truncate_response(line, message, self.redactor, self.max_output_bytes, server=self.route.server)
-            out = wire.result_response(self.host_id, result)
-            self.truncated = True
-        elif (
-            self.uri_prefix is not None and b'"uri"' in line and (linked := expose_result_uris(result, self.uri_prefix))
-        ):
-            # Resource links and embedded resources name URIs the host must be able to read back through mcpmux.
-            out = wire.result_response(self.host_id, linked)
-        else:
-            out = wire.with_id(line, message, self.rid, self.host_id)
+        try:
+            out = self._shaped(line, message, result)
+        except Unencodable:  # only a result that was re-serialised: a spliced one is never re-encoded
+            text = (
+                f"server '{self.route.server}' answered tool '{self.route.tool}' with a result that nests more "
+                f"than {wire.MAX_DEPTH} levels deep, which mcpmux cannot relay"
+            )
+            self._answer_error(ErrorText.same(text), "error")
+            return
         if self.redactor:
             out = self.redactor.redact_bytes(out)
         self.respond(out)
         self._audit(outcome, None, len(line))
+
+    def _shaped(self, line: bytes, message: JSON, result: JSON) -> bytes:
+        """The answer line for the host: cut to the output limit, resource URIs exposed, under the host's id."""
+        if len(line) > self.max_output_bytes:
+            result = truncate_response(line, message, self.redactor, self.max_output_bytes, server=self.route.server)
+            self.truncated = True
+            return wire.result_response(self.host_id, result)
+        if self.uri_prefix is not None and b'"uri"' in line and (linked := expose_result_uris(result, self.uri_prefix)):
+            # Resource links and embedded resources name URIs the host must be able to read back through mcpmux.
+            return wire.result_response(self.host_id, linked)
+        return wire.with_id(line, message, self.rid, self.host_id)
 
     def fail(self, error: DownstreamError) -> None:
         if self._finish():

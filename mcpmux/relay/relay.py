@@ -20,13 +20,20 @@ from collections.abc import Hashable
 from typing import Any
 
 from mcpmux import wire
-from mcpmux.audit.events import AUDIT_REQUIRED_RULE, ErrorText, args_mode_for, audit_refusal, tool_call_event
+from mcpmux.audit.events import (
+    AUDIT_REQUIRED_RULE,
+    UNREAD_ARGUMENTS,
+    ErrorText,
+    args_mode_for,
+    audit_refusal,
+    tool_call_event,
+)
 from mcpmux.audit.log import AuditLog
 from mcpmux.catalog.build import INTEGRITY_RULE, Catalog, Route
 from mcpmux.catalog.naming import closest
 from mcpmux.downstream.connection import Downstream
 from mcpmux.downstream.supervisor import Supervisor
-from mcpmux.errors import DownstreamUnavailable, MCPMuxError
+from mcpmux.errors import DownstreamUnavailable, MCPMuxError, Unencodable
 from mcpmux.relay.call import Call, Writer, progress_token
 from mcpmux.relay.host import Host
 from mcpmux.secrets.redact import Redactor
@@ -36,6 +43,15 @@ logger = logging.getLogger("mcpmux")
 
 STARTUP_WAIT_SECONDS = 30.0
 """How long a call or listing made during start-up waits for the slowest downstream (front_handlers too)."""
+MAX_DEPTH_RULE = "mcpmux.max_depth"
+"""The `rule` of a call refused because its arguments nest deeper than mcpmux relays (wire.MAX_DEPTH)."""
+
+
+def too_deep_text(exposed: str) -> str:
+    return (
+        f"tool '{exposed}' was not run: its arguments nest too deeply to relay (mcpmux relays messages that nest "
+        f"arrays and objects at most {wire.MAX_DEPTH} levels deep); send the value flattened or as a string"
+    )
 
 
 class Relay:
@@ -45,6 +61,9 @@ class Relay:
         self.host = host
         """Who is calling: policy `hosts` rules and audit events read it (the front binds it)."""
         self._calls: dict[Hashable, Call] = {}
+        """Calls in flight by the host's id; a tuple key is mcpmux's own (a local call, a parked one)."""
+        self._deferred: set[Hashable] = set()
+        """Host ids of calls waiting for a downstream's start-up before they are relayed."""
         self._progress: dict[Hashable, Call] = {}
         self._ids = 0
         supervisor.subscribe(self)
@@ -62,6 +81,7 @@ class Relay:
         route = self.supervisor.catalog.routes.get(exposed)
         if route is None and not self.supervisor.ready.is_set():
             # A host may call before the downstreams are up (it knows names from an earlier run).
+            self._deferred.add(host_id)
             self.supervisor.start_soon(self._call_when_ready, host_id, params, respond, notify, input_caps)
             return
         if route is None:
@@ -73,6 +93,7 @@ class Relay:
             verdict = policy.decide(exposed, tool=route.facts, host=self.host.name)
         state = self.supervisor.live(route.server)
         if verdict.allowed and state is not None and state.status == "idle":  # decided once it is up: one rate slot
+            self._deferred.add(host_id)
             self.supervisor.start_soon(self._call_when_up, route.server, host_id, params, respond, notify, input_caps)
             return
         if verdict.rule != INTEGRITY_RULE:  # policy again, with this host and these arguments; fixed values applied
@@ -116,12 +137,18 @@ class Relay:
         if token is not None and notify is not None:
             call.token = call.host_token = token
             self._progress[token] = call
-        call.start(ds, forwarded, state.spec.timeout_seconds)
+        try:
+            call.start(ds, forwarded, state.spec.timeout_seconds)
+        except Unencodable:  # nothing was sent: the call is refused instead
+            self.forget(call)
+            text = ErrorText.same(too_deep_text(exposed))
+            self._refuse(host_id, exposed, arguments, respond, "denied", text, route, MAX_DEPTH_RULE)
 
     async def _call_when_ready(
         self, host_id: Any, params: JSON, respond: Writer, notify: Writer | None, input_caps: JSON | None
     ) -> None:
         await self.supervisor.wait_ready(STARTUP_WAIT_SECONDS)
+        self._deferred.discard(host_id)
         self.call_from_host(host_id, params, respond, notify, input_caps)
 
     async def _call_when_up(
@@ -134,12 +161,13 @@ class Relay:
         input_caps: JSON | None,
     ) -> None:
         await self.supervisor.wake(server)
+        self._deferred.discard(host_id)
         self.call_from_host(host_id, params, respond, notify, input_caps)
 
     async def call(self, name: str, arguments: JSON | None = None, meta: JSON | None = None) -> JSON:
         """Call an exposed tool and return its `CallToolResult` as a dict (never raises for tool failures)."""
         self._ids += 1
-        host_id = f"local-{self._ids}"
+        host_id = ("local", self._ids)  # a tuple: no host's id (a string or an integer) can be the same
         done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
 
         def respond(line: bytes) -> None:
@@ -158,6 +186,20 @@ class Relay:
         reply = wire.as_object(wire.loads(line)) or {}
         return wire.as_object(reply.get("result")) or wire.tool_error_result("the relay produced no result")
 
+    def refuse_too_deep(self, host_id: Any, exposed: str, respond: Writer) -> None:
+        """Refuse a host's `tools/call` whose line nests too deeply even to parse (its arguments are unknown)."""
+        route = self.supervisor.catalog.routes.get(exposed)
+        text = ErrorText.same(too_deep_text(exposed))
+        self._refuse(host_id, exposed, UNREAD_ARGUMENTS, respond, "denied", text, route, MAX_DEPTH_RULE)
+
+    def in_flight(self, host_id: Any) -> bool:
+        """Whether a host's call under this id is still owed its answer (a second one may not reuse the id)."""
+        return host_id in self._calls or host_id in self._deferred
+
+    def owed(self) -> int:
+        """How many host calls are still owed an answer (parked calls wait for a retry, not to answer)."""
+        return sum(1 for key in self._calls if not isinstance(key, tuple)) + len(self._deferred)
+
     def cancel_from_host(self, host_id: Any, reason: str | None) -> bool:
         """Apply a host's `notifications/cancelled`; False when the id is not a relayed call."""
         try:
@@ -170,6 +212,12 @@ class Relay:
     def calls_to(self, ds: Downstream) -> list[Call]:
         """The calls in flight to `ds`, oldest first."""
         return [call for call in self._calls.values() if call.ds is ds]
+
+    def park(self, call: Call) -> None:
+        """A call whose host request was answered with `input_required`: its id is the host's to reuse,
+        while the call goes on downstream until the host's retry is attached to it (`readdress`)."""
+        self._ids += 1
+        self.readdress(call, ("parked", self._ids), call.respond, {})
 
     def readdress(self, call: Call, host_id: Any, respond: Writer, params: JSON) -> None:
         """Point a call in flight at a new host request (a 2026-07-28 retry carrying input responses)."""
