@@ -169,7 +169,7 @@ class Workspace:
 def serve_pid(home: Path) -> int | None:
     """The pid `mcpmux serve` recorded in its audit log's `serve_start` event."""
     try:
-        lines = (home / "audit.jsonl").read_text().splitlines()
+        lines = (home / "state" / "audit.jsonl").read_text().splitlines()
     except FileNotFoundError:
         return None
     for line in reversed(lines):

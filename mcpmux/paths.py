@@ -1,7 +1,7 @@
 """Where mcpmux keeps its own state.
 
-`MCPMUX_HOME`, when set, holds everything (tests and CI rely on it); otherwise the
-platform's config and state directories (via platformdirs) are used.
+`MCPMUX_HOME`, when set, holds everything (tests and CI rely on it): config at its top, state in
+its `state/` folder; otherwise the platform's config and state directories (via platformdirs).
 """
 
 from __future__ import annotations
@@ -51,7 +51,9 @@ def state_paths() -> StatePaths:
     home = os.environ.get("MCPMUX_HOME")
     if home:
         root = Path(home).expanduser()
-        return StatePaths(config_dir=root, state_dir=root)
+        # Config at the top, state in its own folder, as the platform keeps them apart: a running serve
+        # watches the config folder (profile edits, trust), and must not wake on every audit append.
+        return StatePaths(config_dir=root, state_dir=root / "state")
     return StatePaths(
         config_dir=Path(platformdirs.user_config_dir(APP)),
         state_dir=Path(platformdirs.user_state_dir(APP)),

@@ -31,6 +31,9 @@ from mcpmux.profile.trust import require_trusted, trust_file
 logger = logging.getLogger("mcpmux")
 
 DEBOUNCE_MS = 300
+WAKE_MS = 250
+"""How often the watcher thread wakes when nothing changes: watchfiles cannot cancel the thread mid-wait, so this
+bounds how long a shutdown waits for it (without it, a quiet folder held `serve` up to 5 s after the host left)."""
 
 
 class Gateway(Protocol):
@@ -76,7 +79,9 @@ async def watch(gateway: Gateway, *, follow_active: bool) -> None:
         def relevant(change: watchfiles.Change, path: str) -> bool:
             return Path(path).resolve() in watched  # noqa: B023 - the set of this round, on purpose
 
-        changes = watchfiles.awatch(*folders, watch_filter=relevant, debounce=DEBOUNCE_MS, recursive=False)  # pyright: ignore[reportUnknownMemberType]
+        changes = watchfiles.awatch(  # pyright: ignore[reportUnknownMemberType]
+            *folders, watch_filter=relevant, debounce=DEBOUNCE_MS, rust_timeout=WAKE_MS, recursive=False
+        )
         async for _ in changes:
             target = resolve_profile_path(None) if follow_active else current.path
             try:

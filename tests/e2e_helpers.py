@@ -41,7 +41,7 @@ def npm_bin(package: str, command: str, env_var: str) -> str:
 
 
 def audit_events(home: Path, event: str | None = None) -> list[dict[str, Any]]:
-    events = list(read_events(home / "audit.jsonl"))
+    events = list(read_events(home / "state" / "audit.jsonl"))
     return [e for e in events if event is None or e.get("event") == event]
 
 

@@ -143,7 +143,7 @@ def _recent(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def test_one_command_shows_what_cursor_called_on_git_how_long_it_took_and_what_was_denied(
     mcpmux_home: Path,
 ) -> None:
-    _write(mcpmux_home / "audit.jsonl", _recent(EVENTS), rotate_bytes=600)  # spread over rotated files
+    _write(mcpmux_home / "state" / "audit.jsonl", _recent(EVENTS), rotate_bytes=600)  # spread over rotated files
     result = CliRunner().invoke(
         _app(),
         ["audit", "query", "--host", "cursor*", "--server", "git", "--since", "2d", "--until", "12h"],
@@ -159,7 +159,7 @@ def test_one_command_shows_what_cursor_called_on_git_how_long_it_took_and_what_w
 
 
 def test_audit_query_json_prints_matching_events_as_lines(mcpmux_home: Path) -> None:
-    _write(mcpmux_home / "audit.jsonl", EVENTS)
+    _write(mcpmux_home / "state" / "audit.jsonl", EVENTS)
     result = CliRunner().invoke(_app(), ["audit", "query", "--outcome", "error,timeout", "--json"])
     assert result.exit_code == 0, result.output
     assert [orjson.loads(line)["outcome"] for line in result.stdout.splitlines()] == ["error", "timeout"]
@@ -172,7 +172,7 @@ def test_audit_query_names_the_option_and_the_forms_for_an_unreadable_time(mcpmu
 
 
 def test_audit_stats_shows_rates_and_percentiles_per_server(mcpmux_home: Path) -> None:
-    _write(mcpmux_home / "audit.jsonl", EVENTS)
+    _write(mcpmux_home / "state" / "audit.jsonl", EVENTS)
     result = CliRunner().invoke(_app(), ["audit", "stats", "--by", "server"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert re.search(r"git\s+│\s+4\s+│\s+1\s+│\s+25\.0%\s+│\s+1\s+│\s+25\.0%\s+│\s+30\.0", result.stdout)
@@ -183,7 +183,7 @@ def test_audit_stats_shows_rates_and_percentiles_per_server(mcpmux_home: Path) -
 
 
 def test_audit_tail_json_prints_the_last_raw_lines_across_rotated_files(mcpmux_home: Path) -> None:
-    path = mcpmux_home / "audit.jsonl"
+    path = mcpmux_home / "state" / "audit.jsonl"
     _write(path, EVENTS, rotate_bytes=400)
     result = CliRunner().invoke(_app(), ["audit", "tail", "-n", "4", "--json"])
     assert result.exit_code == 0, result.output
@@ -191,7 +191,7 @@ def test_audit_tail_json_prints_the_last_raw_lines_across_rotated_files(mcpmux_h
 
 
 def test_audit_tail_shows_calls_and_lifecycle_events_as_text_never_markup(mcpmux_home: Path) -> None:
-    _write(mcpmux_home / "audit.jsonl", [*EVENTS, {**EVENTS[0], "exposed": "git__[bold]x"}])
+    _write(mcpmux_home / "state" / "audit.jsonl", [*EVENTS, {**EVENTS[0], "exposed": "git__[bold]x"}])
     result = CliRunner().invoke(_app(), ["audit", "tail"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "downstream_start git" in result.stdout

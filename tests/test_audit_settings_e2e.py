@@ -83,7 +83,7 @@ async def test_the_default_and_digest_record_the_arguments_digest_and_none_recor
     assert event["args"] == expected(arguments)
     # Whoever reads the log cannot confirm a guess of the arguments by hashing it.
     guess = hashlib.sha256(orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    assert guess not in (mcpmux_home / "audit.jsonl").read_text()
+    assert guess not in (mcpmux_home / "state" / "audit.jsonl").read_text()
 
 
 @pytest.mark.parametrize("mode", ["none", "digest"])
@@ -104,7 +104,7 @@ async def test_an_argument_a_policy_refusal_quotes_reaches_the_host_but_not_the_
     (event,) = calls(mcpmux_home)
     assert (event["outcome"], event["rule"]) == ("denied", "policy.rules[0].args.text.pattern")
     assert event["error"] == "tool 'alpha__echo' is not allowed"
-    assert account not in (mcpmux_home / "audit.jsonl").read_text()
+    assert account not in (mcpmux_home / "state" / "audit.jsonl").read_text()
 
 
 async def test_redacted_args_record_the_values_with_the_servers_secrets_replaced_even_for_refused_calls(
@@ -131,7 +131,7 @@ async def test_redacted_args_record_the_values_with_the_servers_secrets_replaced
     assert by_tool["alpha__no_such_tool"]["args"] == args_digest({"token": value})
     raw = value.encode()
     forms = [value, urllib.parse.quote(value, safe=""), base64.b64encode(raw).decode()]
-    log_text = (mcpmux_home / "audit.jsonl").read_text()
+    log_text = (mcpmux_home / "state" / "audit.jsonl").read_text()
     assert [form for form in forms if form in log_text] == []
 
 
@@ -169,7 +169,7 @@ async def call_recorded(home: Path, count: int) -> None:
 
 def break_the_log(home: Path) -> Path:
     """Put a directory where `audit.jsonl` is: every append fails, for root too (chmod would not stop root)."""
-    log = home / "audit.jsonl"
+    log = home / "state" / "audit.jsonl"
     assert log.is_file()
     log.unlink()
     log.mkdir()

@@ -94,7 +94,7 @@ def _app() -> typer.Typer:
 
 
 def test_audit_verify_exits_1_and_reports_problems_as_json(mcpmux_home: Path) -> None:
-    path = mcpmux_home / "audit.jsonl"
+    path = mcpmux_home / "state" / "audit.jsonl"
     _log(path)
     ok = CliRunner().invoke(_app(), ["audit", "verify"])
     assert ok.exit_code == 0, ok.output

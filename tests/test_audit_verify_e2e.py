@@ -75,7 +75,7 @@ async def test_audit_verify_names_the_keyring_key_and_finds_a_removed_event_a_cu
     assert "service 'mcpmux', entry 'audit:hmac-key')" in intact.stderr
     assert "the anchor matches the newest event" in intact.stderr
     assert "1 file(s)" in intact.stderr and "chain intact" in intact.stderr
-    log = mcpmux_home / "audit.jsonl"
+    log = mcpmux_home / "state" / "audit.jsonl"
     original = log.read_bytes().splitlines(keepends=True)
     for attack, tamper, words in ATTACKS:
         log.write_bytes(b"".join(tamper(list(original))))

@@ -68,7 +68,7 @@ async def test_a_stored_secret_reaches_only_its_downstream_and_never_the_audit_l
     assert other.content[0].model_dump()["text"] == "<unset>"
     # The value reached the downstream, and the gateway redacted it on the way back to the host.
     assert seen.content[0].model_dump()["text"] == f"[redacted:{secret_name}]"
-    for path in [mcpmux_home / "audit.jsonl", *(mcpmux_home / "logs").iterdir(), profile]:
+    for path in [mcpmux_home / "state" / "audit.jsonl", *(mcpmux_home / "state" / "logs").iterdir(), profile]:
         assert value not in path.read_text()
 
 

@@ -345,7 +345,7 @@ def test_mcpmux_passes_every_conformance_scenario_the_downstream_passes(
 
 def test_every_tool_the_suite_called_went_through_mcpmux_and_is_in_its_audit_log(conformance: Conformance):
     """The mcpmux run really was relayed by mcpmux: each tool call scenario left its audit event."""
-    events = [json.loads(line) for line in (conformance.home / "audit.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in (conformance.home / "state" / "audit.jsonl").read_text().splitlines()]
     audited = {e.get("tool") for e in events if e.get("event") == "tool_call" and e.get("server") == "everything"}
     assert audited >= CALLED_TOOLS, f"no tool_call audit event for {sorted(CALLED_TOOLS - audited)}"
 

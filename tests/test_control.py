@@ -56,7 +56,7 @@ async def test_the_socket_is_owner_only_in_an_owner_only_folder_and_removed_on_e
         assert stat.S_ISSOCK(path.stat().st_mode)
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-        assert path.parent == mcpmux_home / "run"
+        assert path.parent == mcpmux_home / "state" / "run"
     assert not path.exists()
 
 

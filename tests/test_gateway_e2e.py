@@ -86,7 +86,7 @@ async def test_a_downstream_that_fails_to_start_leaves_the_others_serving(
     assert "alpha__echo" in names
     assert not any(n.startswith("broken__") for n in names)
     assert text_of(result) == "still here"
-    assert "failing at start as asked" in (mcpmux_home / "logs" / "broken.log").read_text()
+    assert "failing at start as asked" in (mcpmux_home / "state" / "logs" / "broken.log").read_text()
 
 
 async def test_a_crash_mid_call_answers_at_once_and_the_server_is_restarted(write_profile: WriteProfile):
@@ -162,7 +162,7 @@ async def test_every_call_is_audited_with_decision_and_outcome_but_no_argument_v
     ]
     assert all(e["host"] == "mcp" and e["profile"] == "test" for e in calls)
     assert all(e["args"].startswith("hmac-sha256:") for e in calls)
-    assert "a-distinctive-argument" not in (mcpmux_home / "audit.jsonl").read_text()
+    assert "a-distinctive-argument" not in (mcpmux_home / "state" / "audit.jsonl").read_text()
 
 
 async def test_no_downstream_process_or_grandchild_outlives_serve(write_profile: WriteProfile, mcpmux_home: Path):

@@ -89,7 +89,7 @@ async def test_a_secret_in_downstream_instructions_is_redacted_for_the_host_and_
             await store.delete(name)
     assert "token is" in instructions
     assert value not in instructions
-    cached = [p.read_text() for p in (mcpmux_home / "cache").glob("alpha.*.facts.json")]
+    cached = [p.read_text() for p in (mcpmux_home / "state" / "cache").glob("alpha.*.facts.json")]
     assert cached and "token is" in cached[0] and value not in cached[0]
 
 

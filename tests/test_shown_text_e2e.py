@@ -197,7 +197,7 @@ async def test_status_shows_a_hosts_name_and_a_servers_error_escaped() -> None:
 
 
 def test_logs_shows_a_servers_stderr_escaped_keeping_its_lines(mcpmux_home: Path) -> None:
-    log = mcpmux_home / "logs" / "git.log"
+    log = mcpmux_home / "state" / "logs" / "git.log"
     log.parent.mkdir(parents=True)
     # A raw 0x9b is CSI to an 8-bit terminal, and not UTF-8: shown as the byte it is.
     log.write_bytes("started\r\nall fine\x1b[2K\rhidden\u202e\n".encode() + b"\x9b31m\n")

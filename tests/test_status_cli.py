@@ -127,7 +127,7 @@ async def test_status_exits_1_naming_a_live_serve_whose_endpoint_does_not_answer
 
 @pytest.fixture
 def server_log(mcpmux_home: Path) -> Path:
-    log = mcpmux_home / "logs" / "git.log"
+    log = mcpmux_home / "state" / "logs" / "git.log"
     log.parent.mkdir(parents=True)
     log.write_bytes(b"".join(b"line %d\n" % i for i in range(1, 101)))
     return log

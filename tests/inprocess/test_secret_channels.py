@@ -38,7 +38,7 @@ async def test_a_start_failure_echoing_a_secret_reaches_status_and_the_log_redac
     assert VALUE not in orjson.dumps(status).decode() + logged
     [failed] = audit_events(mcpmux_home, "downstream_failed")
     assert "token [redacted:BETA_TOKEN] was rejected" in failed["error"]
-    assert VALUE not in (mcpmux_home / "audit.jsonl").read_text()
+    assert VALUE not in (mcpmux_home / "state" / "audit.jsonl").read_text()
 
 
 async def test_a_secret_sent_back_by_another_server_is_redacted_from_a_local_call_too(
