@@ -82,6 +82,10 @@ class HostChannel(Protocol):
         """Route the host's answer to a carried request; False when it answers nothing of ours."""
         ...
 
+    def opened(self) -> None:
+        """The host's first answer is written: what waited for it may go now."""
+        ...
+
     async def routed(self, ds: Downstream, run: Run, request: JSON) -> JSON:
         """Run a routed request (`request` is the host's params and `_meta`), asking the host for input if needed."""
         ...
@@ -113,8 +117,15 @@ class Undecided:
     def host_answer(self, message: JSON) -> bool:
         return False
 
+    def opened(self) -> None:
+        pass
+
     async def routed(self, ds: Downstream, run: Run, request: JSON) -> JSON:
         return await run()
+
+
+MAX_HELD_REQUESTS = 64
+"""Downstream requests held for a handshake host that has not had its `initialize` answer yet; more are refused."""
 
 
 class HandshakeChannel:
@@ -127,6 +138,8 @@ class HandshakeChannel:
         self._relay = relay
         self._requests = requests
         self._answered = answered
+        self._held: list[tuple[Downstream, JSON]] = []
+        """Downstream requests made before the host's `initialize` answer: carried once it is written."""
 
     def call(self, host_id: Any, params: JSON) -> bool:
         self._relay.call_from_host(host_id, params, self._write, self._write)
@@ -135,8 +148,9 @@ class HandshakeChannel:
     def answer_writer(self, host_id: Any) -> Writer | None:
         return self._write
 
-    # Nothing goes to the host before its `initialize` answer: it lists after that anyway, and a message
-    # from a server then is dropped (a request is refused), as no session exists yet to carry it.
+    # Nothing goes to the host before its `initialize` answer: it lists after that anyway, a message from a
+    # server then is dropped, and a request is held until the answer is out (server-filesystem asks for the
+    # host's roots right after its own handshake, which on a first run can precede the host's).
     def announce(self, kinds: frozenset[str]) -> None:
         if self._answered.is_set():
             for kind in sorted(kinds):
@@ -152,8 +166,17 @@ class HandshakeChannel:
 
     def downstream_request(self, ds: Downstream, message: JSON) -> str | None:
         if not self._answered.is_set():
-            return "the host has not finished its initialize handshake; ask again once it has"
+            if len(self._held) >= MAX_HELD_REQUESTS:
+                return "the host has not finished its initialize handshake; ask again once it has"
+            self._held.append((ds, message))
+            return None
         return self._requests.to_host(ds, message)
+
+    def opened(self) -> None:
+        held, self._held = self._held, []
+        for ds, message in held:
+            if (why := self._requests.to_host(ds, message)) is not None:
+                ds.write(wire.error_response(message.get("id"), wire.METHOD_NOT_FOUND, why))
 
     def host_answer(self, message: JSON) -> bool:
         return self._requests.from_host(message)
@@ -218,6 +241,9 @@ class EnvelopeChannel:
 
     def host_answer(self, message: JSON) -> bool:
         return False  # this era's host sends no answers: it retries its request instead
+
+    def opened(self) -> None:
+        pass  # requests are asked within the host's own requests (input rounds), never held
 
     async def routed(self, ds: Downstream, run: Run, request: JSON) -> JSON:
         caps = envelope.client_capabilities(wire.as_object(request.get("_meta")) or {})

@@ -283,8 +283,9 @@ class Front:
                 elif isinstance(message, types.JSONRPCError):
                     self._sdk_owed.discard(message.id)
                 self.to_host(message.model_dump_json(by_alias=True, exclude_unset=True).encode())
-                if handshake or self.channel.era == "envelope":
+                if (handshake or self.channel.era == "envelope") and not self.answered.is_set():
                     self.answered.set()  # a handshake host may hear notifications only from now on (channel.py)
+                    self.channel.opened()
 
     async def _with_facts(self, response: types.JSONRPCResponse) -> types.JSONRPCResponse:
         """The handshake answer with the downstreams' instructions and capabilities merged in.

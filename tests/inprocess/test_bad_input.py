@@ -168,7 +168,9 @@ async def test_a_storm_of_list_changed_notifications_causes_at_most_one_relist_i
     assert len(announced) == 2  # one per change the host can see
 
 
-async def test_nothing_reaches_a_handshake_host_before_its_initialize_answer(tmp_path: Path, mcpmux_home: Path) -> None:
+async def test_nothing_reaches_a_handshake_host_before_its_initialize_answer_and_early_requests_wait_for_it(
+    tmp_path: Path, mcpmux_home: Path
+) -> None:
     server = ScriptedServer({"echo": echo})
     initialize: dict[str, Any] = {
         "protocolVersion": "2025-11-25",
@@ -198,13 +200,16 @@ async def test_nothing_reaches_a_handshake_host_before_its_initialize_answer(tmp
             tg.start_soon(front.serve, read_lines, replies)
             await replies.answer(1)
             assert replies.lines[0]["id"] == 1 and "result" in replies.lines[0]
-            refused = await server.next_message(lambda m: m.get("id") == "s1")
+            # The server's early request was held, not refused: it reaches the host right after the answer.
+            carried = await replies.wait_for(lambda m: m.get("method") == "sampling/createMessage")
+            front.on_line(orjson.dumps({"jsonrpc": "2.0", "id": carried["id"], "result": {"role": "assistant"}}))
+            answered = await server.next_message(lambda m: m.get("id") == "s1")
             ds.deliver(note("notifications/message", {"level": "error", "data": "later log"}))
             later = await replies.wait_for(lambda m: m.get("method") == "notifications/message")
             ended.set()
-            assert [m for m in replies.lines if "method" in m] == [later]
+            assert [m for m in replies.lines if "method" in m] == [carried, later]
             assert later["params"]["data"] == "later log"
-            assert refused["error"]["code"] == wire.METHOD_NOT_FOUND
+            assert answered["result"] == {"role": "assistant"}
 
 
 async def test_requests_received_before_the_hosts_input_ends_are_answered_before_serve_returns(
