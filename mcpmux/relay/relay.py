@@ -85,6 +85,9 @@ class Relay:
             self.supervisor.start_soon(self._call_when_ready, host_id, params, respond, notify, input_caps)
             return
         if route is None:
+            if (failed := self._failed_server(exposed)) is not None:
+                self._refuse_unavailable(host_id, exposed, arguments, respond, failed)
+                return
             text = ErrorText.same(self._unknown_text(exposed))  # the tool the host asked for, and catalog names
             self._refuse(host_id, exposed, arguments, respond, "unknown", text)
             return
@@ -228,6 +231,24 @@ class Relay:
             call.host_token = progress_token(params) or call.token
 
     # --- internals --------------------------------------------------------------------
+    def _failed_server(self, exposed: str) -> str | None:
+        """The failed server whose namespace `exposed` is in: its tools left the catalog, but the host may know them."""
+        for name, state in self.supervisor.states.items():
+            if state.status == "failed" and state.spec.namespaced and exposed.startswith(f"{state.spec.prefix}__"):
+                return name
+        return None
+
+    def _refuse_unavailable(self, host_id: Any, exposed: str, arguments: Any, respond: Writer, server: str) -> None:
+        state = self.supervisor.live(server)
+        reason = state.last_error if state is not None and state.last_error else "it did not start"
+        text = ErrorText.same(
+            f"tool '{exposed}' is unavailable: server '{server}' failed to start: {reason} (see `mcpmux logs {server}`)"
+        )
+        redactor = self.supervisor.redactor
+        full = redactor.redact_text(text.full) if redactor else text.full
+        respond(wire.result_response(host_id, wire.tool_error_result(full)))
+        self.audit_call(exposed, None, arguments, "unknown", "unavailable", 0.0, text, 0, server=server)
+
     def _unknown_text(self, exposed: str) -> str:
         hint = closest(exposed, self.supervisor.catalog.names())
         starting = "" if self.supervisor.ready.is_set() else " (downstreams are still starting)"
@@ -287,6 +308,7 @@ class Relay:
         *,
         rule: str | None = None,
         redactor: Redactor | None = None,
+        server: str | None = None,
     ) -> None:
         mode = self.supervisor.profile.audit.args  # read per call, so a reloaded profile applies at once
         if mode == "redacted":  # a refused call has no redactor of its own: use its server's; without one, digest
@@ -295,7 +317,7 @@ class Relay:
             mode = args_mode_for(mode, redactor, state.spec.secret_names if state else None)
         event = tool_call_event(
             exposed=exposed,
-            server=route.server if route else None,
+            server=route.server if route else server,
             tool=route.tool if route else None,
             decision=decision,
             rule=rule or (route.decision.rule if route else None),

@@ -139,3 +139,18 @@ async def test_an_unknown_tool_is_refused_with_the_closest_name(tmp_path: Path, 
     assert answer["result"]["isError"] is True
     assert "unknown tool 'alpha__ecoh'" in answer["result"]["content"][0]["text"]
     assert "alpha__echo" in answer["result"]["content"][0]["text"]
+
+
+async def test_a_call_to_a_server_that_failed_to_start_says_so_and_is_audited_unavailable(
+    tmp_path: Path, mcpmux_home: Path
+) -> None:
+    servers = {"alpha": ScriptedServer({"echo": echo}), "beta": ScriptedServer({}, refuse_initialize="bad config")}
+    async with gateway_of(tmp_path, servers, "restart = { max_restarts = 0 }\n") as gateway:
+        replies = Replies()
+        gateway.relay.call_from_host(1, params("beta__anything", {"text": "x"}), replies)
+        answer = await replies.answer(1)
+    text = answer["result"]["content"][0]["text"]
+    assert answer["result"]["isError"] is True
+    assert "server 'beta' failed to start" in text and "bad config" in text and "mcpmux logs beta" in text
+    [event] = audit_events(mcpmux_home, "tool_call")
+    assert (event["server"], event["decision"], event["outcome"]) == ("beta", "unknown", "unavailable")
