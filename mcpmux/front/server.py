@@ -38,7 +38,7 @@ from mcpmux.downstream import facts as server_facts
 from mcpmux.downstream.connection import Downstream
 from mcpmux.downstream.supervisor import Supervisor
 from mcpmux.errors import TooDeep, Unencodable
-from mcpmux.front import stdio
+from mcpmux.front import output, stdio
 from mcpmux.front.channel import (
     EnvelopeChannel,
     HandshakeChannel,
@@ -306,7 +306,7 @@ class Front:
 
     async def run(self, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
         """Serve the host on its stdio until it closes stdin; what is owed to it is answered and written first."""
-        out = await stdio.open_output(stdout_fd, self.supervisor.flow)
+        out = await output.open_output(stdout_fd, self.supervisor.flow)
         await self.serve(partial(stdio.read_lines, stdin_fd), out.write)
         await out.close(EOF_DRAIN_SECONDS)
 
