@@ -84,7 +84,9 @@ def test_a_keyring_that_forgets_what_it_was_given_is_not_used(monkeypatch: pytes
 class _Stuck(KeyringBackend):
     """A keyring that never answers, as a locked Secret Service waiting for a prompt can."""
 
-    priority = 1  # pyright: ignore[reportAssignmentType]
+    # 0: keyring registers every KeyringBackend subclass and chains those with a priority above 0, so a test
+    # backend that blocks would join the real chain for the rest of the run; the tests install it directly.
+    priority = 0  # pyright: ignore[reportAssignmentType]
 
     def __init__(self) -> None:
         super().__init__()

@@ -34,7 +34,9 @@ pytestmark = pytest.mark.anyio
 class BlockingKeyring(KeyringBackend):
     """A backend that answers only once `release` is set: a locked Secret Service, in effect."""
 
-    priority = 1  # pyright: ignore[reportAssignmentType]
+    # 0: keyring registers every KeyringBackend subclass and chains those with a priority above 0, so a test
+    # backend that blocks would join the real chain for the rest of the run; the tests install it directly.
+    priority = 0  # pyright: ignore[reportAssignmentType]
 
     def __init__(self) -> None:
         super().__init__()
