@@ -160,11 +160,14 @@ async def test_saving_a_new_args_mode_applies_to_the_next_call_without_restartin
 # ---- required -----------------------------------------------------------------------------------------------------
 
 
-async def call_recorded(home: Path, count: int) -> None:
-    """Wait (bounded) until the log holds `count` tool_call events: serve answers a call, then records it."""
-    with anyio.fail_after(10):
-        while len(audit_events(home, "tool_call")) < count:  # noqa: ASYNC110 (another process's file: no event)
-            await anyio.sleep(0.01)
+async def tried_to_record(host: ClientSession) -> None:
+    """Return once serve has tried to record every call answered so far.
+
+    serve answers a call, then records it, within its handling of the call's line, and handles lines in
+    order: the answer to a later request comes after that attempt. (Without this wait the test, under load,
+    broke or fixed the log between an answer and its event.)
+    """
+    await host.list_tools()
 
 
 def break_the_log(home: Path) -> Path:
@@ -188,11 +191,12 @@ async def test_a_required_audit_log_that_cannot_be_written_refuses_the_next_call
         ):
             await host.initialize()
             first = await host.call_tool("alpha__echo", {"text": "audited"})
-            await call_recorded(mcpmux_home, 1)  # the answer is written before its event: wait for the event
+            await tried_to_record(host)
             log = break_the_log(mcpmux_home)
             # This call's own append is what fails: it has already run and cannot be taken back.
             ran = await host.call_tool("alpha__echo", {"text": "ran, unaudited"})
             refused = [await host.call_tool("alpha__echo", {"text": f"refused {n}"}) for n in range(3)]
+            await tried_to_record(host)  # the last refusal's event was tried while the log was still broken
             log.rmdir()  # the log can be written again
             # The first call after the fix is still refused; its refusal is the event that proves the log works.
             after_fix = await host.call_tool("alpha__echo", {"text": "refused, but recorded"})
@@ -223,7 +227,7 @@ async def test_an_audit_log_that_is_not_required_lets_calls_through_while_it_can
     with anyio.fail_after(60):
         async with host_session(profile) as host:
             await host.call_tool("alpha__echo", {"text": "audited"})
-            await call_recorded(mcpmux_home, 1)
+            await tried_to_record(host)
             log = break_the_log(mcpmux_home)
             results = [await host.call_tool("alpha__echo", {"text": f"unaudited {n}"}) for n in range(3)]
             log.rmdir()
