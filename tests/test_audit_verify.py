@@ -93,6 +93,7 @@ def _app() -> typer.Typer:
     return app
 
 
+@pytest.mark.usefixtures("file_keyring")  # an empty keyring of its own: a key elsewhere would flag this unkeyed log
 def test_audit_verify_exits_1_and_reports_problems_as_json(mcpmux_home: Path) -> None:
     path = mcpmux_home / "state" / "audit.jsonl"
     _log(path)
