@@ -11,11 +11,14 @@ backend for this process, restoring the previous one afterwards.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import keyring.core
 import pytest
+from keyring.backend import KeyringBackend
+from keyring.errors import PasswordSetError
 from keyrings.alt.file import PlaintextKeyring
 
 FILE_BACKEND = "keyrings.alt.file.PlaintextKeyring"
@@ -37,3 +40,31 @@ def file_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pl
     # keyring caches its backend in this module global; monkeypatch restores the previous one.
     monkeypatch.setattr(keyring.core, "_keyring_backend", backend)
     yield backend
+
+
+class BlockingKeyring(KeyringBackend):
+    """A backend that answers only once `release` is set, as a locked Secret Service waiting for a prompt does.
+
+    With `read_only`, storing fails at once instead (PasswordSetError("read-only")).
+    """
+
+    # 0: keyring registers every KeyringBackend subclass and chains those with a priority above 0, so a test
+    # backend that blocks would join the real chain for the rest of the run; the tests install it directly.
+    priority = 0  # pyright: ignore[reportAssignmentType]
+
+    def __init__(self, *, read_only: bool = False) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self._read_only = read_only
+
+    def get_password(self, service: str, username: str) -> str | None:
+        self.release.wait()
+        return None
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        if self._read_only:
+            raise PasswordSetError("read-only")
+        self.release.wait()
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.release.wait()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import stat
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +17,7 @@ from mcpmux.audit.verify import verify
 from mcpmux.errors import AuditError, SecretError
 from mcpmux.secrets import store
 from tests.audit_helpers import write_log
+from tests.conftest_keyring import BlockingKeyring
 
 
 def test_the_first_writer_makes_the_key_in_the_keyring_and_every_later_one_finds_the_same(
@@ -81,37 +81,17 @@ def test_a_keyring_that_forgets_what_it_was_given_is_not_used(monkeypatch: pytes
     assert no_keyring is not None and "did not keep the key" in no_keyring
 
 
-class _Stuck(KeyringBackend):
-    """A keyring that never answers, as a locked Secret Service waiting for a prompt can."""
-
-    # 0: keyring registers every KeyringBackend subclass and chains those with a priority above 0, so a test
-    # backend that blocks would join the real chain for the rest of the run; the tests install it directly.
-    priority = 0  # pyright: ignore[reportAssignmentType]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.release = threading.Event()
-
-    def get_password(self, service: str, username: str) -> str | None:
-        self.release.wait()
-        return None
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.release.wait()
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.release.wait()
-
-
 @pytest.fixture
-def stuck_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Stuck]:
-    stuck = _Stuck()
+def stuck_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[BlockingKeyring]:
+    stuck = BlockingKeyring()
     monkeypatch.setattr(keyring.core, "_keyring_backend", stuck)
     yield stuck
     stuck.release.set()  # let the abandoned daemon threads end
 
 
-def test_a_keyring_that_never_answers_is_abandoned_after_the_bound(stuck_keyring: _Stuck, tmp_path: Path) -> None:
+def test_a_keyring_that_never_answers_is_abandoned_after_the_bound(
+    stuck_keyring: BlockingKeyring, tmp_path: Path
+) -> None:
     key, no_keyring = obtain_key(tmp_path / "audit.jsonl", timeout=0.2)
     assert key.source == "file"
     assert no_keyring == "the keyring did not answer within 0.2 s (locked?)"

@@ -3,7 +3,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import threading
 import urllib.parse
 import uuid
 from collections.abc import Callable
@@ -16,7 +15,6 @@ import pytest
 import typer
 from keyring.backend import KeyringBackend
 from keyring.backends import SecretService, fail, null
-from keyring.errors import PasswordSetError
 from keyrings.alt.file import PlaintextKeyring
 from typer.testing import CliRunner
 
@@ -27,30 +25,9 @@ from mcpmux.secrets.keyrings import backend_name, backend_warning
 from mcpmux.secrets.redact import Redactor
 from mcpmux.secrets.resolve import resolve_env
 from mcpmux.secrets.store import SERVICE, KeyringStore
+from tests.conftest_keyring import BlockingKeyring
 
 pytestmark = pytest.mark.anyio
-
-
-class BlockingKeyring(KeyringBackend):
-    """A backend that answers only once `release` is set: a locked Secret Service, in effect."""
-
-    # 0: keyring registers every KeyringBackend subclass and chains those with a priority above 0, so a test
-    # backend that blocks would join the real chain for the rest of the run; the tests install it directly.
-    priority = 0  # pyright: ignore[reportAssignmentType]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.release = threading.Event()
-
-    def get_password(self, service: str, username: str) -> str | None:
-        self.release.wait()
-        return None
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        raise PasswordSetError("read-only")
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.release.wait()
 
 
 # ---- KeyringStore -----------------------------------------------------------------------------------------------
@@ -94,7 +71,7 @@ async def test_keyring_store_explains_the_options_when_no_keyring_is_usable() ->
 
 
 async def test_keyring_store_names_the_secret_but_not_the_value_when_the_keyring_fails() -> None:
-    backend = BlockingKeyring()
+    backend = BlockingKeyring(read_only=True)
     with anyio.fail_after(10), pytest.raises(SecretError) as caught:
         await KeyringStore(backend).set("api-key", "s3cr3t-value")
     assert caught.value.secret == "api-key"
