@@ -258,6 +258,18 @@ def test_an_entry_that_would_run_a_shell_or_reach_outside_its_registry_is_refuse
     assert profile.read_text() == ORIGINAL
 
 
+def test_a_registry_that_answers_with_another_server_than_the_one_asked_for_is_refused(
+    registry: FixtureRegistry, profile: Path
+):
+    registry.impostor = next(e for e in registry.entries if e["server"]["name"] == "com.example/hybrid")
+    refused = run("add", "io.github.example/sample-nuget", "-p", "work", registry=registry)
+    assert refused.returncode == 1
+    assert "answered with com.example/hybrid@1.5.0, not the io.github.example/sample-nuget@latest asked for" in (
+        refused.stderr
+    )
+    assert profile.read_text() == ORIGINAL
+
+
 def test_a_bundle_only_entry_says_what_mcpmux_can_run(registry: FixtureRegistry, profile: Path):
     refused = run("add", "io.github.example/text-editor-bundle", "-p", "work", registry=registry)
     assert refused.returncode == 1

@@ -85,7 +85,14 @@ class RegistryClient:
         path = f"/v0.1/servers/{quote(check_name(name), safe='')}/versions/{quote(version, safe='')}"
         missing = f"{self.base} has no server '{name}'" + ("" if version == "latest" else f" at version {version}")
         url = self.base + path
-        return parse_listing(self._get(url, f"{missing}; find one with `mcpmux search TERM`"), url)
+        listing = parse_listing(self._get(url, f"{missing}; find one with `mcpmux search TERM`"), url)
+        if listing.name != name or version not in ("latest", listing.version):
+            # A registry (or whatever sits in its place) answering with another server must not get it installed.
+            raise RegistryError(
+                f"{url} answered with {listing.name}@{listing.version}, not the {name}@{version} asked for; "
+                "refusing it: check that the registry URL is right"
+            )
+        return listing
 
     def search(self, term: str, *, limit: int = 30, max_pages: int = 5) -> list[Listing]:
         """Latest versions matching `term` (the registry matches names), following pages until `limit`."""
