@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mcpmux.errors import MCPMuxError, RegistryError
+from mcpmux.errors import MCPMuxError, ProfileError, RegistryError
 from mcpmux.profile.edit import server_toml, with_server
 from mcpmux.profile.load import load_profile
 from mcpmux.profile.model import SecretRef, SecretTemplate
@@ -242,3 +242,25 @@ def test_a_server_written_as_an_inline_table_is_refused_rather_than_guessed_at()
 def test_keys_that_are_not_bare_are_quoted():
     text = server_toml("s", {"url": "https://x", "headers": {"X.Key": {"secret": "n"}, "Y": 'a"b'}})
     assert tomllib.loads(text)["servers"]["s"]["headers"] == {"X.Key": {"secret": "n"}, "Y": 'a"b'}
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("https://registry.example.com", None),
+        ("http://127.0.0.1:8080", None),
+        ("http://registry.example.com", "is plain http to another machine (use https)"),
+        ("ftp://registry.example.com", "is not a registry URL"),
+        ("https://registry.example.com/?search=x", "is not a registry URL"),
+    ],
+)
+def test_validate_checks_a_profiles_registry_key(tmp_path: Path, value: str, problem: str | None):
+    path = tmp_path / "p.toml"
+    path.write_text(f'registry = "{value}"\n')
+    if problem is None:
+        assert load_profile(path).registry == value
+    else:
+        with pytest.raises(ProfileError) as caught:
+            load_profile(path)
+        assert [p.key for p in caught.value.problems] == ["registry"]
+        assert problem in str(caught.value.problems[0])
