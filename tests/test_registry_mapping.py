@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -264,3 +265,47 @@ def test_validate_checks_a_profiles_registry_key(tmp_path: Path, value: str, pro
             load_profile(path)
         assert [p.key for p in caught.value.problems] == ["registry"]
         assert problem in str(caught.value.problems[0])
+
+
+def test_a_package_said_to_live_in_another_registry_than_its_runtime_installs_from_is_passed_over():
+    item = entry("io.github.example/weather")
+    item["server"]["packages"][0]["registryBaseUrl"] = "https://pypi.mallory.example"
+    with pytest.raises(
+        RegistryError, match=re.escape("comes from https://pypi.mallory.example, but uvx installs from")
+    ):
+        plan(item, {"WEATHER_API_KEY": "k"})
+    image = entry("com.example/database-manager")
+    image["server"]["packages"][0]["registryBaseUrl"] = "https://ghcr.io"
+    with pytest.raises(RegistryError, match=re.escape("is pulled from docker.io")):
+        plan(image)
+
+
+@pytest.mark.parametrize("flag", ["--index-url", "--from", "--with"])
+def test_a_runtime_argument_that_changes_where_the_package_comes_from_is_refused(flag: str):
+    item = entry("io.github.example/weather")
+    item["server"]["packages"][0]["runtimeArguments"] = [{"type": "named", "name": flag, "value": "https://evil"}]
+    with pytest.raises(RegistryError, match=f"runtime argument {flag} would install from somewhere else"):
+        plan(item, {"WEATHER_API_KEY": "k"})
+
+
+def test_a_container_given_more_of_this_machine_is_said_out_loud():
+    item = entry("com.example/database-manager")
+    item["server"]["packages"][0]["runtimeArguments"].append({"type": "named", "name": "--privileged"})
+    answers = {"db_type": "mysql", "db_password": "p", "database_name": "d", "DB_USERNAME": "u"}
+    item["server"]["packages"][0]["runtimeArguments"][-1]["format"] = "boolean"
+    item["server"]["packages"][0]["runtimeArguments"][-1]["default"] = "true"
+    result = plan(item, answers)
+    assert "--privileged" in result.table["args"]  # type: ignore[operator]
+    assert any("gives the container more of this machine: --privileged" in note for note in result.notes)
+
+
+def test_a_version_that_is_not_one_printable_line_is_refused():
+    item = entry("io.github.example/weather")
+    item["server"]["version"] = '0.5.0\n[servers.evil]\ncommand = "sh"'
+    with pytest.raises(RegistryError, match="is not a printable version string"):
+        parse_listing(item, "u")
+
+
+def test_a_comment_can_never_become_toml():
+    text = server_toml("s", {"command": "x"}, 'from r\n[servers.evil]\ncommand = "sh"')
+    assert tomllib.loads(text) == {"servers": {"s": {"command": "x"}}}

@@ -137,7 +137,7 @@ def add(
     offline: OfflineOption = False,
 ) -> None:
     """Add a server from an MCP registry to a profile, as an ordinary [servers.NAME] entry."""
-    from mcpmux.registry.install import check_free, entry_text, open_target, write_profile
+    from mcpmux.registry.install import check_free, entry_text, open_target, restore, write_profile
 
     if via is not None and via not in KINDS:
         raise MCPMuxError(f"--via '{via}' is not one of {', '.join(KINDS)}")
@@ -158,7 +158,8 @@ def add(
     plan = plan_server(listing, chosen, _answers(values or []), _asker(interactive), via)
     comment = f"Added by `mcpmux add {listing.name}@{listing.version}` from {client.base} ({plan.via})."
     text = entry_text(target, chosen, plan.table, comment, force)
-    runs = plan.table.get("url") or shlex.join([str(plan.table["command"]), *map(str, plan.table["args"])])  # type: ignore[arg-type]
+    url, args = plan.table.get("url"), cast(list[str], plan.table.get("args", []))
+    runs = str(url) if url else shlex.join([str(plan.table["command"]), *args])
     say(f"{listing.name}@{listing.version} → [servers.{chosen}] in {target.path}: {runs}")
     for note in plan.notes:
         say(f"note: {note}")
@@ -167,9 +168,13 @@ def add(
 
         typer.echo(server_toml(chosen, plan.table, comment), nl=False)
         return
-    _store(plan.secrets)
     write_profile(target, text)
-    _after(target.profile, target.path, chosen, plan.table)
+    try:
+        _store(plan.secrets)
+    except BaseException:
+        restore(target)
+        raise
+    _after(target.profile, chosen, plan.table)
 
 
 def _store(secrets: tuple[PendingSecret, ...]) -> None:
@@ -185,10 +190,10 @@ def _store(secrets: tuple[PendingSecret, ...]) -> None:
         warn_unless_os_keyring()
 
 
-def _after(before: Profile, path: object, server: str, table: dict[str, object]) -> None:
+def _after(before: Profile, server: str, table: dict[str, object]) -> None:
     from mcpmux.profile.trust import trust_command, trust_status
 
-    say(f"added server '{server}'; check it with: mcpmux validate {path}")
+    say(f"added server '{server}'; check it with: mcpmux validate {before.path}")
     command = table.get("command")
     if isinstance(command, str) and shutil.which(command) is None:
         say(f"note: '{command}' is not on PATH here; install it before the server can start")

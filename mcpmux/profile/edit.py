@@ -11,6 +11,7 @@ a header inside a multi-line string) is refused, with the fix, rather than guess
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from typing import cast
@@ -25,6 +26,7 @@ ADDED_BY = "# Added by `mcpmux add"
 
 _BARE_KEY = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _ONE_LINE = 100
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
 
 
 def _string(text: str) -> str:
@@ -52,7 +54,8 @@ def _value(value: object) -> str:
 
 def server_toml(name: str, table: Mapping[str, object], comment: str = "") -> str:
     """`[servers.NAME]` with `table`'s keys, one a line; `env`/`headers` tables as their own sections."""
-    lines = [f"# {line}" if line else "#" for line in comment.splitlines()]
+    # A comment quotes what a registry said: one line, no control characters, so it cannot become TOML.
+    lines = [f"# {_CONTROL.sub('?', comment)}"] if comment else []
     lines.append(f"[servers.{_key(name)}]")
     sections = {k: cast(dict[str, object], v) for k, v in table.items() if k in ("env", "headers", "aliases")}
     lines += [f"{_key(k)} = {_value(v)}" for k, v in table.items() if k not in sections]

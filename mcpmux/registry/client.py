@@ -35,7 +35,13 @@ _LOOPBACK = ("localhost", "127.0.0.1", "::1")
 def check_registry_url(url: str, where: str) -> str:
     """`url` without a trailing slash if it may be a registry: https, or http to this machine."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+    if (
+        not url.isprintable()
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+    ):
         raise RegistryError(f"{where}: '{url}' is not a registry URL; write it like https://registry.example.com")
     if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
         raise RegistryError(

@@ -87,9 +87,12 @@ def parse_listing(data: object, where: str) -> Listing:
     status = official.get("status")
     if status is not None and not isinstance(status, str):
         raise RegistryError(f"{where}: the registry status of {name} is not a string")
+    version = _text(server, "version", where)
+    if len(version) > 255 or not version.isprintable():
+        raise RegistryError(f"{where}: the version of {name} is not a printable version string")
     return Listing(
         name=name,
-        version=_text(server, "version", where),
+        version=version,
         description=_text(server, "description", where, required=False),
         status=status,
         server=server,

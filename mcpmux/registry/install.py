@@ -4,6 +4,9 @@ The profile must load cleanly before (`add` does not build on a broken file) and
 file is replaced whole (temp file + `os.replace`, keeping its mode), and if the result does
 not load, the old text is put back and the problems are reported. A profile changed by
 someone else while `add` ran (between read and write) is not overwritten.
+
+The profile is written before the secrets are stored, and put back if storing fails, so a
+failure leaves neither a profile that names missing secrets nor secrets no profile names.
 """
 
 from __future__ import annotations
@@ -74,6 +77,11 @@ def write_profile(target: Target, text: str) -> Profile:
         problems = "; ".join(str(p) for p in exc.problems)
         message = f"the new entry does not validate, so {target.path} was left as it was: {problems}"
         raise RegistryError(message) from exc
+
+
+def restore(target: Target) -> None:
+    """Put the profile's text back as it was read (a step after writing it failed)."""
+    _replace(target.path, target.text)
 
 
 def _replace(path: Path, text: str) -> None:

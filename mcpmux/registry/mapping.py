@@ -53,6 +53,34 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _DOCKER_ENV = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Where each runtime installs from by default: a package said to live elsewhere would be fetched from here instead.
+_DEFAULT_SOURCES = {
+    "npm": ("https://registry.npmjs.org",),
+    "pypi": ("https://pypi.org",),
+    "nuget": ("https://api.nuget.org/v3/index.json", "https://api.nuget.org"),
+}
+_DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
+# Runtime flags that fetch the package from somewhere else than what the MCP registry verified.
+_SOURCE_FLAGS = {
+    "npm": ("--registry", "--userconfig", "--globalconfig", "-p", "--package"),
+    "pypi": (
+        "--from",
+        "--with",
+        "--index",
+        "--index-url",
+        "-i",
+        "--extra-index-url",
+        "--default-index",
+        "-f",
+        "--find-links",
+        "--with-requirements",
+        "--config-file",
+    ),
+    "nuget": ("--source", "--add-source", "--configfile"),
+    "oci": (),
+}
+# Docker flags that hand the container more of this machine: allowed (servers use them), but said out loud.
+_POWER_FLAGS = ("--privileged", "--cap-add", "--pid", "--ipc", "--userns", "--security-opt", "--device", "--uts")
 _LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
@@ -124,10 +152,23 @@ def _package_problem(package: Mapping[str, object], where: str) -> str | None:
     identifier, version = _text(package.get("identifier")), _text(package.get("version"))
     if not _IDENTIFIERS[kind].fullmatch(identifier) or len(identifier) > 255:
         return f"{where}: '{identifier}' is not a valid {kind} package name"
+    base = _text(package.get("registryBaseUrl")).rstrip("/")
+    if kind == "oci":  # the image reference names its registry (Docker Hub when its first part is no host)
+        first = identifier.split("/", 1)[0]
+        pulls_from = first if "/" in identifier and ("." in first or ":" in first) else "docker.io"
+        host = urlsplit(base).hostname or "" if base else pulls_from
+        if host != pulls_from and not {host, pulls_from} <= set(_DOCKER_HUB):
+            return f"{where}: said to come from {base}, but '{identifier}' is pulled from {pulls_from}"
+    elif base and base not in _DEFAULT_SOURCES[kind]:
+        return f"{where}: comes from {base}, but {RUNTIMES[kind][0]} installs from {_DEFAULT_SOURCES[kind][0]}"
     if kind == "oci" and not _pinned_image(identifier) and not version:
         return f"{where}: image '{identifier}' has no tag or digest; mcpmux installs exact versions only"
     if (kind != "oci" or version) and (not _VERSION.fullmatch(version) or version == "latest"):
         return f"{where}: version '{version}' is not an exact version; mcpmux installs exact versions only"
+    for argument in _items(package.get("runtimeArguments")):
+        flag = (_text(argument.get("name")) or _text(argument.get("value"))).split("=", 1)[0]
+        if flag in _SOURCE_FLAGS[kind]:
+            return f"{where}: runtime argument {flag} would install from somewhere else than the registry verified"
     for group in ("runtimeArguments", "packageArguments"):
         for argument in _items(package.get(group)):
             if is_secret(argument) and not (kind == "oci" and _docker_env(argument)):
@@ -217,6 +258,9 @@ class _Mapper:
         self.subject = f"{identifier}@{version}"
         if kind == "oci":
             self.subject = identifier if _pinned_image(identifier) else f"{identifier}:{version}"
+            powers = sorted({a.split("=", 1)[0] for a in runtime_args} & set(_POWER_FLAGS))
+            if powers:
+                self.notes.append(f"{where} gives the container more of this machine: {', '.join(powers)}")
             passed = {runtime_args[i + 1] for i, a in enumerate(runtime_args[:-1]) if a in ("-e", "--env")}
             env_flags = [flag for var in env if var not in passed for flag in ("-e", var)]  # the container's env
             args = ["run", "-i", "--rm", *runtime_args, *env_flags, self.subject, *package_args]
