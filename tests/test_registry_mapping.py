@@ -67,13 +67,18 @@ def test_an_unknown_status_is_not_taken_as_active():
     [
         ([], "is not a JSON object"),
         ({"servers": "x"}, "'servers' is missing or not a list"),
-        ({"servers": [{"server": {"name": "no-slash", "version": "1"}}]}, "is not a registry server name"),
         ({"servers": [], "metadata": {"nextCursor": 3}}, "'metadata.nextCursor' is not a string"),
     ],
 )
 def test_a_malformed_registry_answer_is_refused_saying_what_is_wrong(body: object, message: str):
     with pytest.raises(RegistryError, match=message):
         parse_page(body, "http://r/v0.1/servers")
+
+
+def test_one_malformed_entry_is_left_out_of_a_page_and_counted():
+    good = entry("io.github.example/weather")
+    page = parse_page({"servers": [{"server": {"name": "no-slash", "version": "1"}}, good, 7]}, "u")
+    assert ([listing.name for listing in page.listings], page.malformed) == (["io.github.example/weather"], 2)
 
 
 def test_names_are_checked_before_they_reach_a_url():

@@ -73,7 +73,7 @@ def search(
             raise
         chosen = None  # searching needs no profile; only a named one must load
     client = _client(registry, chosen, offline)
-    listings = client.search(term, limit=limit)
+    listings, malformed = client.search(term, limit=limit)
     if client.stale:
         say(f"note: {client.stale}")
     shown = [entry for entry in listings if entry.active]
@@ -87,6 +87,8 @@ def search(
         say(f"add one with: mcpmux add {shown[0].name}")
     if hidden := len(listings) - len(shown):
         say(f"{hidden} deprecated or deleted {'entry' if hidden == 1 else 'entries'} left out")
+    if malformed:
+        say(f"{malformed} malformed {'entry' if malformed == 1 else 'entries'} left out (not readable as server.json)")
 
 
 def _asker(interactive: bool) -> Ask:

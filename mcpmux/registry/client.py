@@ -100,9 +100,11 @@ class RegistryClient:
             )
         return listing
 
-    def search(self, term: str, *, limit: int = 30, max_pages: int = 5) -> list[Listing]:
-        """Latest versions matching `term` (the registry matches names), following pages until `limit`."""
+    def search(self, term: str, *, limit: int = 30, max_pages: int = 5) -> tuple[list[Listing], int]:
+        """Latest versions matching `term` (the registry matches names), following pages until `limit`;
+        and how many entries were left out as malformed."""
         found: list[Listing] = []
+        malformed = 0
         cursor: str | None = None
         for _ in range(max_pages):
             query = {"search": term, "version": "latest", "limit": str(min(limit, 100))}
@@ -111,10 +113,11 @@ class RegistryClient:
             url = f"{self.base}/v0.1/servers?{urlencode(query)}"
             page: Page = parse_page(self._get(url, f"{self.base} found nothing for '{term}'"), url)
             found += page.listings
+            malformed += page.malformed
             cursor = page.next_cursor
             if cursor is None or len(found) >= limit:
                 break
-        return found[:limit]
+        return found[:limit], malformed
 
     def _get(self, url: str, not_found: str) -> object:
         if self.offline:

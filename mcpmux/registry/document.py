@@ -50,6 +50,8 @@ class Listing:
 class Page:
     listings: tuple[Listing, ...]
     next_cursor: str | None
+    malformed: int = 0
+    """Entries left out because they could not be read (one bad entry does not hide the rest)."""
 
 
 def check_name(name: str) -> str:
@@ -106,10 +108,14 @@ def parse_page(data: object, where: str) -> Page:
     servers = page.get("servers")
     if not isinstance(servers, list):
         raise RegistryError(f"{where}: 'servers' is missing or not a list; is this an MCP registry (API v0.1)?")
-    items = enumerate(cast(list[object], servers))
-    listings = tuple(parse_listing(item, f"{where}: servers[{i}]") for i, item in items)
+    listings: list[Listing] = []
+    for index, item in enumerate(cast(list[object], servers)):
+        try:
+            listings.append(parse_listing(item, f"{where}: servers[{index}]"))
+        except RegistryError:
+            continue
     metadata = _object(page.get("metadata", {}), f"{where}: 'metadata'")
     cursor = metadata.get("nextCursor")
     if cursor is not None and not isinstance(cursor, str):
         raise RegistryError(f"{where}: 'metadata.nextCursor' is not a string")
-    return Page(listings, cursor or None)
+    return Page(tuple(listings), cursor or None, len(cast(list[object], servers)) - len(listings))
