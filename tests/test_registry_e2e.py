@@ -330,6 +330,18 @@ def test_the_profile_chooses_its_registry_only_when_it_is_trusted(registry: Fixt
     assert "sample-nuget" in servers(path)
 
 
+def test_a_user_setting_names_the_registry_when_nothing_more_specific_does(
+    registry: FixtureRegistry, profile: Path, mcpmux_home: Path
+):
+    (mcpmux_home / "registry.toml").write_text(f'url = "{registry.url}"\n')
+    found = run("search", "weather", "-p", "work")
+    assert found.returncode == 0, found.stderr
+    assert f"registry: {registry.url} ({mcpmux_home / 'registry.toml'})" in found.stderr
+    (mcpmux_home / "registry.toml").write_text('url = "http://registry.example.com"\n')
+    refused = run("search", "weather", "-p", "work")
+    assert refused.returncode == 1 and "is plain http to another machine" in refused.stderr
+
+
 async def _call_echo(profile: str) -> subprocess.CompletedProcess[bytes]:
     return await anyio.run_process(
         [str(MCPMUX), "call", "loopback-echo__echo", '{"text": "via the registry"}', "-p", profile], check=False

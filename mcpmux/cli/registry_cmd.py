@@ -26,7 +26,8 @@ from mcpmux.registry.mapping import KINDS, plan_server, server_name_for
 RegistryOption = Annotated[
     str | None,
     typer.Option(
-        "--registry", help="Registry base URL (default: $MCPMUX_REGISTRY, the profile's 'registry', the official)."
+        "--registry",
+        help="Registry base URL (default: $MCPMUX_REGISTRY, the profile's 'registry', registry.toml, the official).",
     ),
 ]
 OfflineOption = Annotated[bool, typer.Option("--offline", help="Use only answers cached by earlier runs.")]

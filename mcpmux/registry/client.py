@@ -6,7 +6,8 @@
 A server name holds a `/`, so it is percent-encoded whole into one path segment (as is the
 version: `1.0.0+build` has a `+`). Which registry: `--registry`, else `MCPMUX_REGISTRY`, else
 the profile's `registry` key (only if the profile is yours or trusted: a cloned repository
-must not choose where your servers come from), else the official one. A registry is https,
+must not choose where your servers come from), else `url` in `registry.toml` of the config
+folder (your own setting), else the official one. A registry is https,
 or http on this machine only. Blocking stdlib HTTP: only the CLI uses this, one request at a
 time; each is bounded by a timeout and answers by a size limit.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tomllib
 import urllib.error
 import urllib.request
 from urllib.parse import quote, urlencode, urlsplit
@@ -22,6 +24,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import orjson
 
 from mcpmux.errors import RegistryError
+from mcpmux.paths import state_paths
 from mcpmux.registry.cache import ResponseCache
 from mcpmux.registry.document import Listing, Page, check_name, parse_listing, parse_page
 
@@ -51,6 +54,24 @@ def check_registry_url(url: str, where: str) -> str:
     return url.rstrip("/")
 
 
+USER_SETTINGS = "registry.toml"
+
+
+def user_registry() -> tuple[str, str] | None:
+    """`url` from `registry.toml` in the config folder, with the file's path; None when there is no such file."""
+    path = state_paths().config_dir / USER_SETTINGS
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise RegistryError(f"{path}: cannot be read ({exc}); fix it or remove it") from None
+    url = data.get("url")
+    if set(data) != {"url"} or not isinstance(url, str):
+        raise RegistryError(f'{path}: holds one key, url = "https://registry.example.com"; fix it or remove it')
+    return check_registry_url(url, str(path)), str(path)
+
+
 def choose_registry(flag: str | None, profile_registry: str | None, profile_trusted: bool) -> tuple[str, str]:
     """(registry URL, where that choice came from)."""
     if flag:
@@ -65,6 +86,8 @@ def choose_registry(flag: str | None, profile_registry: str | None, profile_trus
                 "or pass --registry URL"
             )
         return check_registry_url(profile_registry, "the profile's 'registry'"), "the profile's 'registry' key"
+    if (setting := user_registry()) is not None:
+        return setting
     return DEFAULT_REGISTRY, "the official registry"
 
 
