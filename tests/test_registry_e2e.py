@@ -215,7 +215,7 @@ def test_a_docker_entry_keeps_env_values_and_secrets_off_the_command_line(regist
     entry = servers(profile)["database-manager"]
     assert entry["command"] == "docker"
     assert entry["args"] == [
-        *("run", "-i", "--rm", "--network", "host", "-e", "DB_TYPE", "-e", "DB_PASSWORD"),
+        *("run", "-i", "--rm", "--network=host", "-e", "DB_TYPE", "-e", "DB_PASSWORD"),
         *("-e", "DB_USERNAME", "-e", "SSL_MODE", "example/database-manager-mcp:3.1.0"),
         *("--host", "localhost", "--port", "5432", "--read-only", "shop"),
     ]

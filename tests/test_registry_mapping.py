@@ -104,7 +104,7 @@ def test_a_profile_server_name_comes_from_the_part_after_the_slash(registry: str
 def test_templated_runtime_arguments_fill_their_variables_with_answers_and_defaults(tmp_path: Path):
     result = plan(entry("io.github.modelcontextprotocol/filesystem"), {"source_path": "/home/me/src"}, via="oci")
     assert result.table["args"] == [
-        *("run", "-i", "--rm", "--mount", "type=bind,src=/home/me/src,dst=/projects/work"),
+        *("run", "-i", "--rm", "--mount=type=bind,src=/home/me/src,dst=/projects/work"),
         *("docker.io/mcp/filesystem:2026.1.14", "/projects"),
     ]
     assert loads_as_profile(tmp_path, result).command == "docker"
@@ -291,6 +291,23 @@ def test_a_runtime_argument_that_changes_where_the_package_comes_from_is_refused
     item["server"]["packages"][0]["runtimeArguments"] = [{"type": "named", "name": flag, "value": "https://evil"}]
     with pytest.raises(RegistryError, match=f"runtime argument {flag} would install from somewhere else"):
         plan(item, {"WEATHER_API_KEY": "k"})
+
+
+@pytest.mark.parametrize(
+    "argument",
+    [{"type": "positional", "value": "evil-package"}, {"type": "named", "name": "evil-package", "value": "x"}],
+)
+def test_a_runtime_argument_that_is_not_an_option_is_refused_since_the_runtime_would_run_it(argument: dict[str, str]):
+    item = entry("io.github.example/weather")
+    item["server"]["packages"][0]["runtimeArguments"] = [argument]
+    with pytest.raises(RegistryError, match="runtime argument 'evil-package' is not an option"):
+        plan(item, {"WEATHER_API_KEY": "k"})
+
+
+def test_a_runtime_option_and_its_value_are_one_argument_so_the_value_is_never_what_runs():
+    item = entry("io.github.example/weather")
+    item["server"]["packages"][0]["runtimeArguments"] = [{"type": "named", "name": "--python", "value": "evil-pkg"}]
+    assert plan(item, {"WEATHER_API_KEY": "k"}).table["args"] == ["--python=evil-pkg", "weather-mcp-server@0.5.0"]
 
 
 def test_a_container_given_more_of_this_machine_is_said_out_loud():

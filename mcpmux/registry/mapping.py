@@ -166,12 +166,16 @@ def _package_problem(package: Mapping[str, object], where: str) -> str | None:
     if (kind != "oci" or version) and (not _VERSION.fullmatch(version) or version == "latest"):
         return f"{where}: version '{version}' is not an exact version; mcpmux installs exact versions only"
     for argument in _items(package.get("runtimeArguments")):
-        flag = (_text(argument.get("name")) or _text(argument.get("value"))).split("=", 1)[0]
-        if flag in _SOURCE_FLAGS[kind]:
+        flag = _text(argument.get("name"))
+        if argument.get("type") != "named" or not flag.startswith("-"):
+            # Before the package, anything but an option is read as what to run (`npx evil pkg`, `docker run evil`).
+            shown = flag or _text(argument.get("value")) or _text(argument.get("valueHint"))
+            return f"{where}: runtime argument '{shown}' is not an option; the runtime would run it instead"
+        if flag.split("=", 1)[0] in _SOURCE_FLAGS[kind]:
             return f"{where}: runtime argument {flag} would install from somewhere else than the registry verified"
     for group in ("runtimeArguments", "packageArguments"):
         for argument in _items(package.get(group)):
-            if is_secret(argument) and not (kind == "oci" and _docker_env(argument)):
+            if is_secret(argument) and not (kind == "oci" and group == "runtimeArguments" and _docker_env(argument)):
                 name = _text(argument.get("name")) or _text(argument.get("valueHint")) or "an argument"
                 return f"{where}: {name} would put a secret on the command line; mcpmux passes secrets via env only"
     return None
@@ -207,13 +211,15 @@ class _Mapper:
             return {"secret": parts[0].name}
         return "".join(f"{{secret:{p.name}}}" if isinstance(p, SecretPart) else _escaped(p, where) for p in parts)
 
-    def arguments(self, raw: object, where: str, env: Table) -> list[str]:
+    def arguments(self, raw: object, where: str, env: Table, *, runtime: str | None = None) -> list[str]:
+        """Arguments as argv items. For a `runtime`'s own options each is one item (`--flag=value`), so no
+        value can be taken for what to run whatever the runtime thinks the flag takes."""
         argv: list[str] = []
         for index, argument in enumerate(_items(raw)):
             name = _text(argument.get("name"))
             if argument.get("type") == "named" and name:
                 shown = f"{where} argument {name}"
-                if _docker_env(argument):  # -e NAME=VALUE → -e NAME, with NAME in env
+                if runtime == "oci" and _docker_env(argument):  # -e NAME=VALUE → -e NAME, with NAME in env
                     var, template = cast(re.Match[str], _DOCKER_ENV.fullmatch(_text(argument.get("value")))).groups()
                     parts = self.inputs.resolve({**argument, "value": template}, var, f"{shown} {var}")
                     if parts is not None:
@@ -227,7 +233,7 @@ class _Mapper:
                 if argument.get("format") == "boolean" and "value" not in argument:
                     argv += [name] if text == "true" else []
                 else:
-                    argv += [name, text]
+                    argv += [f"{name}={text}"] if runtime else [name, text]
             else:
                 hint = _text(argument.get("valueHint")) or f"arg{index + 1}"
                 shown = f"{where} argument <{hint}>"
@@ -252,7 +258,7 @@ class _Mapper:
         identifier, version = _text(package.get("identifier")), _text(package.get("version"))
         runtime = _text(package.get("runtimeHint")) or RUNTIMES[kind][0]
         env: Table = {}
-        runtime_args = self.arguments(package.get("runtimeArguments"), where, env)
+        runtime_args = self.arguments(package.get("runtimeArguments"), where, env, runtime=kind)
         self.environment(package.get("environmentVariables"), where, env)
         package_args = self.arguments(package.get("packageArguments"), where, env)
         self.subject = f"{identifier}@{version}"
