@@ -326,7 +326,7 @@ def test_the_profile_chooses_its_registry_only_when_it_is_trusted(registry: Fixt
     trusted = run("add", "io.github.example/sample-nuget", "-p", "team", cwd=project)
     assert trusted.returncode == 0, trusted.stderr
     assert f"registry: {registry.url} (the profile's 'registry' key)" in trusted.stderr
-    assert "the profile changed, so it runs only once trusted again" in trusted.stderr
+    assert "the profile changed, and it runs only once trusted" in trusted.stderr
     assert "sample-nuget" in servers(path)
 
 

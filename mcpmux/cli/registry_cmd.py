@@ -157,8 +157,7 @@ def add(
         )
     chosen = server or server_name_for(listing.name)
     check_free(target, chosen, force)
-    interactive = sys.stdin.isatty() and not dry_run
-    plan = plan_server(listing, chosen, _answers(values or []), _asker(interactive), via)
+    plan = plan_server(listing, chosen, _answers(values or []), _asker(sys.stdin.isatty()), via)
     comment = f"Added by `mcpmux add {listing.name}@{listing.version}` from {client.base} ({plan.via})."
     text = entry_text(target, chosen, plan.table, comment, force)
     url, args = plan.table.get("url"), cast(list[str], plan.table.get("args", []))
@@ -201,7 +200,7 @@ def _after(before: Profile, server: str, table: dict[str, object]) -> None:
     if isinstance(command, str) and shutil.which(command) is None:
         say(f"note: '{command}' is not on PATH here; install it before the server can start")
     if trust_status(before) != "user":
-        say(f"the profile changed, so it runs only once trusted again; review it, then: {trust_command(before.path)}")
+        say(f"the profile changed, and it runs only once trusted; review it, then: {trust_command(before.path)}")
 
 
 def register(app: typer.Typer) -> None:
