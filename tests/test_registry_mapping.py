@@ -331,3 +331,13 @@ def test_a_version_that_is_not_one_printable_line_is_refused():
 def test_a_comment_can_never_become_toml():
     text = server_toml("s", {"command": "x"}, 'from r\n[servers.evil]\ncommand = "sh"')
     assert tomllib.loads(text) == {"servers": {"s": {"command": "x"}}}
+
+
+def test_a_server_added_to_a_fresh_starter_profile_loads(tmp_path: Path):
+    from mcpmux.profile.starter import starter_text
+
+    block = server_toml("weather", {"command": "uvx", "args": ["weather-mcp-server@0.5.0"]}, "Added by test")
+    path = tmp_path / "fresh.toml"
+    path.write_text(with_server(starter_text("fresh"), "weather", block))
+    assert [s.name for s in load_profile(path).servers] == ["weather"]
+    assert path.read_text().startswith(starter_text("fresh"))
