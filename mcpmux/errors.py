@@ -9,7 +9,8 @@
     ├── DownstreamError          one downstream failed: spawn, handshake, transport, or a call
     │   ├── DownstreamUnavailable  the downstream is not running (failed to start, exited, restarting)
     │   └── StartFailed            a start that a restart cannot fix (bad command, missing secret, 401)
-    └── AuditError               the audit log cannot be written (full disk, unwritable file)
+    ├── AuditError               the audit log cannot be written (full disk, unwritable file)
+    └── RegistryError            an MCP registry is unreachable, refused a request, or answered what cannot be used
 
 Internal signals, caught where they arise and turned into one of the above (or a log line):
 
@@ -100,6 +101,10 @@ class AuditError(MCPMuxError):
     def __init__(self, path: Path, message: str) -> None:
         self.path = path
         super().__init__(message)
+
+
+class RegistryError(MCPMuxError):
+    """An MCP registry could not answer, or its answer cannot become a profile entry; names the server and the fix."""
 
 
 class ReadOnlyStore(SecretError):

@@ -14,6 +14,7 @@ def register(app: typer.Typer) -> None:
         pin_cmd,
         policy_cmd,
         profile_cmd,
+        registry_cmd,
         secret_cmd,
         status_cmd,
         trust_cmd,
@@ -29,3 +30,4 @@ def register(app: typer.Typer) -> None:
     policy_cmd.register(app)
     host_cmd.register(app)
     doctor_cmd.register(app)
+    registry_cmd.register(app)

@@ -58,3 +58,9 @@ class LineIndex:
             if key[:end] in self._lines:
                 return self._lines[key[:end]]
         return None
+
+
+def header_key(line: str) -> Key | None:
+    """The key of a `[table]` or `[[array]]` header line; None for any other line."""
+    header = _HEADER_LINE.match(line)
+    return _split_key(header.group(1)) if header else None

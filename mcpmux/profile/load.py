@@ -33,7 +33,7 @@ _BUDGET_CHOICES: dict[str, tuple[str, ...]] = {
 }
 _TOP_KEYS = (
     *("extends", "description", "max_name_length", "servers", "policy", "audit"),
-    *(*_BUDGET_CHOICES, "max_tools", "hide_flagged"),
+    *(*_BUDGET_CHOICES, "max_tools", "hide_flagged", "registry"),
 )
 # Keys only a local (`command`) or only a remote (`url`) downstream uses; the rest apply to both.
 _ONLY_FOR = {"args": "command", "cwd": "command", "env": "command", "headers": "url"}
@@ -289,6 +289,21 @@ def _check_audit(c: _Checker, table: Mapping[str, object]) -> AuditSpec:
     return spec
 
 
+def _check_registry(c: _Checker, data: Mapping[str, object]) -> str | None:
+    """`registry`: an MCP registry's base URL, https (http only to this machine: what it lists gets run)."""
+    url = c.typed(data, "registry", (), str, "a string")
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        c.problem(("registry",), f"'{url}' is not a registry URL", 'write registry = "https://registry.example.com"')
+    elif parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        c.problem(("registry",), f"'{url}' is plain http to another machine", "use https")
+    else:
+        return url
+    return None
+
+
 def _check_profile(c: _Checker, data: Mapping[str, object]) -> Profile:
     c.unknown_keys(data, _TOP_KEYS, ())
     description = c.typed(data, "description", (), str, "a string") or ""
@@ -315,6 +330,8 @@ def _check_profile(c: _Checker, data: Mapping[str, object]) -> Profile:
         budget["max_tools"] = max_tools
     if (hide_flagged := c.typed(data, "hide_flagged", (), bool, "true or false")) is not None:
         budget["hide_flagged"] = hide_flagged
+    if (registry := _check_registry(c, data)) is not None:
+        budget["registry"] = registry
     profile = Profile(
         name=c.path.stem,
         path=c.path,

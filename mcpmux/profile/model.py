@@ -234,6 +234,8 @@ class Profile:
     hide_flagged: bool = False
     """Hide tools the description scanner flags with medium or high severity."""
     audit: AuditSpec = field(default_factory=AuditSpec)
+    registry: str | None = None
+    """`registry = "https://…"`: the MCP registry `mcpmux search` and `add` use with this profile."""
     sources: tuple[SourceFile, ...] = ()
     """Every file it was read from, in merge order (farthest ancestor first, its own file last); see `inherit.py`.
 
