@@ -178,7 +178,9 @@ def test_audit_stats_shows_rates_and_percentiles_per_server(mcpmux_home: Path) -
     assert re.search(r"git\s+│\s+4\s+│\s+1\s+│\s+25\.0%\s+│\s+1\s+│\s+25\.0%\s+│\s+30\.0", result.stdout)
     assert re.search(r"all\s+│\s+5\s+│\s+2\s+│\s+40\.0%", result.stdout)
     as_json = CliRunner().invoke(_app(), ["audit", "stats", "--by", "host", "--json"])
-    rows = {row["key"]: row for row in map(orjson.loads, as_json.stdout.splitlines())}
+    body = orjson.loads(as_json.stdout)
+    assert (body["version"], body["by"], body["total"]["calls"]) == (1, "host", 5)
+    rows = {row["key"]: row for row in body["groups"]}
     assert rows["Cursor"]["calls"] == 3 and rows["Cursor"]["p50_ms"] == 12.0
 
 
