@@ -9,7 +9,21 @@ import typer
 
 PROFILE_HELP = "Profile name or path; default: the active profile (or ./profiles/demo.toml)."
 
-ProfileOption = Annotated[str | None, typer.Option("--profile", "-p", help=PROFILE_HELP)]
+
+def complete_profile(incomplete: str) -> list[str]:
+    """Shell completion of -p/--profile: the names `profile list` shows from here."""
+    from mcpmux.profile.lookup import list_profiles
+
+    try:
+        names = {entry.name for entry in list_profiles()}
+    except OSError:  # an unreadable folder: no suggestions rather than an error in the middle of a command line
+        return []
+    return sorted(name for name in names if name.startswith(incomplete))
+
+
+ProfileOption = Annotated[
+    str | None, typer.Option("--profile", "-p", help=PROFILE_HELP, autocompletion=complete_profile)
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print one JSON object to stdout (its shape: README, 'JSON output').")
 ]

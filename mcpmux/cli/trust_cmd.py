@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from mcpmux.cli._console import cell, out_console, say
+from mcpmux.cli._options import ProfileOption, one_profile
 from mcpmux.cli.profile_cmd import sub
 from mcpmux.errors import MCPMuxError, ProfileError
 from mcpmux.profile import lookup as profiles
@@ -74,9 +75,11 @@ def trust(
         str | None,
         typer.Argument(help="Profile name or path; default: the one `serve` would use.", show_default=False),
     ] = None,
+    profile_option: ProfileOption = None,
     show: Annotated[bool, typer.Option("--show", help="List trusted profiles and whether each still matches.")] = False,
 ) -> None:
     """Trust a profile's exact content (its file and every file it extends), so that `serve`, `tools`, `call` run it."""
+    target = one_profile(target, profile_option)
     if show:
         if target is not None:
             raise MCPMuxError("`mcpmux profile trust --show` takes no profile; drop the name or the --show")
