@@ -82,7 +82,8 @@ def tail(
     where = EventFilter(event=event)
     raw = _latest(path, lines, where)
     if not raw and not follow:
-        err_console.print(f"no audit events yet in {path}", highlight=False, soft_wrap=True)
+        which = "audit events yet" if event == "*" else f"events matching --event {event!r}"
+        err_console.print(f"no {which} in {path}", highlight=False, markup=False, soft_wrap=True)
         return
     _print_lines(raw, as_json)
     if follow:
