@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from rich.text import Text
 
@@ -35,6 +35,10 @@ def _ms(value: Any) -> str:
     return f"{value:.1f} ms" if isinstance(value, int | float) else ""
 
 
+def _count(value: object) -> int:
+    return len(cast("list[object]", value)) if isinstance(value, list) else 0
+
+
 def _lifecycle_detail(event: Mapping[str, Any]) -> str:
     """What a lifecycle event says beyond its name and server."""
     name = event.get("event")
@@ -42,6 +46,9 @@ def _lifecycle_detail(event: Mapping[str, Any]) -> str:
         return str(event["error"])
     if name == "profile_switch":
         return f"{event.get('from_profile')} → {event.get('profile')}"
+    if name == "catalog_changed":  # tool names, as lists: how many of each is what fits on a line
+        counts = {key: _count(event.get(key)) for key in ("added", "removed", "changed")}
+        return " ".join(f"{key} {count}" for key, count in counts.items() if count)
     if name == "refused":
         return f"{event.get('kind')} {event.get('name')}: {event.get('rule')}"
     if event.get("exit_code") is not None:
