@@ -259,6 +259,10 @@ def test_tools_json_gives_each_tools_input_schema_and_tools_name_shows_one_in_fu
     shown = mcpmux("tools", "fx__echo", "-p", path, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert "inputSchema:" in shown.stdout and "Return the text unchanged." in shown.stdout
+    broken = write_profile(f'[servers.gone]\ncommand = "{tmp_path / "no-such-program"}"\n', name="broken")
+    down = mcpmux("tools", "-p", str(broken), "--json", cwd=tmp_path)
+    assert down.returncode == 1
+    assert [server["name"] for server in json_of(down)["servers_down"]] == ["gone"]
     unknown = mcpmux("tools", "fx__ecko", "-p", path, cwd=tmp_path)
     assert unknown.returncode == 1
     assert "no tool 'fx__ecko' in profile fx (did you mean fx__echo" in unknown.stderr
@@ -284,6 +288,8 @@ def test_profile_commands_print_json_with_their_problems_and_nothing_else_on_std
     shown = json_of(mcpmux("profile", "show", str(good), "--json", cwd=tmp_path))
     assert shown["servers"][0]["args"] == [str(FIXTURE_SERVER)]
     assert shown["trust"] == "trusted"
+    [trusted] = json_of(mcpmux("profile", "trust", "--show", "--json", cwd=tmp_path))["trusted"]
+    assert (trusted["path"], trusted["sha256"], trusted["matches"]) == (str(good), shown["sha256"], "yes")
 
 
 def test_secret_doctor_and_audit_commands_print_one_versioned_json_object(
