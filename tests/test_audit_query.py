@@ -14,6 +14,7 @@ from mcpmux.audit.log import AuditLog, utc_timestamp
 from mcpmux.audit.query import EventFilter, parse_when, percentile, select, stats, total
 from mcpmux.audit.read import follow, read_events
 from mcpmux.cli import audit_cmd
+from mcpmux.cli._audit_lines import event_line
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 
@@ -178,7 +179,9 @@ def test_audit_stats_shows_rates_and_percentiles_per_server(mcpmux_home: Path) -
     assert re.search(r"git\s+│\s+4\s+│\s+1\s+│\s+25\.0%\s+│\s+1\s+│\s+25\.0%\s+│\s+30\.0", result.stdout)
     assert re.search(r"all\s+│\s+5\s+│\s+2\s+│\s+40\.0%", result.stdout)
     as_json = CliRunner().invoke(_app(), ["audit", "stats", "--by", "host", "--json"])
-    rows = {row["key"]: row for row in map(orjson.loads, as_json.stdout.splitlines())}
+    body = orjson.loads(as_json.stdout)
+    assert (body["version"], body["by"], body["total"]["calls"]) == (1, "host", 5)
+    rows = {row["key"]: row for row in body["groups"]}
     assert rows["Cursor"]["calls"] == 3 and rows["Cursor"]["p50_ms"] == 12.0
 
 
@@ -215,3 +218,35 @@ def test_follow_yields_new_lines_and_carries_on_across_rotation(tmp_path: Path) 
     assert got == list(range(6))
     assert len(list(tmp_path.glob("audit.*.jsonl"))) >= 2
     assert [e.get("i") for e in read_events(path)][-6:] == list(range(6))
+
+
+@pytest.mark.parametrize(
+    ("event", "line"),
+    [
+        (
+            {"ts": "2026-11-25T12:00:00.250Z", "event": "tool_call", "exposed": "git__git_push", "host": "cursor"}
+            | {"decision": "denied", "outcome": "denied", "rule": 'policy.deny[0] "git__git_push"', "duration_ms": 0},
+            '2026-11-25 12:00:00Z  git__git_push  denied  0.0 ms  cursor  policy.deny[0] "git__git_push"',
+        ),
+        (
+            {"ts": "2026-11-25T12:00:00.000Z", "event": "tool_call", "exposed": "t__x\x1b[2K", "outcome": "error"}
+            | {"decision": "allowed", "error": "boom\nagain"},
+            "2026-11-25 12:00:00Z  t__x\\x1b[2K  error  boom\\nagain",
+        ),
+        (
+            {"ts": "2026-11-25T12:00:00.000Z", "event": "downstream_exit", "server": "git", "exit_code": -9},
+            "2026-11-25 12:00:00Z  downstream_exit git  exit -9",
+        ),
+        (
+            {"ts": "2026-11-25T12:00:00.000Z", "event": "catalog_changed", "added": ["a", "b"], "removed": ["c"]},
+            "2026-11-25 12:00:00Z  catalog_changed  added 2 removed 1",
+        ),
+        (
+            {"ts": "2026-11-25T12:00:00.000Z", "event": "profile_switch", "from_profile": "a", "profile": "b"},
+            "2026-11-25 12:00:00Z  profile_switch  a → b",
+        ),
+        ({"ts": "not a time", "event": "serve_stop", "reason": "stdin closed"}, "not a time  serve_stop  stdin closed"),
+    ],
+)
+def test_audit_tail_shows_each_event_as_one_line_of_escaped_text(event: dict[str, Any], line: str) -> None:
+    assert event_line(event).plain == line

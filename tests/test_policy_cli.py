@@ -111,7 +111,7 @@ def test_explain_prints_a_table_by_default(write_profile: WriteProfile) -> None:
 
 @pytest.mark.parametrize(
     ("flags", "message"),
-    [(["--args", "{"], "--args is not JSON"), (["--args", "[1]"], "JSON object"), (["--at", "noon"], "ISO time")],
+    [(["--args", "{"], "--args is not JSON"), (["--args", "[1]"], "JSON object")],
 )
 def test_explain_rejects_bad_input_with_the_fix(write_profile: WriteProfile, flags: list[str], message: str) -> None:
     app = typer.Typer()
@@ -120,6 +120,18 @@ def test_explain_rejects_bad_input_with_the_fix(write_profile: WriteProfile, fla
     result = CliRunner().invoke(app, ["policy", "explain", "db__query", *flags, "--profile", str(path)])
     assert result.exit_code != 0
     assert message in str(result.exception)
+
+
+def test_explain_reads_at_like_since_and_names_the_option_and_forms_when_it_cannot(write_profile: WriteProfile) -> None:
+    app = typer.Typer()
+    policy_cmd.register(app)
+    path = write_profile(PROFILE)
+    bad = CliRunner().invoke(app, ["policy", "explain", "db__query", "--at", "noon", "--profile", str(path)])
+    assert bad.exit_code == 2
+    assert "--at" in bad.stderr and "cannot read 'noon' as a time" in bad.stderr and "+2h (from now)" in bad.stderr
+    later = CliRunner().invoke(app, ["policy", "explain", "db__query", "--at", "+3d", "--profile", str(path), "--json"])
+    assert later.exit_code == 0, later.output
+    assert json.loads(later.stdout)["version"] == 1
 
 
 def test_explain_reads_relative_paths_against_the_servers_cwd_or_cwd_option(

@@ -98,7 +98,7 @@ async def test_a_remote_server_is_relayed_like_a_local_one_and_its_secret_is_red
     assert text_of(leaked) == f"token=[redacted:{SECRET}]"
     assert text_of(local) == "over stdio"
     assert status.returncode == 0, status.stderr
-    (serve,) = orjson.loads(status.stdout)
+    (serve,) = orjson.loads(status.stdout)["serves"]
     remote = next(s for s in serve["servers"] if s["name"] == "remote")
     assert (remote["status"], remote["pid"], remote["tools"]) == ("running", None, 3)
     calls = [e for e in audit_events(mcpmux_home, "tool_call") if e.get("server") == "remote"]

@@ -193,7 +193,7 @@ async def test_status_shows_a_hosts_name_and_a_servers_error_escaped() -> None:
     output = (done.stdout + done.stderr).decode()
     assert done.returncode == 0, output
     assert_escaped(output, "claude\\x1b[2K\\rcursor", "crashed\\x1b[2K\\rall fine\\u202e", "work\\u202e (sha256 abab")
-    assert "profile change not applied: profile x changed\\x1b[2K" in output
+    assert "profile change not applied (still serving the profile as it was):\nprofile x changed\\x1b[2K\n" in output
 
 
 def test_logs_shows_a_servers_stderr_escaped_keeping_its_lines(mcpmux_home: Path) -> None:

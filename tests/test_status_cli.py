@@ -86,20 +86,20 @@ async def test_status_shows_each_downstream_of_a_running_serve():
         assert expected in flaky
 
 
-async def test_status_json_prints_every_serves_reply_as_a_json_array():
+async def test_status_json_prints_every_serves_reply_in_one_versioned_object():
     async with serve_endpoint():
         done = await mcpmux("status", "--json")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == [SAMPLE]
+    assert json.loads(done.stdout) == {"version": 1, "active": None, "serves": [SAMPLE]}
 
 
-async def test_status_with_no_serve_running_says_so_and_json_is_an_empty_array():
+async def test_status_with_no_serve_running_says_so_and_json_has_no_serves():
     table = await mcpmux("status")
     as_json = await mcpmux("status", "--json")
     assert table.returncode == 0 and as_json.returncode == 0
     assert b"no mcpmux serve is running" in table.stderr
     assert table.stdout == b""
-    assert json.loads(as_json.stdout) == []
+    assert json.loads(as_json.stdout)["serves"] == []
 
 
 async def test_status_names_the_active_profile_by_the_path_a_serve_started_anywhere_would_use(tmp_path: Path):

@@ -3,46 +3,25 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
 from mcpmux.audit.events import ERROR_OUTCOMES, REFUSED_OUTCOMES
 from mcpmux.audit.log import utc_timestamp
+from mcpmux.timespec import parse_time
 
 GroupBy = Literal["tool", "server", "host"]
 
-_AGO = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
 
 def parse_when(text: str, now: datetime | None = None) -> str:
-    """A time as the log writes it (`2026-11-25T10:00:00.000Z`), from what a person types.
+    """A time as the log writes it (`2026-11-25T10:00:00.000Z`), from what a person types (`mcpmux.timespec`).
 
-    `30m`, `1h`, `2d`, `1w` (that long ago); `today`, `yesterday` (local midnight); an ISO date or
-    date-time (`2026-11-25`, `2026-11-25T10:00`; local time unless it has an offset or `Z`).
     Raises ValueError with the accepted forms.
     """
-    now = now or datetime.now(UTC)
-    text = text.strip()
-    if m := _AGO.fullmatch(text):
-        return utc_timestamp(now - timedelta(**{_UNITS[m.group(2)]: float(m.group(1))}))
-    local_midnight = now.astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
-    if text == "today":
-        return utc_timestamp(local_midnight)
-    if text == "yesterday":
-        return utc_timestamp(local_midnight - timedelta(days=1))
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"cannot read {text!r} as a time: use 30m, 1h, 2d or 1w (ago), today, yesterday, "
-            "or an ISO date/time such as 2026-11-25 or 2026-11-25T10:00"
-        ) from None
-    return utc_timestamp(when if when.tzinfo else when.astimezone())
+    return utc_timestamp(parse_time(text, now))
 
 
 def _glob(pattern: str | None, value: Any) -> bool:

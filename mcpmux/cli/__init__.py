@@ -34,7 +34,7 @@ app = typer.Typer(
     name="mcpmux",
     help="A local MCP gateway: one stdio server in front of many, with policy, keyring secrets and an audit log.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion and --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
 )
 

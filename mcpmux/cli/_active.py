@@ -1,6 +1,8 @@
-"""One line saying which profile is active, for `profile list` and `status`."""
+"""Which profile is active, for `profile list` and `status`: one line, or a JSON object."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from mcpmux.profile.lookup import DEFAULT_PROFILE, PROJECT_DIR, active_profile
 
@@ -25,3 +27,12 @@ def active_line() -> str:
             f"`mcpmux profile use {active.path}`"
         )
     return f"active profile: {active.path.stem} ({active.path})"
+
+
+def active_json() -> dict[str, Any] | None:
+    """The active profile for `--json`: what was recorded, its path from here (None: it does not resolve), and why."""
+    active = active_profile()
+    if active is None:
+        return None
+    path = None if active.path is None else str(active.path)
+    return {"recorded": active.recorded, "path": path, "by_name": active.by_name, "problem": active.problem or None}

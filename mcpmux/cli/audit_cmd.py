@@ -8,7 +8,10 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
+from mcpmux.cli._audit_lines import event_line
 from mcpmux.cli._console import cell, err_console, out_console
+from mcpmux.cli._json import print_json, print_json_line
+from mcpmux.cli._options import TIME_HELP, JsonOption, parse_time_option
 from mcpmux.paths import state_paths
 from mcpmux.printable import printable
 
@@ -51,14 +54,11 @@ def _events_table(events: Sequence[Mapping[str, Any]], *, caption: str | None = 
 
 
 def _when(value: str | None, option: str) -> str | None:
-    from mcpmux.audit.query import parse_when
+    """A time option as the log writes times (`mcpmux.timespec` reads it)."""
+    from mcpmux.audit.log import utc_timestamp
 
-    if value is None:
-        return None
-    try:
-        return parse_when(value)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint=option) from None
+    when = parse_time_option(value, option)
+    return None if when is None else utc_timestamp(when)
 
 
 def _split(values: list[str] | None) -> tuple[str, ...]:
@@ -69,44 +69,66 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
 def tail(
     lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="How many of the latest events.")] = 20,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events until Ctrl-C.")] = False,
+    event: Annotated[
+        str, typer.Option("--event", help="Only these events (glob, any case): tool_call, 'downstream_*', …")
+    ] = "*",
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON lines to stdout.")] = False,
 ) -> None:
-    """Show the latest audit events, oldest first; with -f, keep following the log."""
+    """Show the latest audit events, oldest first, one line each; with -f, keep following the log."""
+    from mcpmux.audit.query import EventFilter
     from mcpmux.audit.read import follow as follow_log
-    from mcpmux.audit.read import tail_lines
 
     path = state_paths().audit_log
-    raw = tail_lines(path, lines)
+    where = EventFilter(event=event)
+    raw = _latest(path, lines, where)
     if not raw and not follow:
-        err_console.print(f"no audit events yet in {path}", highlight=False)
+        which = "audit events yet" if event == "*" else f"events matching --event {event!r}"
+        err_console.print(f"no {which} in {path}", highlight=False, markup=False, soft_wrap=True)
         return
     _print_lines(raw, as_json)
     if follow:
         try:
             for line in follow_log(path):
-                _print_lines([line], as_json)
+                _print_lines(_kept([line], where), as_json)
         except KeyboardInterrupt:
             return
+
+
+def _kept(raw: Sequence[bytes], where: Any) -> list[bytes]:
+    from mcpmux.audit.read import parse_line
+
+    return [line for line in raw if (e := parse_line(line)) is not None and where.matches(e)]
+
+
+def _latest(path: Any, n: int, where: Any) -> list[bytes]:
+    """The last `n` lines whose events `where` keeps: read backwards, further each round, until there are `n`."""
+    from mcpmux.audit.read import tail_lines
+
+    want = n
+    while True:
+        raw = tail_lines(path, want)
+        kept = _kept(raw, where)
+        if len(kept) >= n or len(raw) < want:
+            return kept[len(kept) - n :] if n else []
+        want *= 4
 
 
 def _print_lines(raw: Sequence[bytes], as_json: bool) -> None:
     from mcpmux.audit.read import parse_line
 
-    if as_json:
-        for line in raw:
+    for line in raw:
+        if as_json:
             # As written, but bidi and zero-width characters as JSON escapes (a raw control character
             # cannot be in a valid JSON line, so escaping it only shows a damaged line for what it is).
             typer.echo(printable(line.decode("utf-8", errors="replace")))
-        return
-    events = [e for line in raw if (e := parse_line(line)) is not None]
-    if events:
-        out_console.print(_events_table(events))
+        elif (event := parse_line(line)) is not None:
+            out_console.print(event_line(event), soft_wrap=True, highlight=False)
 
 
 @sub.command("query")
 def query(
-    since: Annotated[str | None, typer.Option(help="From: 30m, 1h, 2d, 1w ago, today, yesterday, ISO time.")] = None,
-    until: Annotated[str | None, typer.Option(help="Before: same forms as --since.")] = None,
+    since: Annotated[str | None, typer.Option(help=f"From: {TIME_HELP}")] = None,
+    until: Annotated[str | None, typer.Option(help=f"Before: {TIME_HELP}")] = None,
     tool: Annotated[str | None, typer.Option(help="Exposed or original tool name (glob).")] = None,
     server: Annotated[str | None, typer.Option(help="Downstream server name (glob).")] = None,
     host: Annotated[str | None, typer.Option(help="Host client name (glob, any case), e.g. 'cursor*'.")] = None,
@@ -117,8 +139,6 @@ def query(
     as_json: Annotated[bool, typer.Option("--json", help="Print matching events as JSON lines to stdout.")] = False,
 ) -> None:
     """Find events: e.g. what Cursor called on the git server since yesterday, how long each took, what was denied."""
-    import orjson
-
     from mcpmux.audit.query import EventFilter, select, stats, total
     from mcpmux.audit.read import read_events
 
@@ -135,7 +155,7 @@ def query(
     found = select(read_events(state_paths().audit_log), where, limit)
     if as_json:
         for e in found:
-            typer.echo(printable(orjson.dumps(e).decode()))  # orjson escapes controls; `printable` the rest
+            print_json_line(e)  # orjson escapes controls; `printable` the rest
         return
     if not found:
         err_console.print("no matching audit events", highlight=False)
@@ -150,13 +170,12 @@ def query(
 
 @sub.command("stats")
 def stats_cmd(
-    since: Annotated[str | None, typer.Option(help="From: 30m, 1h, 2d, 1w ago, today, yesterday, ISO time.")] = None,
-    until: Annotated[str | None, typer.Option(help="Before: same forms as --since.")] = None,
+    since: Annotated[str | None, typer.Option(help=f"From: {TIME_HELP}")] = None,
+    until: Annotated[str | None, typer.Option(help=f"Before: {TIME_HELP}")] = None,
     by: Annotated[str, typer.Option(help="Group by tool, server or host.")] = "tool",
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per group to stdout.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Calls, error and denial rates, and p50/p95/p99 latency per tool, server or host."""
-    import orjson
     from rich.table import Table
 
     from mcpmux.audit.query import EventFilter, select, stats, total
@@ -167,8 +186,9 @@ def stats_cmd(
     where = EventFilter(since=_when(since, "--since"), until=_when(until, "--until"))
     groups = stats(select(read_events(state_paths().audit_log), where), by)
     if as_json:
-        for g in groups:
-            typer.echo(printable(orjson.dumps(g.as_dict()).decode()))
+        every = total(groups).as_dict() if groups else None
+        body = {"by": by, "since": where.since, "until": where.until, "groups": [g.as_dict() for g in groups]}
+        print_json({**body, "total": every})
         return
     if not groups:
         err_console.print("no tool calls in that period", highlight=False)
@@ -198,8 +218,6 @@ def verify_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object to stdout.")] = False,
 ) -> None:
     """Check the keyed chain: report every edited, removed or reordered line, a cut head or tail; exit 1 on any."""
-    import orjson
-
     from mcpmux.audit.key import available_keys
     from mcpmux.audit.verify import verify
 
@@ -221,7 +239,7 @@ def verify_cmd(
             "anchor": report.anchor,
             "key_notes": key_notes,
         }
-        typer.echo(printable(orjson.dumps(body).decode()))
+        print_json(body)
     else:
         lines = [str(p) for p in report.problems] + [f"note: {note}" for note in report.notes]
         lines += [f"segment {segment}" for segment in report.segments]

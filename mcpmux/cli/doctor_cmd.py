@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import anyio
 import typer
 
 from mcpmux.cli._console import cell, err_console, out_console
+from mcpmux.cli._json import print_json
+from mcpmux.cli._options import JsonOption, ProfileOption
 
 _MARKS = {"ok": "[green]✓[/green]", "warn": "[yellow]![/yellow]", "fail": "[red]✗[/red]"}
 
 
-def doctor(
-    profile: Annotated[
-        str | None, typer.Option("--profile", "-p", help="Profile name or path; default: the active profile.")
-    ] = None,
-) -> None:
+def doctor(profile: ProfileOption = None, as_json: JsonOption = False) -> None:
     """Check Python, packages, keyring, the profile (valid, trusted, commands, secrets), hosts and state folders."""
     from rich.table import Table
 
@@ -25,6 +21,13 @@ def doctor(
 
     with err_console.status("checking…"):
         checks = anyio.run(run_doctor, profile, KeyringStore())
+    failed = sum(1 for c in checks if c.status == "fail")
+    if as_json:
+        rows = [{"name": c.name, "status": c.status, "detail": c.detail, "fix": c.fix} for c in checks]
+        print_json({"ok": not failed, "checks": rows})
+        if failed:
+            raise typer.Exit(1)
+        return
     table = Table(show_header=False, box=None)
     table.add_column(no_wrap=True)
     table.add_column(no_wrap=True)
@@ -34,7 +37,6 @@ def doctor(
         # Details quote profiles and other programs' host configs: plain cells, control characters escaped.
         table.add_row(_MARKS[check.status], cell(check.name), cell(check.detail), cell(check.fix))
     out_console.print(table, soft_wrap=True)
-    failed = sum(1 for c in checks if c.status == "fail")
     if failed:
         err_console.print(f"{failed} problem{'s' if failed != 1 else ''} found", highlight=False)
         raise typer.Exit(1)

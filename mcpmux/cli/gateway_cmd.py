@@ -14,8 +14,10 @@ from rich.table import Table
 
 from mcpmux import __version__
 from mcpmux.cli._console import cell, err_console, out_console, say, shown
-from mcpmux.cli._options import READY_WAIT_SECONDS, ProfileOption
+from mcpmux.cli._json import print_json
+from mcpmux.cli._options import READY_WAIT_SECONDS, JsonOption, ProfileOption
 from mcpmux.cli.pin_cmd import print_changes
+from mcpmux.cli.tools_view import changes_json, find_route, print_tool, profile_json, tool_json
 from mcpmux.cli.trust_cmd import TrustOption, admit
 from mcpmux.errors import MCPMuxError
 from mcpmux.printable import printable
@@ -25,6 +27,8 @@ from mcpmux.wire import as_object
 if TYPE_CHECKING:
     from mcpmux.catalog.build import Catalog
     from mcpmux.integrity.check import IntegrityReport, ToolIntegrity
+    from mcpmux.integrity.pins import PinSet
+    from mcpmux.profile.model import Profile
 
 
 _T = TypeVar("_T")
@@ -67,17 +71,21 @@ def serve(
 
 
 def tools(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="Show this one tool in full: description, input schema, verdicts.", show_default=False),
+    ] = None,
     profile: ProfileOption = None,
     show_all: Annotated[bool, typer.Option("--all", help="Show denied tools too.")] = False,
     changed: Annotated[
         bool, typer.Option("--changed", help="Show what changed since the tools were pinned (diffs), not the catalog.")
     ] = False,
+    as_json: JsonOption = False,
     trust: TrustOption = False,
 ) -> None:
-    """Start the profile's downstreams, print the merged, namespaced, policy-filtered catalog, and exit."""
+    """Start the downstreams, print the merged, namespaced, policy-filtered catalog (or one tool in full), exit."""
     from mcpmux.gateway import open_gateway
-    from mcpmux.integrity.check import apply_integrity, profile_arg
-    from mcpmux.integrity.pins import compare, load_pins, lock_path
+    from mcpmux.integrity.pins import load_pins, lock_path
     from mcpmux.profile.lookup import resolve_profile
 
     resolved = resolve_profile(profile)
@@ -96,33 +104,79 @@ def tools(
     catalog, down = _run(collect)
     pins = load_pins(lock_path(resolved))
     if changed:
-        checks = [c for c in compare(pins, catalog.routes.values()) if c.route.server in pins.servers]
-        count = print_changes(checks)
-        where = f"--profile {profile_arg(resolved)}"
-        summary = f"{count} tools differ from their pins; accept with `mcpmux pin update TOOL {where}`"
-        err_console.print(summary if count else "no tool differs from its pin", highlight=False)
+        _print_changed(resolved, profile, catalog, pins, as_json)
+    elif name is not None:
+        _print_one(resolved, catalog, pins, name, as_json)
+    elif as_json:
+        _print_catalog_json(resolved, catalog, pins, show_all, down)
     else:
-        report = apply_integrity(resolved, catalog.routes.values(), pins)
-        table = Table(title=cell(f"profile {resolved.name}: {len(catalog.visible)} tools exposed"))
-        table.add_column("tool", no_wrap=True)
-        for column in ("server", "original", "policy", "integrity", "note"):
-            table.add_column(column, overflow="fold")
-        for route in catalog.routes.values():
-            if not route.decision.allowed and not show_all:
-                continue
-            verdict = "allowed" if route.decision.allowed else f"[red]denied[/red] by {shown(route.decision.rule)}"
-            integrity = _integrity_cell(report.tools.get(route.exposed))
-            # The original name and the note come from the server: plain cells, never markup.
-            names = (cell(route.exposed), cell(route.server), cell(route.tool))
-            table.add_row(*names, verdict, integrity, cell(route.naming_note))
-        out_console.print(table)
-        _print_integrity(catalog, report, show_all)
-    for note in catalog.notes:
-        say(f"note: {note}")
-    for name, status, error in down:
-        err_console.print(f"[red]server '{shown(name)}' {status}[/red]: {shown(error)}", highlight=False)
+        _print_catalog(resolved, catalog, pins, show_all)
+    if not as_json:
+        for note in catalog.notes:
+            say(f"note: {note}")
+    for server, status, error in down:
+        err_console.print(f"[red]server '{shown(server)}' {status}[/red]: {shown(error)}", highlight=False)
     if down:
         raise typer.Exit(1)
+
+
+def _print_changed(resolved: Profile, given: str | None, catalog: Catalog, pins: PinSet, as_json: bool) -> None:
+    from mcpmux.integrity.check import profile_arg
+    from mcpmux.integrity.pins import compare
+
+    checks = [c for c in compare(pins, catalog.routes.values()) if c.route.server in pins.servers]
+    if as_json:
+        print_json({"profile": profile_json(resolved), "tools": changes_json(checks)})
+        return
+    count = print_changes(checks)
+    where = f"--profile {profile_arg(resolved)}"
+    summary = f"{count} tools differ from their pins; accept with `mcpmux pin update TOOL {where}`"
+    err_console.print(summary if count else "no tool differs from its pin", highlight=False)
+
+
+def _print_one(resolved: Profile, catalog: Catalog, pins: PinSet, name: str, as_json: bool) -> None:
+    from mcpmux.integrity.check import apply_integrity
+
+    route = find_route(catalog.routes, name, resolved)
+    report = apply_integrity(resolved, [route], pins)
+    entry = tool_json(route, report.tools.get(route.exposed))
+    if as_json:
+        print_json({"profile": profile_json(resolved), "tool": entry})
+    else:
+        print_tool(entry)
+
+
+def _print_catalog_json(
+    resolved: Profile, catalog: Catalog, pins: PinSet, show_all: bool, down: list[tuple[str, str, str]]
+) -> None:
+    from mcpmux.integrity.check import apply_integrity
+
+    report = apply_integrity(resolved, catalog.routes.values(), pins)
+    routes = [r for r in catalog.routes.values() if r.decision.allowed or show_all]
+    entries = [tool_json(route, report.tools.get(route.exposed)) for route in routes]
+    failed = [{"name": server, "status": status, "error": error or None} for server, status, error in down]
+    body = {"profile": profile_json(resolved), "tools": entries, "servers_down": failed, "notes": list(catalog.notes)}
+    print_json(body)
+
+
+def _print_catalog(resolved: Profile, catalog: Catalog, pins: PinSet, show_all: bool) -> None:
+    from mcpmux.integrity.check import apply_integrity
+
+    report = apply_integrity(resolved, catalog.routes.values(), pins)
+    table = Table(title=cell(f"profile {resolved.name}: {len(catalog.visible)} tools exposed"))
+    table.add_column("tool", no_wrap=True)
+    for column in ("server", "original", "policy", "integrity", "note"):
+        table.add_column(column, overflow="fold")
+    for route in catalog.routes.values():
+        if not route.decision.allowed and not show_all:
+            continue
+        verdict = "allowed" if route.decision.allowed else f"[red]denied[/red] by {shown(route.decision.rule)}"
+        integrity = _integrity_cell(report.tools.get(route.exposed))
+        # The original name and the note come from the server: plain cells, never markup.
+        names = (cell(route.exposed), cell(route.server), cell(route.tool))
+        table.add_row(*names, verdict, integrity, cell(route.naming_note))
+    out_console.print(table)
+    _print_integrity(catalog, report, show_all)
 
 
 def _integrity_cell(check: ToolIntegrity | None) -> str:

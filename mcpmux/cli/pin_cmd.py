@@ -13,7 +13,8 @@ from typing import Annotated
 import typer
 
 from mcpmux.cli._console import err_console, out_console, say, shown
-from mcpmux.cli._options import READY_WAIT_SECONDS, ProfileOption
+from mcpmux.cli._json import print_json
+from mcpmux.cli._options import READY_WAIT_SECONDS, JsonOption, ProfileOption
 from mcpmux.cli.trust_cmd import TrustOption, admit
 from mcpmux.errors import MCPMuxError
 from mcpmux.integrity.pins import PinCheck, RouteLike, accept, accept_all, compare, load_pins, lock_path, save_pins
@@ -66,16 +67,22 @@ def print_changes(checks: Sequence[PinCheck]) -> int:
 def diff(
     profile: ProfileOption = None,
     exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when anything differs (for CI).")] = False,
+    as_json: JsonOption = False,
     trust: TrustOption = False,
 ) -> None:
     """Show what changed since the tools were pinned (readable diffs), and the tools not pinned yet."""
+    from mcpmux.cli.tools_view import changes_json, profile_json
     from mcpmux.profile.lookup import resolve_profile
 
     resolved = resolve_profile(profile)
     admit(resolved, trust)
     path = lock_path(resolved)
     checks = compare(load_pins(path), _live_routes(resolved))
-    shown = print_changes(checks)
+    if as_json:  # the summary below goes to stderr, as always
+        shown = sum(1 for c in checks if c.status != "unchanged")
+        print_json({"profile": profile_json(resolved), "lock": str(path), "tools": changes_json(checks)})
+    else:
+        shown = print_changes(checks)
     if not shown:
         err_console.print(f"all {len(checks)} tools match their pins in {path}", highlight=False)
     else:

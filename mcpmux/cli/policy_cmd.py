@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +21,8 @@ from rich.table import Table
 
 from mcpmux.catalog.naming import split
 from mcpmux.cli._console import cell, err_console, out_console, say
+from mcpmux.cli._json import print_json
+from mcpmux.cli._options import TIME_HELP, ProfileOption, parse_time_option
 from mcpmux.errors import MCPMuxError
 from mcpmux.policy.decide import Policy
 from mcpmux.policy.verdict import CallDecision, Decision, ToolFacts
@@ -41,16 +43,6 @@ def _parse_args(text: str | None) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise MCPMuxError('--args must be a JSON object; write e.g. --args \'{"branch": "main"}\'')
     return value  # pyright: ignore[reportUnknownVariableType]
-
-
-def _parse_at(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise MCPMuxError(f"--at {text!r} is not an ISO time; write e.g. --at 2026-03-02T09:30:00+01:00") from exc
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def server_cwd(profile: Profile, tool: str) -> str | None:
@@ -89,8 +81,8 @@ def explain(
     tool: Annotated[str, typer.Argument(help="The exposed tool name, e.g. git__git_log.")],
     args: Annotated[str | None, typer.Option("--args", help="The call's arguments as a JSON object.")] = None,
     host: Annotated[str | None, typer.Option("--host", help="The host's clientInfo.name, e.g. claude-ai.")] = None,
-    at: Annotated[str | None, typer.Option("--at", help="When the call happens (ISO 8601; default now, UTC).")] = None,
-    profile: Annotated[str | None, typer.Option("--profile", "-p", help="Profile name or path.")] = None,
+    at: Annotated[str | None, typer.Option("--at", help=f"When the call happens (default now): {TIME_HELP}")] = None,
+    profile: ProfileOption = None,
     read_only_hint: Annotated[
         bool | None, typer.Option("--read-only-hint/--no-read-only-hint", help="The tool's readOnlyHint.")
     ] = None,
@@ -106,7 +98,7 @@ def explain(
     """Show the list-time and call-time decisions for TOOL, the deciding rule and every rule that matched."""
     from mcpmux.profile.lookup import resolve_profile
 
-    arguments, when = _parse_args(args), _parse_at(at)
+    arguments, when = _parse_args(args), parse_time_option(at, "--at")
     resolved = resolve_profile(profile)
     policy = Policy.from_spec(resolved.policy, clock=None if when is None else (lambda: when))
     facts = ToolFacts(read_only_hint, destructive_hint)
@@ -159,7 +151,7 @@ def _print_json(
         "cwd": cwd,
         "notes": notes,
     }
-    typer.echo(json.dumps(result))
+    print_json(result)
 
 
 def register(app: typer.Typer) -> None:

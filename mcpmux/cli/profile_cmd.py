@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 import typer
 from rich.syntax import Syntax
 from rich.table import Table
 
-from mcpmux.cli._active import active_line
+from mcpmux.cli._active import active_json, active_line
 from mcpmux.cli._console import cell, err_console, out_console, say
-from mcpmux.errors import ControlError, MCPMuxError, ProfileError
+from mcpmux.cli._json import print_json
+from mcpmux.cli._options import JsonOption, ProfileOption, one_profile
+from mcpmux.errors import ControlError, MCPMuxError, Problem, ProfileError
 from mcpmux.printable import printable
 from mcpmux.profile import lookup as profiles
 from mcpmux.profile.load import load_profile, load_profile_and_text
+from mcpmux.profile.model import Profile, ServerSpec
 
 sub = typer.Typer(help="List, choose and show profiles.", no_args_is_help=True)
 
@@ -34,25 +37,57 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def validate(target: Target = None) -> None:
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    return {"file": str(problem.path), "line": problem.line, "key": problem.key, "message": problem.message} | {
+        "fix": problem.fix
+    }
+
+
+def validate(target: Target = None, profile_option: ProfileOption = None, as_json: JsonOption = False) -> None:
     """Check a profile (syntax, keys, types, names, secret references, policy) without starting anything."""
     try:
-        profile = profiles.resolve_profile(target)
+        profile = profiles.resolve_profile(one_profile(target, profile_option))
     except ProfileError as exc:
-        for problem in exc.problems:
-            say(str(problem))
+        if as_json:
+            print_json({"ok": False, "path": None, "servers": None, "problems": list(map(_problem_json, exc.problems))})
+        else:
+            for problem in exc.problems:
+                say(str(problem))
         # The problems are printed above; the error only sets the exit code and says how many.
         raise MCPMuxError(f"{_plural(len(exc.problems), 'problem')} found; fix them and validate again") from exc
+    if as_json:
+        print_json({"ok": True, "path": str(profile.path), "servers": len(profile.servers), "problems": []})
+        return
     count = _plural(len(profile.servers), "server")
     say(f"ok: {profile.path} ({count})")
 
 
+def _list_json(entries: list[profiles.ProfileEntry]) -> None:
+    from mcpmux.profile.trust import trust_status
+
+    listed: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for entry in entries:
+        try:
+            loaded = load_profile(entry.path)
+            servers, trust, problems = len(loaded.servers), trust_status(loaded), []
+        except ProfileError as exc:
+            servers, trust, problems = None, None, list(map(_problem_json, exc.problems))
+        row = {"name": entry.name, "path": str(entry.path), "source": entry.source, "shadowed": entry.name in seen}
+        listed.append(row | {"active": entry.active, "trust": trust, "servers": servers, "problems": problems})
+        seen.add(entry.name)
+    print_json({"active": active_json(), "profiles": listed})
+
+
 @sub.command("list")
-def list_cmd() -> None:
+def list_cmd(as_json: JsonOption = False) -> None:
     """List project profiles (profiles/ from here up to the repository root) and user profiles; `*` marks the active."""
     from mcpmux.profile.trust import trust_status
 
     entries = profiles.list_profiles()
+    if as_json:
+        _list_json(entries)
+        return
     if not entries:
         err_console.print("no profiles found in profiles/ folders up to the repository root or the user folder")
         err_console.print(active_line(), markup=False, highlight=False, soft_wrap=True)
@@ -130,15 +165,35 @@ async def running_serves_note(name: str) -> list[str]:
     return lines
 
 
+def server_json(server: ServerSpec) -> dict[str, Any]:
+    """A server of a profile as `profile show --json` prints it: what runs, never a secret's value."""
+    runs = {"command": server.command, "args": list(server.args), "url": server.url, "cwd": server.cwd}
+    return {"name": server.name, **runs, "secrets": list(server.secret_names), "enabled": server.enabled}
+
+
+def _show_json(profile: Profile) -> None:
+    from mcpmux.profile.trust import trust_status
+
+    about = {"name": profile.name, "path": str(profile.path), "description": profile.description}
+    files = [{"path": str(path), "sha256": sha} for path, sha in profile.source_hashes.items()]
+    servers = [server_json(server) for server in profile.servers]
+    print_json(about | {"sha256": profile.sha256, "trust": trust_status(profile), "files": files, "servers": servers})
+
+
 @sub.command("show")
 def show(
     target: Target = None,
+    profile_option: ProfileOption = None,
     resolved: Annotated[
         bool, typer.Option("--resolved", help="Print the effective profile, `extends` merged.")
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Print a profile's TOML and a summary of its servers (secrets by name only, never values)."""
-    path = profiles.resolve_profile_path(target)
+    path = profiles.resolve_profile_path(one_profile(target, profile_option))
+    if as_json:
+        _show_json(load_profile(path))  # an invalid profile is an error naming its problems
+        return
     if resolved:
         from mcpmux.profile.inherit import resolved_toml
 
@@ -164,6 +219,9 @@ def show(
 
 def _print_toml(text: str) -> None:
     # TOML allows raw bidi overrides and zero-width characters in strings and comments: shown escaped.
+    if not out_console.is_terminal:  # piped: the TOML as it is, not padded to the (unbounded) width
+        say(text.removesuffix("\n"), out_console)
+        return
     out_console.print(Syntax(printable(text, lines=True), "toml", line_numbers=True, word_wrap=True))
 
 

@@ -14,6 +14,8 @@ import typer
 from rich.text import Text
 
 from mcpmux.cli._console import cell, err_console, out_console, say, shown
+from mcpmux.cli._json import print_json
+from mcpmux.cli._options import JsonOption, ProfileOption, one_profile
 from mcpmux.errors import MCPMuxError, ProfileError, SecretError
 from mcpmux.profile.model import Profile
 from mcpmux.secrets.backends import default_store, store_names
@@ -104,11 +106,17 @@ def list_secrets(
         list[str] | None,
         typer.Option("--profile", "-p", help="Profile name or path (repeatable); default: every profile found."),
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """List the secrets profiles reference, whether each is in the keyring, and who uses it."""
     from rich.table import Table
 
     refs = references(_profiles(profile or []))
+    if as_json:
+        present = anyio.run(_presence, list(refs))
+        rows = [{"name": name, "present": present[name], "referenced_by": where} for name, where in refs.items()]
+        print_json({"backend": backend_name(), "stores": store_names(), "secrets": rows})
+        return
     err_console.print(f"keyring backend: {backend_name()}", highlight=False)
     if not refs:
         err_console.print("no secrets are referenced", highlight=False)
@@ -129,13 +137,18 @@ def check_secrets(
         str | None,
         typer.Argument(help="Profile name or path; default: the one `serve` would use.", show_default=False),
     ] = None,
+    profile_option: ProfileOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Check that every secret a profile references can be read; exit 1 naming each missing one and its fix."""
     from mcpmux.profile.lookup import resolve_profile
 
-    resolved = resolve_profile(profile)
+    resolved = resolve_profile(one_profile(profile, profile_option))
     refs = references([resolved])
     where = ", ".join(store_names())
+    if as_json:
+        _check_json(resolved, refs)
+        return
     if not refs:
         say(f"ok: {resolved.path} references no secrets")
         return
@@ -148,6 +161,15 @@ def check_secrets(
     if missing:
         raise MCPMuxError(f"{len(missing)} of {len(refs)} secrets of {resolved.path} are missing from {where}")
     say(f"ok: all {len(refs)} secrets of {resolved.path} are present ({where})")
+
+
+def _check_json(profile: Profile, refs: dict[str, list[str]]) -> None:
+    present = anyio.run(_presence, list(refs))
+    rows = [{"name": name, "present": present[name], "used_by": used} for name, used in refs.items()]
+    ok = all(present.values())
+    print_json({"ok": ok, "profile": str(profile.path), "stores": store_names(), "secrets": rows})
+    if not ok:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

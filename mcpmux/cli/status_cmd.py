@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import json
 import os
 import re
 import sys
@@ -15,8 +14,9 @@ import anyio
 import typer
 from rich.table import Table
 
-from mcpmux.cli._active import active_line
+from mcpmux.cli._active import active_json, active_line
 from mcpmux.cli._console import cell, err_console, out_console, say
+from mcpmux.cli._json import print_json
 from mcpmux.errors import ControlError, MCPMuxError
 from mcpmux.paths import state_paths
 from mcpmux.printable import printable
@@ -65,9 +65,7 @@ def _table(serve: dict[str, Any]) -> Table:
     if serve.get("started_at"):
         title += f" · since {serve['started_at']}"
     # Names, errors and the host's name come from profiles, downstreams and hosts: plain cells, escaped.
-    error = serve.get("reload_error")
-    caption = cell(f"profile change not applied: {error}", "red", lines=True) if error else None
-    table = Table(title=cell(title), title_justify="left", caption=caption, caption_justify="left")
+    table = Table(title=cell(title), title_justify="left")
     table.add_column("server", no_wrap=True)
     for header in ("state", "pid", "uptime", "restarts", "tools"):
         table.add_column(header, no_wrap=True)
@@ -90,17 +88,28 @@ def _table(serve: dict[str, Any]) -> Table:
     return table
 
 
+def _reload_error(serve: dict[str, Any]) -> None:
+    """Why the last edit of the serve's profile was not applied: whole lines (the fix is a command to copy)."""
+    error = serve.get("reload_error")
+    if error:
+        say(f"profile change not applied (still serving the profile as it was):\n{error}", out_console, style="red")
+
+
 def status(
-    as_json: Annotated[bool, typer.Option("--json", help="Print every serve's status as a JSON array.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the active profile and every serve's status as one JSON object.")
+    ] = False,
 ) -> None:
-    """Show each running `mcpmux serve`: its profile and host, and every downstream's state."""
+    """Show each running `mcpmux serve`: its profile and host, every downstream's state, a refused profile edit."""
     serves = _gather()
-    if not as_json:
-        # What a serve started now without --profile would use (the running ones below may differ).
-        err_console.print(active_line(), highlight=False, markup=False, soft_wrap=True)
     if as_json:
-        typer.echo(json.dumps(serves, indent=2))
-    elif not serves:
+        print_json({"active": active_json(), "serves": serves})
+        if any("error" in serve for serve in serves):
+            raise typer.Exit(1)
+        return
+    # What a serve started now without --profile would use (the running ones below may differ).
+    err_console.print(active_line(), highlight=False, markup=False, soft_wrap=True)
+    if not serves:
         err_console.print("no mcpmux serve is running (a host starts one with `mcpmux serve`)", highlight=False)
     else:
         for serve in serves:
@@ -108,6 +117,7 @@ def status(
                 say(f"error: {serve['error']}")
             else:
                 out_console.print(_table(serve))
+                _reload_error(serve)
     if any("error" in serve for serve in serves):
         raise typer.Exit(1)
 

@@ -6,12 +6,14 @@ These commands live on the `profile` sub-app of `profile_cmd`, registered from h
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from mcpmux.cli._console import cell, out_console, say
+from mcpmux.cli._json import print_json
+from mcpmux.cli._options import ProfileOption, one_profile
 from mcpmux.cli.profile_cmd import sub
 from mcpmux.errors import MCPMuxError, ProfileError
 from mcpmux.profile import lookup as profiles
@@ -53,6 +55,17 @@ def admit(profile: Profile, trust: bool = False) -> None:
     require_trusted(profile)
 
 
+def _show_json() -> None:
+    rows: list[dict[str, Any]] = []
+    for record in sorted(load_records().values(), key=lambda r: str(r.path)):
+        state = record.still_matches()
+        matches = "yes" if state else ("changed" if state is False else "file missing")
+        extends = [{"path": str(path), "sha256": sha} for path, sha in record.extends]
+        about = {"path": str(record.path), "sha256": record.sha256, "trusted_at": record.trusted_at}
+        rows.append(about | {"matches": matches, "extends": extends})
+    print_json({"trusted": rows})
+
+
 def _show() -> None:
     records = load_records()
     if not records:
@@ -74,13 +87,21 @@ def trust(
         str | None,
         typer.Argument(help="Profile name or path; default: the one `serve` would use.", show_default=False),
     ] = None,
+    profile_option: ProfileOption = None,
     show: Annotated[bool, typer.Option("--show", help="List trusted profiles and whether each still matches.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --show: print one JSON object to stdout.")] = False,
 ) -> None:
     """Trust a profile's exact content (its file and every file it extends), so that `serve`, `tools`, `call` run it."""
+    target = one_profile(target, profile_option)
+    if as_json and not show:
+        raise typer.BadParameter("only the list of trusted profiles prints JSON: add --show", param_hint="--json")
     if show:
         if target is not None:
             raise MCPMuxError("`mcpmux profile trust --show` takes no profile; drop the name or the --show")
-        _show()
+        if as_json:
+            _show_json()
+        else:
+            _show()
         return
     path = profiles.resolve_profile_path(target)
     profile = load_profile(path)  # an invalid profile is refused here, with its problems
