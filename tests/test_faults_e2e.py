@@ -96,9 +96,9 @@ async def test_initialize_is_answered_at_once_while_a_slow_server_starts_and_too
         assert started_before_initialize.count("slow") == len(timings) - 1  # the slow one never, this run
         assert 3.0 < listed < 20  # tools/list waited for the slow server, bounded
         assert {"slow__echo", "alpha__echo"} <= names
-    # First run: initialize waits at most FIRST_START_WAIT_SECONDS (2 s) for servers never seen, plus
+    # First run: initialize waits at most FIRST_START_WAIT_SECONDS (0.5 s) for servers never seen, plus
     # Python's own start-up; afterwards it never waits for a downstream.
-    assert timings[0][0] < 2.0 + 2.5
+    assert timings[0][0] < 0.5 + 2.5
     assert timings[1][0] < 3.0
 
 
