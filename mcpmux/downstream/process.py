@@ -31,6 +31,8 @@ from typing import IO
 
 import anyio
 
+from mcpmux import wire
+
 STDIN_GRACE_SECONDS = 2.0
 TERM_GRACE_SECONDS = 2.0
 
@@ -106,6 +108,8 @@ async def spawn(
         preexec_fn=_PDEATHSIG_HOOK,
     )
     _live_groups.add(transport.get_pid())
+    if (stdout := transport.get_pipe_transport(1)) is not None:
+        wire.widen_pipe(stdout.get_extra_info("pipe").fileno())  # results come this way
     return transport, protocol
 
 
