@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 from rich.console import Console
 
-from bench import scenarios
+from bench import scenarios, startup
 from bench.harness import Workspace, leftover_processes
 from bench.results import Row, print_table
 
@@ -68,15 +68,16 @@ async def run(cfg: scenarios.Config, log: Console) -> tuple[list[Row], dict[str,
         log.print(f"[dim]{time.perf_counter() - started:6.1f} s[/dim] {text}", highlight=False)
 
     async with Workspace.open() as ws:
-        step("starting the echo server directly and through mcpmux")
+        step("starting the echo server directly, behind a bare line relay, and through mcpmux")
         with anyio.fail_after(SCENARIO_TIMEOUT_SECONDS):
-            async with ws.direct() as direct, ws.mcpmux(["echo"]) as mux:
+            async with ws.direct() as direct, ws.floor() as floor, ws.mcpmux(["echo"]) as mux:
                 info["serve_pid"] = mux.serve_pid
-                await scenarios.warm_up([direct, mux], cfg.warmup_calls)
-                rows += await timed(step, "sequential calls", scenarios.latency(direct, mux, cfg))
-                rows += await timed(step, "throughput", scenarios.throughput(direct, mux, cfg))
-                rows += await timed(step, "payloads", scenarios.payloads(direct, mux, cfg))
-                if (row := scenarios.steady_rss(mux)) is not None:
+                endpoints = [direct, floor, mux]
+                await scenarios.warm_up(endpoints, cfg.warmup_calls)
+                rows += await timed(step, "sequential calls", scenarios.latency(endpoints, cfg))
+                rows += await timed(step, "throughput", scenarios.throughput(endpoints, cfg))
+                rows += await timed(step, "payloads", scenarios.payloads(endpoints, cfg))
+                if (row := scenarios.steady_rss(mux, floor)) is not None:
                     rows.append(row)
         if cfg.modern_era:
             with anyio.fail_after(SCENARIO_TIMEOUT_SECONDS):
@@ -85,10 +86,13 @@ async def run(cfg: scenarios.Config, log: Console) -> tuple[list[Row], dict[str,
                     rows += await timed(step, "sequential calls from mcp.Client (2026-07-28 era)", work)
         if cfg.startup_rounds:
             with anyio.fail_after(SCENARIO_TIMEOUT_SECONDS):
-                rows += await timed(step, "start-up, 1 downstream", scenarios.startup(ws, cfg))
+                rows += await timed(step, "start-up, 1 downstream", startup.startup(ws, cfg))
         if cfg.fanout:
             with anyio.fail_after(SCENARIO_TIMEOUT_SECONDS):
-                rows += await timed(step, f"start-up, {cfg.fanout} downstreams", scenarios.fanout(ws, cfg))
+                rows += await timed(step, f"start-up, {cfg.fanout} downstreams", startup.fanout(ws, cfg))
+        if cfg.exit_rounds:
+            with anyio.fail_after(SCENARIO_TIMEOUT_SECONDS):
+                rows += await timed(step, "exit after stdin closes", startup.exit_time(ws, cfg))
         step("checking that every process has exited")
         leftovers = await leftover_processes(ws.tag)
         for pid in leftovers:  # ours: they carry this run's tag
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config_from(args)
     out = Console()
     if not out.is_terminal:
-        out = Console(width=120)  # a pipe or CI log: wide enough that cells do not wrap
+        out = Console(width=170)  # a pipe or CI log: wide enough that cells do not wrap
     log = Console(stderr=True)
     head = header(cfg, args.quick)
     rows, info = anyio.run(run, cfg, log, backend="asyncio")

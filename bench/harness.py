@@ -24,6 +24,7 @@ import mcp_types as types
 from mcp import Client, ClientSession, StdioServerParameters, stdio_client
 
 ECHO_SERVER = Path(__file__).resolve().parent / "echo_server.py"
+LINE_RELAY = Path(__file__).resolve().parent / "line_relay.py"
 TAG_ENV = "MCPMUX_BENCH_TAG"
 
 
@@ -98,6 +99,13 @@ class Workspace:
             command=sys.executable, args=[str(ECHO_SERVER), "--name", name], env={TAG_ENV: self.tag}
         )
 
+    def floor_params(self) -> StdioServerParameters:
+        """The echo server behind the bare line relay (bench/line_relay.py): the floor of any Python relay."""
+        direct = self.direct_params()
+        return StdioServerParameters(
+            command=sys.executable, args=[str(LINE_RELAY), direct.command, *direct.args], env=direct.env
+        )
+
     def profile_toml(self, names: list[str]) -> str:
         lines: list[str] = []
         for name in names:
@@ -149,6 +157,13 @@ class Workspace:
             yield Endpoint("direct", session)
 
     @asynccontextmanager
+    async def floor(self) -> AsyncIterator[Endpoint]:
+        async with self.session(self.floor_params()) as session:
+            await session.initialize()
+            relays = [pid for pid in children_of(os.getpid()) if str(LINE_RELAY).encode() in _cmdline(pid)]
+            yield Endpoint("floor", session, serve_pid=relays[0] if len(relays) == 1 else None)
+
+    @asynccontextmanager
     async def mcpmux(self, names: list[str]) -> AsyncIterator[Endpoint]:
         params, home = self.prepare_mcpmux(names)
         async with self.session(params) as session:
@@ -187,6 +202,43 @@ def rss_mb(pid: int) -> tuple[float, float]:
         if key in ("VmRSS", "VmHWM"):
             fields[key] = int(value.split()[0]) / 1024
     return fields["VmRSS"], fields["VmHWM"]
+
+
+def start_seconds(pid: int) -> float | None:
+    """When `pid` was started, in seconds since boot (the kernel counts in clock ticks, 10 ms)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def children_of(pid: int) -> list[int]:
+    """Live children of `pid`."""
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def spawn_window(pids: list[int]) -> float:
+    """First to last start among `pids`, in seconds (0.0 for fewer than two)."""
+    starts = [t for pid in pids if (t := start_seconds(pid)) is not None]
+    return max(starts) - min(starts) if len(starts) > 1 else 0.0
 
 
 def cpu_seconds(pid: int) -> float:

@@ -1,8 +1,10 @@
 """Result rows, their comparison against targets, and the two outputs (a rich table, JSON).
 
-A row holds per-round values for both variants. The cells show the median over
-rounds with the spread (min-max) beneath; the comparison (overhead, ratio or % of
-direct) is computed from the two medians, so it matches the cells a reader sees.
+A row holds per-round values for mcpmux, the direct connection and, where measured,
+the floor (a bare stdlib line relay: bench/line_relay.py). The cells show the median
+over rounds with the spread (min-max) beneath; the comparisons (overhead, ratio or %
+of direct, and mcpmux against the floor) are computed from the medians, so they match
+the cells a reader sees.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class Row:
     mcpmux: list[float]
     direct: list[float] | None = None
     kind: Kind = "info"
+    floor: list[float] | None = None
+    """The same measurement through a bare line relay: what any Python relay costs at least."""
     limit: float | None = None
     """overhead: max mcpmux-direct; ratio: max mcpmux/direct; percent: min 100*mcpmux/direct; limit: max mcpmux."""
     max_ratio: float | None = None
@@ -86,11 +90,24 @@ class Row:
             return f"{ratio * 100:.1f} % of direct"
         return f"{ratio:.2f}×"
 
+    def floor_text(self) -> str:
+        """mcpmux against the floor: an overhead in ms-rows, else a ratio."""
+        if not self.floor:
+            return "—"
+        mux, floor = statistics.median(self.mcpmux), statistics.median(self.floor)
+        ratio = mux / floor if floor else float("inf")
+        if self.unit == "ms":
+            return f"{mux - floor:+.3f} ms ({ratio:.2f}×)"
+        if self.kind == "percent":
+            return f"{ratio * 100:.1f} %"
+        return f"{ratio:.2f}×"
+
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data |= {
             "mcpmux_median": statistics.median(self.mcpmux),
             "direct_median": statistics.median(self.direct) if self.direct else None,
+            "floor_median": statistics.median(self.floor) if self.floor else None,
             "overhead": self.overhead,
             "ratio": self.ratio,
             "passed": self.passed,
@@ -121,8 +138,10 @@ def table(rows: list[Row], title: str) -> Table:
     out = Table(title=title, show_lines=True)
     out.add_column("scenario", overflow="fold")
     out.add_column("direct", justify="right", no_wrap=True)
+    out.add_column("bare relay", justify="right", no_wrap=True)
     out.add_column("mcpmux", justify="right", no_wrap=True)
-    out.add_column("ratio / overhead", justify="right")
+    out.add_column("vs direct", justify="right")
+    out.add_column("vs bare relay", justify="right")
     out.add_column("target", overflow="fold")
     out.add_column("pass/fail", justify="center")
     for row in rows:
@@ -131,8 +150,10 @@ def table(rows: list[Row], title: str) -> Table:
         out.add_row(
             scenario,
             cell(row.direct, row.unit),
+            cell(row.floor, row.unit),
             cell(row.mcpmux, row.unit),
             row.comparison_text(),
+            row.floor_text(),
             row.target,
             verdict,
         )
@@ -142,6 +163,6 @@ def table(rows: list[Row], title: str) -> Table:
 def print_table(console: Console, header: dict[str, Any], rows: list[Row]) -> None:
     for key, value in header.items():
         console.print(f"[bold]{key}:[/bold] {value}", highlight=False)
-    console.print(table(rows, "mcpmux vs direct (median over rounds; min–max beneath)"))
+    console.print(table(rows, "mcpmux vs direct and vs a bare line relay (median over rounds; min–max beneath)"))
     decided = [r.passed for r in rows if r.passed is not None]
     console.print(f"{sum(decided)}/{len(decided)} targets met", highlight=False)

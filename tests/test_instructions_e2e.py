@@ -25,7 +25,13 @@ def slow_server(name: str, seconds: float, instructions: str) -> str:
     return f'[servers.{name}]\ncommand = "{sys.executable}"\nargs = [{quoted}]\n'
 
 
-async def test_downstream_instructions_reach_the_host_attributed_per_server_on_the_first_run(
+async def seen_started(profile: Path) -> None:
+    """One session that waits for every server's first start, so mcpmux has learned their facts."""
+    async with host_session(profile) as host:
+        await host.list_tools()
+
+
+async def test_downstream_instructions_reach_the_host_attributed_per_server_once_seen(
     write_profile: WriteProfile,
 ):
     profile = write_profile(
@@ -33,6 +39,7 @@ async def test_downstream_instructions_reach_the_host_attributed_per_server_on_t
         + fixture_server_toml("beta")
         + fixture_server_toml("gamma", "--instructions", "Gamma is read-only.", namespace="false")
     )
+    await seen_started(profile)
     async with host_session(profile) as host:
         instructions = (await host.initialize()).instructions or ""
     assert instructions.startswith("mcpmux gateway, profile 'test'.")
@@ -47,14 +54,14 @@ async def test_downstream_instructions_reach_the_host_attributed_per_server_on_t
 async def test_a_new_slow_server_delays_initialize_boundedly_and_is_remembered_for_the_next_run(
     write_profile: WriteProfile,
 ):
-    profile = write_profile(slow_server("sloth", 4, "Sloth answers slowly."))
+    profile = write_profile(slow_server("sloth", 6, "Sloth answers slowly."))
     began = time.monotonic()
     async with host_session(profile) as host:
         first = (await host.initialize()).instructions or ""
         answered_after = time.monotonic() - began
         await host.list_tools()  # waits for the server's first start, which records its facts
     assert "Sloth answers slowly." not in first  # not known within the bounded wait
-    assert answered_after < 4  # the bound (2 s) plus start-up, not the server's 4 s
+    assert answered_after < 6  # the bound (0.5 s) plus Python's start-up, not the server's 6 s
 
     async with host_session(profile) as host:
         second = (await host.initialize()).instructions or ""
@@ -65,6 +72,7 @@ async def test_a_new_slow_server_delays_initialize_boundedly_and_is_remembered_f
 async def test_instructions_with_invisible_characters_are_withheld_from_the_host(write_profile: WriteProfile):
     hidden = "Helpful server.\U000e0049\U000e0067\U000e006e\U000e006f\U000e0072\U000e0065"
     profile = write_profile(fixture_server_toml("alpha", "--instructions", hidden))
+    await seen_started(profile)
     async with host_session(profile) as host:
         instructions = (await host.initialize()).instructions or ""
     assert "Helpful server." not in instructions
@@ -82,7 +90,9 @@ async def test_a_secret_in_downstream_instructions_is_redacted_for_the_host_and_
         toml = fixture_server_toml(
             "alpha", "--instructions", f"token is {value}", env=f'{{ TOKEN = "{{secret:{name}}}" }}'
         )
-        async with host_session(write_profile(toml)) as host:
+        profile = write_profile(toml)
+        await seen_started(profile)
+        async with host_session(profile) as host:
             instructions = (await host.initialize()).instructions or ""
     finally:
         with anyio.fail_after(30):
@@ -95,6 +105,7 @@ async def test_a_secret_in_downstream_instructions_is_redacted_for_the_host_and_
 
 async def test_capabilities_advertised_are_those_the_downstreams_have(write_profile: WriteProfile):
     profile = write_profile(fixture_server_toml("alpha") + fixture_server_toml("beta"))
+    await seen_started(profile)
     async with host_session(profile) as host:
         caps = (await host.initialize()).capabilities
     # SDK servers built with MCPServer offer tools, prompts and resources, without subscribe, completions or logging.

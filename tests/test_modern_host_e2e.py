@@ -76,6 +76,23 @@ async def test_a_2026_host_gets_the_log_messages_of_its_call_at_the_level_it_ask
     assert [(m.level, m.data, m.logger) for m in logs] == [("info", "info from request_meta", "alpha")]
 
 
+async def test_a_2026_host_calling_before_the_server_is_up_still_gets_its_calls_log_messages(
+    write_profile: WriteProfile,
+):
+    # The call arrives while the server is starting, before its tools have routes.
+    profile = write_profile(fixture_server_toml("alpha", "--slow-start", "2"))
+    logs: list[types.LoggingMessageNotificationParams] = []
+
+    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+        logs.append(params)
+
+    async with Client(serve_params(profile), mode="auto", log_level="info", logging_callback=on_log) as host:
+        with anyio.fail_after(30):
+            await host.call_tool("alpha__request_meta", {})
+            await host.list_tools()
+    assert [(m.level, m.data, m.logger) for m in logs] == [("info", "info from request_meta", "alpha")]
+
+
 async def test_a_2026_host_without_a_log_level_gets_no_log_messages(write_profile: WriteProfile):
     profile = write_profile(fixture_server_toml("alpha"))
     logs: list[types.LoggingMessageNotificationParams] = []

@@ -211,9 +211,7 @@ class EnvelopeChannel:
         meta = envelope.envelope(params)
         if meta is None:  # an envelope-less request in this era: the SDK refuses it
             return False
-        route = self._relay.supervisor.catalog.routes.get(str(params.get("name")))
-        if route is not None:
-            self._calls.opt_in(host_id, route.server, meta)
+        self._calls.opt_in(host_id, str(params.get("name")), meta)
         answer = self._calls.answer_writer(host_id, self._write)
         if self._bridge.resume(host_id, params, answer):  # a retry carrying answers for a parked call
             return True
@@ -225,12 +223,16 @@ class EnvelopeChannel:
     def answer_writer(self, host_id: Any) -> Writer | None:
         return self._calls.answer_writer(host_id, self._write)
 
+    def _server_of(self, exposed: str) -> str | None:
+        route = self._relay.supervisor.catalog.routes.get(exposed)
+        return route.server if route is not None else None
+
     def announce(self, kinds: frozenset[str]) -> None:
         for kind in sorted(kinds):
             self._publish(_LISTEN_EVENTS[kind]())
 
     def log_message(self, server: str, params: JSON) -> None:
-        if self._calls.wants_log(server, params.get("level")):
+        if self._calls.wants_log(server, params.get("level"), self._server_of):
             self._write(wire.notification("notifications/message", params))
 
     def resource_updated(self, params: JSON) -> None:

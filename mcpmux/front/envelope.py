@@ -75,17 +75,18 @@ class ModernCalls:
         self._stamp = {SERVER_INFO_META_KEY: server_info}
         self._head = b'"resultType":"complete","_meta":' + orjson.dumps(self._stamp)
         self._log_levels: dict[Any, tuple[str, int]] = {}
-        """Host request id → (server, lowest level index the call asked for)."""
+        """Host request id → (exposed tool, lowest level index the call asked for)."""
 
-    def opt_in(self, host_id: Any, server: str, meta: JSON) -> None:
+    def opt_in(self, host_id: Any, exposed: str, meta: JSON) -> None:
+        # By tool name: a call made before its server is up has no route yet, and its messages still count.
         level = meta.get(LOG_LEVEL_META_KEY)
         if isinstance(level, str) and level in LEVELS:
-            self._log_levels[host_id] = (server, LEVELS.index(level))
+            self._log_levels[host_id] = (exposed, LEVELS.index(level))
 
-    def wants_log(self, server: str, level: object) -> bool:
-        """Whether a call in flight asked for this server's messages at this level."""
+    def wants_log(self, server: str, level: object, server_of: Callable[[str], str | None]) -> bool:
+        """Whether a call in flight asked for this server's messages at this level (`server_of`: a tool's server)."""
         rank = LEVELS.index(level) if isinstance(level, str) and level in LEVELS else len(LEVELS) - 1
-        return any(s == server and rank >= lowest for s, lowest in self._log_levels.values())
+        return any(rank >= lowest and server_of(tool) == server for tool, lowest in self._log_levels.values())
 
     def answer_writer(self, host_id: Any, write: Writer) -> Writer:
         """A writer for the call's one answer: stamped with serverInfo; the call's log opt-in ends with it."""

@@ -18,6 +18,8 @@ from typing import Protocol
 
 import anyio
 
+from mcpmux import wire
+
 logger = logging.getLogger("mcpmux")
 
 
@@ -33,6 +35,8 @@ HIGH_WATER = 1024 * 1024
 """Bytes waiting for the host past which mcpmux stops reading its downstreams' output (they then block)."""
 LOW_WATER = 256 * 1024
 """Bytes waiting for the host below which mcpmux reads its downstreams' output again."""
+SPLIT_WRITE_BYTES = 64 * 1024
+"""From this size a line and its newline are written apart (two writes cost less than a copy)."""
 
 
 class _Flowing(asyncio.Protocol):
@@ -82,6 +86,7 @@ async def open_output(fd: int, flow: Flow | None = None) -> Output:
     mcpmux's memory stays bounded while the host does not read, and the downstreams wait instead.
     """
     wire_fd = os.dup(fd)
+    wire.widen_pipe(wire_fd)
     if fd == 1:
         os.dup2(2, 1)
     pipe = os.fdopen(wire_fd, "wb", buffering=0)
@@ -98,6 +103,10 @@ async def open_output(fd: int, flow: Flow | None = None) -> Output:
 
     def write(line: bytes) -> None:
         if not transport.is_closing():
-            transport.write(line + b"\n")
+            if len(line) < SPLIT_WRITE_BYTES:
+                transport.write(line + b"\n")
+            else:  # a large line is not copied just to end it
+                transport.write(line)
+                transport.write(b"\n")
 
     return Output(write, transport)

@@ -59,8 +59,12 @@ from mcpmux.wire import JSON
 
 logger = logging.getLogger("mcpmux")
 
-FIRST_START_WAIT_SECONDS = 2.0
-"""How long the host's `initialize` may wait for servers never started before (their instructions)."""
+FIRST_START_WAIT_SECONDS = 0.5
+"""How long the host's `initialize` may wait for servers never started before (their instructions).
+
+Short, so that a profile's first run answers within a second like every other: a server
+slower than this is in the instructions from the next session on (downstream/facts.py
+remembers them), and so is one that any command starting the servers (`mcpmux tools`) has seen."""
 EOF_DRAIN_SECONDS = 2.0
 """Once the host's input ends, how long its requests already received may take to be answered (and written)."""
 _FACTS_METHODS = frozenset({"initialize", "server/discover"})

@@ -29,6 +29,10 @@ Writer = Callable[[bytes], None]
 """Writes one line toward the host."""
 
 
+_SCAN_BYTES = 64 * 1024
+"""Lines up to this size are searched for a URI before their result's blocks are walked."""
+
+
 class CallOwner(Protocol):
     """What a call reports to when it ends (the relay)."""
 
@@ -142,7 +146,9 @@ class Call:
             result = truncate_response(line, message, self.redactor, self.max_output_bytes, server=self.route.server)
             self.truncated = True
             return wire.result_response(self.host_id, result)
-        if self.uri_prefix is not None and b'"uri"' in line and (linked := expose_result_uris(result, self.uri_prefix)):
+        # A scan of a small line beats walking its blocks; a large line's blocks are few, its bytes many.
+        named = len(line) > _SCAN_BYTES or b'"uri"' in line
+        if self.uri_prefix is not None and named and (linked := expose_result_uris(result, self.uri_prefix)):
             # Resource links and embedded resources name URIs the host must be able to read back through mcpmux.
             return wire.result_response(self.host_id, linked)
         return wire.with_id(line, message, self.rid, self.host_id)
