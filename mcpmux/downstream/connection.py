@@ -33,7 +33,7 @@ import pydantic
 
 from mcpmux import __version__, wire
 from mcpmux.downstream.process import terminate
-from mcpmux.errors import DownstreamError, DownstreamUnavailable, LineTooLong
+from mcpmux.errors import DownstreamError, DownstreamUnavailable, LineTooLong, StartFailed
 from mcpmux.wire import JSON
 
 logger = logging.getLogger("mcpmux")
@@ -99,6 +99,8 @@ class Downstream(asyncio.SubprocessProtocol):
     exit_code: int | None = None
     initialize_result: types.InitializeResult | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
+    fatal: StartFailed | None = None
+    """Why it ended, when starting it again cannot help (a remote server that needs a sign-in): not restarted."""
     _transport: asyncio.SubprocessTransport | None = None
     _stdin: asyncio.WriteTransport | None = None
     _lines: wire.LineBuffer = field(default_factory=wire.LineBuffer)

@@ -192,6 +192,8 @@ class Supervisor:
                     await self._stop(state, status="idle")
                     continue
                 state.last_error = f"exited with code {state.downstream.exit_code}"
+                if state.downstream.fatal is not None:
+                    state.last_error, retry = str(state.downstream.fatal), False
                 self._event(lifecycle.downstream_exit(name, state.downstream.pid, state.downstream.exit_code))
                 logger.warning("server '%s' %s (log: %s)", name, state.last_error, self.paths.server_log(name))
                 # Its routes stay while it restarts, so a call is told "restarting", not "unknown tool".

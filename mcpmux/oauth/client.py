@@ -1,0 +1,153 @@
+"""The SDK's OAuth client (`mcp.client.auth.OAuthClientProvider`) set up for one profile server.
+
+The SDK does discovery (protected-resource and authorization-server metadata), dynamic
+registration or a client ID metadata document, PKCE, the token exchange and refreshes.
+mcpmux adds what a gateway needs around it:
+
+- tokens live in the keyring (`storage.py`), with their absolute expiry and the
+  authorization server's metadata, so a restarted `serve` refreshes instead of failing;
+- a client registered beforehand (`client_id`, `client_secret` from the profile) is used
+  as is, and the profile's `scopes` are what sign-in asks for;
+- in `serve` (`interactive=False`) nothing ever waits for a person: where the SDK would
+  open the authorization page, or when there is no token at all and the server answers
+  401, the request fails at once with `LoginRequired`, naming the command that fixes it.
+  Without a stored token serve never registers a client either: that is `auth login`'s job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import NoReturn
+
+import httpx2
+from mcp.client.auth import OAuthClientProvider
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata
+from pydantic import AnyUrl
+
+from mcpmux.errors import StartFailed
+from mcpmux.oauth.storage import KeyringTokenStorage
+from mcpmux.profile.model import OAuthSpec
+
+CALLBACK_PATH = "/callback"
+
+
+class _NoFlowTraceback(logging.Filter):
+    """The SDK logs each failed flow with a traceback; mcpmux reports it in one sentence with the fix instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "OAuth flow error"
+
+
+logging.getLogger("mcp.client.auth.oauth2").addFilter(_NoFlowTraceback())
+CLIENT_NAME = "mcpmux"
+GRANT_TYPES = ["authorization_code", "refresh_token"]
+
+
+class LoginRequired(StartFailed):
+    """The server wants a sign-in that only a person can give (`mcpmux auth login`)."""
+
+
+def login_command(server: str, profile: str | None = None) -> str:
+    return f"mcpmux auth login {server}" + (f" --profile {profile}" if profile else "")
+
+
+def login_required(server: str, why: str, profile: str | None = None) -> LoginRequired:
+    return LoginRequired(server, f"server '{server}' {why}; sign in with: {login_command(server, profile)}")
+
+
+def redirect_uri(port: int) -> str:
+    return f"http://127.0.0.1:{port}{CALLBACK_PATH}"
+
+
+def client_metadata(spec: OAuthSpec, redirect: str, *, confidential: bool) -> OAuthClientMetadata:
+    """What mcpmux registers as: a native app with a loopback redirect (RFC 8252), public unless given a secret."""
+    return OAuthClientMetadata(
+        client_name=CLIENT_NAME,
+        redirect_uris=[AnyUrl(redirect)],
+        grant_types=list(GRANT_TYPES),
+        response_types=["code"],
+        scope=" ".join(spec.scopes) or None,
+        token_endpoint_auth_method="client_secret_basic" if confidential else "none",
+    )
+
+
+def preregistered_client(spec: OAuthSpec, redirect: str, secret: str | None) -> OAuthClientInformationFull | None:
+    """The profile's own client (`client_id`, its secret's value), or None when the client registers itself."""
+    if spec.client_id is None:
+        return None
+    return OAuthClientInformationFull(
+        client_id=spec.client_id,
+        client_secret=secret,
+        redirect_uris=[AnyUrl(redirect)],
+        grant_types=list(GRANT_TYPES),
+        token_endpoint_auth_method="client_secret_basic" if secret else "none",
+        scope=" ".join(spec.scopes) or None,
+    )
+
+
+class MuxOAuth(OAuthClientProvider):
+    """`OAuthClientProvider` with the keyring storage, the profile's client and scopes; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        server: str,
+        url: str,
+        spec: OAuthSpec,
+        storage: KeyringTokenStorage,
+        redirect: str,
+        interactive: bool,
+        profile: str | None = None,
+        redirect_handler: Callable[[str], Awaitable[None]] | None = None,
+        callback_handler: Callable[[], Awaitable[AuthorizationCodeResult]] | None = None,
+    ) -> None:
+        self.server, self._spec, self._storage, self._profile = server, spec, storage, profile
+        self._interactive = interactive
+        confidential = spec.client_secret is not None
+        super().__init__(
+            server_url=url,
+            client_metadata=client_metadata(spec, redirect, confidential=confidential),
+            storage=storage,
+            redirect_handler=redirect_handler if interactive else self._refuse,
+            callback_handler=callback_handler if interactive else self._refuse,
+            client_metadata_url=spec.client_metadata_url,
+        )
+        storage.metadata_source = lambda: (self.context.oauth_metadata, self.context.protected_resource_metadata)
+
+    async def _refuse(self, *_: object) -> NoReturn:
+        """Where the SDK would wait for a person: serve has none, so the request fails with the fix."""
+        raise login_required(self.server, "needs you to sign in again (its token was refused)", self._profile)
+
+    async def _initialize(self) -> None:
+        """The SDK's load, plus what it does not keep: the token's expiry and the authorization server."""
+        await super()._initialize()
+        storage = self._storage
+        self.context.token_expiry_time = storage.expires_at
+        if self.context.oauth_metadata is None:
+            self.context.oauth_metadata = storage.auth_metadata
+        if self.context.protected_resource_metadata is None and storage.resource_metadata is not None:
+            self.context.protected_resource_metadata = storage.resource_metadata
+            self.context.auth_server_url = str(storage.resource_metadata.authorization_servers[0])
+
+    async def _perform_authorization_code_grant(self) -> tuple[str, str]:
+        if self._spec.scopes:  # the profile's choice wins over the scopes the server advertises
+            self.context.client_metadata.scope = " ".join(self._spec.scopes)
+        return await super()._perform_authorization_code_grant()
+
+    async def _auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        if self._interactive or self._storage.signed_in:
+            flow = super()._auth_flow(request)
+            try:
+                outgoing = await flow.__anext__()
+                while True:
+                    response = yield outgoing
+                    outgoing = await flow.asend(response)
+            except StopAsyncIteration:
+                return
+            finally:
+                await flow.aclose()
+        # Never signed in: the request goes out bare (a public server needs nothing) and a challenge ends it.
+        response = yield request
+        if response.status_code == 401:
+            raise login_required(self.server, "requires you to sign in (HTTP 401)", self._profile)
