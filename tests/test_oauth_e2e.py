@@ -68,9 +68,11 @@ async def test_serve_refreshes_an_expired_token_silently_also_in_a_new_process(w
         await server.post("expire")  # the token the sign-in got is now refused: only a refresh gets through
         async with host_session(profile) as host:
             echoed = await host.call_tool("remote__echo", {"text": "after a refresh"})
+            leaked = await host.call_tool("remote__bearer", {})
         stats = await server.stats()
         status = (await auth_status(profile))["remote"]
     assert (echoed.is_error, text_of(echoed)) == (False, "after a refresh")
+    assert text_of(leaked) == "token=[redacted:oauth-access.remote]"  # the new token is redacted too
     assert (stats["refreshes"], stats["authorizations"]) == (1, 1)
     assert status["state"] == "signed in" and status["expires_in_seconds"] > 3000  # the refreshed token was kept
 
@@ -162,4 +164,17 @@ async def test_logout_forgets_the_sign_in(write_profile: WriteProfile):
         status = (await auth_status(profile))["remote"]
     assert done.returncode == 0 and b"signed out of server 'remote'" in done.stderr
     assert again.returncode == 0 and b"nothing to forget" in again.stderr
+    assert status["state"] == "not signed in"
+
+
+async def test_a_refused_consent_ends_the_sign_in_with_the_servers_answer_and_stores_nothing(
+    write_profile: WriteProfile,
+):
+    async with oauth_server("--deny") as server:
+        profile = write_profile(remote_toml(server))
+        code, err = await login(profile)
+        status = (await auth_status(profile))["remote"]
+    assert code == 1
+    assert "the authorization server refused the sign-in: access_denied (no)" in err
+    assert "Traceback" not in err
     assert status["state"] == "not signed in"

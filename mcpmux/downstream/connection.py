@@ -86,6 +86,8 @@ class Hooks:
 
     on_notification: Callable[[Downstream, str, JSON, bytes], None] = lambda ds, method, msg, line: None
     on_request: Callable[[Downstream, JSON], None] | None = None
+    on_secrets: Callable[[str, dict[str, str]], None] | None = None
+    """Called with a server's name and every secret it holds, when they change while it runs (a refreshed token)."""
 
 
 @dataclass(slots=True, eq=False)

@@ -78,7 +78,7 @@ async def _connect(
     try:
         headers, used = await resolve_env(spec.headers, store)
         if spec.oauth is not None:
-            auth, oauth_secrets = await serve_auth(spec, store, lambda line: _note(log_path, line))
+            auth, oauth_secrets = await serve_auth(spec, store, lambda line: _note(log_path, line), hooks.on_secrets)
             used.update(oauth_secrets)
     except SecretError as exc:
         raise StartFailed(spec.name, f"server '{spec.name}' not started: {exc}") from exc

@@ -281,14 +281,19 @@ class Supervisor:
             self.ready.set()
             self._keeper.settle()  # warnings that need every server's tools (unused rules, max_tools)
 
-    async def _start(self, state: ServerState) -> None:
-        spec = state.spec
-        hooks = Hooks(on_notification=self._on_notification, on_request=self._on_request)
-        protocol, secrets = await self._connect(spec, self._store, self.paths.server_log(spec.name), hooks)
-        state.redactor = Redactor(secrets)
+    def _learn(self, server: str, secrets: dict[str, str]) -> None:
+        """Redact `server`'s secrets (again, when a token was refreshed) from what it sends and from the audit."""
+        if (state := self.states.get(server)) is not None:
+            state.redactor = Redactor(secrets)
         if secrets.items() - self._secrets.items():
             self._secrets.update(secrets)
             self.redactor = Redactor(self._secrets)
+
+    async def _start(self, state: ServerState) -> None:
+        spec = state.spec
+        hooks = Hooks(on_notification=self._on_notification, on_request=self._on_request, on_secrets=self._learn)
+        protocol, secrets = await self._connect(spec, self._store, self.paths.server_log(spec.name), hooks)
+        self._learn(spec.name, secrets)
         state.downstream = protocol
         try:
             with anyio.fail_after(spec.startup_timeout_seconds):

@@ -34,9 +34,14 @@ async def client_secret(spec: OAuthSpec, store: SecretStore) -> str | None:
 
 
 async def serve_auth(
-    spec: ServerSpec, store: SecretStore, note: Callable[[str], None], profile: str | None = None
+    spec: ServerSpec,
+    store: SecretStore,
+    note: Callable[[str], None],
+    on_secrets: Callable[[str, dict[str, str]], None] | None = None,
 ) -> tuple[MuxOAuth, dict[str, str]]:
     """The non-interactive auth for `spec` (see client.py) and the secrets it holds now (client secret, tokens).
+
+    `on_secrets` hears of every secret again whenever a refresh brings a new token, so redaction keeps up.
 
     A token entry the keyring cannot give (locked, unreadable) counts as none: the server is then
     reached without a token, which is enough for a server that needs none and otherwise ends in
@@ -48,12 +53,19 @@ async def serve_auth(
     used: dict[str, str] = {}
     if secret is not None and spec.oauth.client_secret is not None:
         used[spec.oauth.client_secret.name] = secret
+    loading = True
+
+    def learned(secrets: dict[str, str]) -> None:
+        used.update(secrets)
+        if on_secrets is not None and not loading:
+            on_secrets(spec.name, dict(used))
+
     storage = KeyringTokenStorage(
         KeyringStore(),
         spec.name,
         spec.url,
         preregistered=preregistered_client(spec.oauth, redirect, secret),
-        on_tokens=lambda tokens: used.update(token_secrets(spec.name, tokens)),
+        on_tokens=lambda tokens: learned(token_secrets(spec.name, tokens)),
     )
     try:
         found = await storage.load()
@@ -61,6 +73,7 @@ async def serve_auth(
         note(f"mcpmux: OAuth tokens of '{spec.name}' could not be read: {exc}")
     else:
         note(f"mcpmux: {'using the stored OAuth sign-in' if found else 'not signed in with OAuth'} for {spec.url}")
+    loading = False  # what load found is returned below; from now on a new token is news
     auth = MuxOAuth(
         server=spec.name,
         url=spec.url,
@@ -68,6 +81,5 @@ async def serve_auth(
         storage=storage,
         redirect=redirect,
         interactive=False,
-        profile=profile,
     )
     return auth, used
