@@ -77,6 +77,25 @@ async def test_serve_refreshes_an_expired_token_silently_also_in_a_new_process(w
     assert status["state"] == "signed in" and status["expires_in_seconds"] > 3000  # the refreshed token was kept
 
 
+async def test_two_serves_on_one_sign_in_keep_working_when_each_refresh_spends_the_other_ones_refresh_token(
+    write_profile: WriteProfile,
+):
+    async with oauth_server("--short-lived") as server:
+        profile = write_profile(remote_toml(server))
+        code, err = await login(profile)
+        assert code == 0, err
+        async with host_session(profile) as first:
+            one = await first.call_tool("remote__echo", {"text": "first serve"})
+            # The second refreshes with the refresh token the first one stored (each token is told to live 1 s,
+            # and starting a serve takes longer), so the first one's is spent when it next refreshes.
+            async with host_session(profile) as second:
+                two = await second.call_tool("remote__echo", {"text": "second serve"})
+            again = await first.call_tool("remote__echo", {"text": "first serve again"})
+        stats = await server.stats()
+    assert [text_of(r) for r in (one, two, again)] == ["first serve", "second serve", "first serve again"]
+    assert stats["authorizations"] == 1 and stats["refreshes"] >= 3
+
+
 async def test_a_revoked_sign_in_fails_the_next_call_at_once_naming_the_login_command(
     write_profile: WriteProfile, mcpmux_home: Path
 ):

@@ -25,7 +25,7 @@ from mcp.client.auth import OAuthClientProvider
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata
 from pydantic import AnyUrl
 
-from mcpmux.errors import StartFailed
+from mcpmux.errors import SecretError, StartFailed
 from mcpmux.oauth.storage import KeyringTokenStorage
 from mcpmux.profile.model import OAuthSpec
 
@@ -135,8 +135,28 @@ class MuxOAuth(OAuthClientProvider):
             self.context.client_metadata.scope = " ".join(self._spec.scopes)
         return await super()._perform_authorization_code_grant()
 
+    async def _adopt_stored(self) -> None:
+        """Before refreshing an expired token, take the keyring's if it holds another one.
+
+        Another `serve` on the same profile (or `auth login`) may have refreshed since this one
+        loaded: where the server rotates refresh tokens, ours is then spent, and refreshing with
+        it would fail a sign-in that is in fact fine.
+        """
+        held = self.context.current_tokens
+        if self._interactive or held is None or self.context.is_token_valid():
+            return
+        try:
+            await self._storage.load()
+        except SecretError:
+            return  # the keyring is unavailable: refresh with what is held
+        stored = self._storage.tokens
+        if stored is not None and stored.access_token != held.access_token:
+            self.context.current_tokens, self.context.token_expiry_time = stored, self._storage.expires_at
+
     async def _auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
         if self._interactive or self._storage.signed_in:
+            async with self.context.lock:
+                await self._adopt_stored()
             flow = super()._auth_flow(request)
             try:
                 outgoing = await flow.__anext__()
