@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 from tests.conftest import host_session
-from tests.e2e_helpers import audit_events
+from tests.e2e_helpers import ListChanged, audit_events
 from tests.oauth_helpers import OAuthServer, auth_status, free_port, login, mcpmux, oauth_server
 
 pytestmark = pytest.mark.anyio
@@ -132,6 +132,24 @@ async def test_serve_without_a_sign_in_answers_calls_with_the_login_command_and_
     assert "requires you to sign in (HTTP 401); sign in with: mcpmux auth login remote" in text_of(refused)
     assert (stats["registrations"], stats["authorizations"]) == (0, 0)
     assert status["state"] == "not signed in"
+
+
+async def test_signing_in_while_serve_runs_starts_the_server_again_without_restarting_the_host(
+    write_profile: WriteProfile,
+):
+    changes = ListChanged()
+    async with oauth_server() as server:
+        profile = write_profile(remote_toml(server))
+        async with host_session(profile, message_handler=changes) as host:
+            refused = await host.call_tool("remote__echo", {"text": "before"})
+            changes.event = anyio.Event()  # from here on, a change is the server coming up
+            code, err = await login(profile)
+            assert code == 0, err
+            await changes.wait()  # the server came up: its tools joined the catalog
+            echoed = await host.call_tool("remote__echo", {"text": "after signing in"})
+    assert refused.is_error
+    assert "server 'remote' is starting again in 1 running serve(s)" in err
+    assert (echoed.is_error, text_of(echoed)) == (False, "after signing in")
 
 
 async def test_a_server_without_dynamic_registration_signs_in_with_the_profiles_own_client(

@@ -15,7 +15,7 @@ import typer
 
 from mcpmux.cli._console import cell, out_console, say
 from mcpmux.cli._options import ProfileOption
-from mcpmux.errors import MCPMuxError
+from mcpmux.errors import ControlError, MCPMuxError
 from mcpmux.oauth.storage import KeyringTokenStorage
 from mcpmux.profile.model import Profile, ServerSpec
 from mcpmux.secrets.store import KeyringStore
@@ -58,6 +58,9 @@ def login_cmd(
         lambda: login(spec, default_store(), say=say, open_browser=not no_browser, wait_seconds=timeout)
     )
     say(f"signed in to server '{server}'{_granted(storage)}; the token is in the keyring")
+    assert spec.url is not None
+    if restarted := anyio.run(_tell_running_serves, server, spec.url):
+        say(f"server '{server}' is starting again in {restarted} running serve(s)")
     from mcpmux.cli.secret_cmd import warn_unless_os_keyring
 
     warn_unless_os_keyring()
@@ -118,6 +121,20 @@ def logout_cmd(server: ServerArgument, profile: ProfileOption = None) -> None:
         say(f"server '{server}' was not signed in; nothing to forget")
         return
     say(f"signed out of server '{server}': its tokens are gone from the keyring")
+
+
+async def _tell_running_serves(server: str, url: str) -> int:
+    """Ask each running `serve` to start `server` again if it failed for want of a sign-in; how many did."""
+    from mcpmux.control import list_endpoints, request
+
+    restarted = 0
+    for endpoint in list_endpoints():
+        try:
+            reply = await request(endpoint.path, "signed_in", server=server, url=url)
+        except ControlError:
+            continue  # one that is exiting, or older and without the op: it signs in on its next start
+        restarted += reply.get("restarted") is True
+    return restarted
 
 
 def _granted(storage: KeyringTokenStorage) -> str:

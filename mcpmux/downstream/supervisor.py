@@ -379,6 +379,17 @@ class Supervisor:
     def _running(self) -> list[Downstream]:
         return [s.downstream for s in self.states.values() if s.downstream is not None and s.status == "running"]
 
+    def retry(self, server: str, url: str) -> bool:
+        """Start again a failed remote `server` at `url` (`auth login` renewed its sign-in); False if there is none."""
+        state = self.states.get(server)
+        if state is None or state.status != "failed" or state.spec.url != url:
+            return False
+        if self.ready.is_set():  # its first attempt settles nothing more (as for a server a switch starts)
+            self._first_attempts_left = 1
+        self.states[server] = self._new_state(state.spec)
+        self.start_soon(self._keep_scoped, self.states[server])
+        return True
+
     def start_soon(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
         """Run `fn` in the supervisor's task group (cancelled with the gateway); queued until `run` starts."""
         if self._tg is None:
