@@ -33,10 +33,11 @@ AUTHORIZE_URL = re.compile(rb"http://127\.0\.0\.1:\d+/authorize\?\S+")
 class OAuthServer:
     process: anyio.abc.Process
     port: int
+    path: str = "/mcp"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/mcp"
+        return f"http://127.0.0.1:{self.port}{self.path}"
 
     async def stats(self) -> dict[str, int]:
         async with httpx2.AsyncClient() as client:
@@ -58,7 +59,7 @@ async def oauth_server(*flags: str, env: dict[str, str] | None = None) -> AsyncG
             with anyio.fail_after(20):
                 while b"\n" not in buffer:
                     buffer += await proc.stdout.receive()
-            yield OAuthServer(proc, int(buffer.split(b"\n")[0]))
+            yield OAuthServer(proc, int(buffer.split(b"\n")[0]), "/sse" if "--sse" in flags else "/mcp")
         finally:
             if proc.returncode is None:
                 proc.kill()

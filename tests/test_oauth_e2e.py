@@ -60,6 +60,16 @@ async def test_a_server_behind_oauth_is_signed_in_once_then_relayed_with_its_tok
         assert b"access_" not in text and b"refresh_" not in text, path
 
 
+async def test_a_legacy_sse_server_behind_oauth_signs_in_and_is_relayed(write_profile: WriteProfile):
+    async with oauth_server("--sse") as server:
+        profile = write_profile(remote_toml(server))
+        code, err = await login(profile)
+        assert code == 0, err
+        async with host_session(profile) as host:
+            echoed = await host.call_tool("remote__echo", {"text": "over sse"})
+    assert (echoed.is_error, text_of(echoed)) == (False, "over sse")
+
+
 async def test_serve_refreshes_an_expired_token_silently_also_in_a_new_process(write_profile: WriteProfile):
     async with oauth_server("--expired-first") as server:
         profile = write_profile(remote_toml(server))

@@ -66,6 +66,7 @@ BAD = [
     ('oauth = { scopes = ["a b"] }', "servers.r.oauth.scopes", "not a scope"),
     ('oauth = { client_id = "c", calback_port = 1 }', "servers.r.oauth.calback_port", "did you mean 'callback_port'"),
     ('oauth = { client_metadata_url = "http://x/c.json" }', "servers.r.oauth.client_metadata_url", "https URL"),
+    ('oauth = { client_metadata_url = "https://x/;c" }', "servers.r.oauth.client_metadata_url", "https URL"),
     ('oauth = "yes"', "servers.r.oauth", "true, false or a table"),
     (
         'headers = { Authorization = "Bearer {secret:t}" }\noauth = { client_id = "c" }',

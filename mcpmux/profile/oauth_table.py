@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Protocol, TypeVar, cast
-from urllib.parse import urlsplit
+from urllib.parse import urlparse
 
 from mcpmux.profile.model import EnvValue, OAuthSpec, SecretRef
 
@@ -88,9 +88,8 @@ def _parse_table(c: Checker, table: Mapping[str, object], key: Key) -> OAuthSpec
         c.problem((*key, "callback_port"), f"must be a port from 1024 to 65535, not {port}", "write e.g. 33418")
         ok = False
     metadata_url = c.typed(table, "client_metadata_url", key, str, "a string")
-    if metadata_url is not None and (
-        urlsplit(metadata_url).scheme != "https" or urlsplit(metadata_url).path in ("", "/")
-    ):
+    parsed = urlparse(metadata_url or "")  # urlparse, as the SDK's own check (is_valid_client_metadata_url) does
+    if metadata_url is not None and (parsed.scheme != "https" or not parsed.netloc or parsed.path in ("", "/")):
         c.problem(
             (*key, "client_metadata_url"),
             f"'{metadata_url}' is not an https URL with a path",
