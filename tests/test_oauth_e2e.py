@@ -189,6 +189,32 @@ async def test_a_server_without_dynamic_registration_signs_in_with_the_profiles_
         assert path.read_text().count(client_secret) <= 1
 
 
+async def test_serve_never_registers_a_client_when_a_refused_token_has_no_registration_behind_it(
+    write_profile: WriteProfile,
+):
+    port, client_id = free_port(), f"client-{uuid.uuid4().hex[:8]}"
+    env = {
+        "FIXTURE_CLIENT_ID": client_id,
+        "FIXTURE_CLIENT_SECRET": "unused",
+        "FIXTURE_REDIRECT_URI": f"http://127.0.0.1:{port}/callback",
+    }
+    await mcpmux("secret", "set", "remote-client", stdin="unused\n")
+    async with oauth_server(env=env) as server:
+        oauth = (
+            f'{{ client_id = "{client_id}", client_secret = {{ secret = "remote-client" }}, callback_port = {port} }}'
+        )
+        code, err = await login(write_profile(remote_toml(server, oauth)))
+        assert code == 0, err
+        await server.post("revoke")
+        profile = write_profile(remote_toml(server))  # the profile's client is gone: dynamic registration from now on
+        async with host_session(profile) as host:
+            with anyio.fail_after(20):
+                refused = await host.call_tool("remote__echo", {"text": "x"})
+        stats = await server.stats()
+    assert refused.is_error and "sign in with: mcpmux auth login remote" in text_of(refused)
+    assert stats["registrations"] == 0
+
+
 async def test_a_fixed_callback_port_that_is_taken_is_refused_naming_the_key(write_profile: WriteProfile):
     async with oauth_server() as server:
         with anyio.fail_after(10):

@@ -11,7 +11,8 @@ mcpmux adds what a gateway needs around it:
 - in `serve` (`interactive=False`) nothing ever waits for a person: where the SDK would
   open the authorization page, or when there is no token at all and the server answers
   401, the request fails at once with `LoginRequired`, naming the command that fixes it.
-  Without a stored token serve never registers a client either: that is `auth login`'s job.
+  Nor does serve ever register a client (the SDK would, for a stored token without a
+  registration, or one bound to another authorization server): that is `auth login`'s job.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import NoReturn
+from urllib.parse import urljoin
 
 import httpx2
 from mcp.client.auth import OAuthClientProvider
@@ -30,6 +32,8 @@ from mcpmux.oauth.storage import KeyringTokenStorage
 from mcpmux.profile.model import OAuthSpec
 
 CALLBACK_PATH = "/callback"
+CLIENT_NAME = "mcpmux"
+GRANT_TYPES = ["authorization_code", "refresh_token"]
 
 
 class _NoFlowTraceback(logging.Filter):
@@ -40,20 +44,14 @@ class _NoFlowTraceback(logging.Filter):
 
 
 logging.getLogger("mcp.client.auth.oauth2").addFilter(_NoFlowTraceback())
-CLIENT_NAME = "mcpmux"
-GRANT_TYPES = ["authorization_code", "refresh_token"]
 
 
 class LoginRequired(StartFailed):
     """The server wants a sign-in that only a person can give (`mcpmux auth login`)."""
 
 
-def login_command(server: str, profile: str | None = None) -> str:
-    return f"mcpmux auth login {server}" + (f" --profile {profile}" if profile else "")
-
-
-def login_required(server: str, why: str, profile: str | None = None) -> LoginRequired:
-    return LoginRequired(server, f"server '{server}' {why}; sign in with: {login_command(server, profile)}")
+def login_required(server: str, why: str) -> LoginRequired:
+    return LoginRequired(server, f"server '{server}' {why}; sign in with: mcpmux auth login {server}")
 
 
 def redirect_uri(port: int) -> str:
@@ -98,11 +96,10 @@ class MuxOAuth(OAuthClientProvider):
         storage: KeyringTokenStorage,
         redirect: str,
         interactive: bool,
-        profile: str | None = None,
         redirect_handler: Callable[[str], Awaitable[None]] | None = None,
         callback_handler: Callable[[], Awaitable[AuthorizationCodeResult]] | None = None,
     ) -> None:
-        self.server, self._spec, self._storage, self._profile = server, spec, storage, profile
+        self.server, self._spec, self._storage = server, spec, storage
         self._interactive = interactive
         confidential = spec.client_secret is not None
         super().__init__(
@@ -117,7 +114,7 @@ class MuxOAuth(OAuthClientProvider):
 
     async def _refuse(self, *_: object) -> NoReturn:
         """Where the SDK would wait for a person: serve has none, so the request fails with the fix."""
-        raise login_required(self.server, "needs you to sign in again (its token was refused)", self._profile)
+        raise login_required(self.server, "needs you to sign in again (its token was refused)")
 
     async def _initialize(self) -> None:
         """The SDK's load, plus what it does not keep: the token's expiry and the authorization server."""
@@ -153,6 +150,15 @@ class MuxOAuth(OAuthClientProvider):
         if stored is not None and stored.access_token != held.access_token:
             self.context.current_tokens, self.context.token_expiry_time = stored, self._storage.expires_at
 
+    def _registers(self, request: httpx2.Request) -> bool:
+        """Whether `request` registers a client (at the advertised endpoint, or the SDK's `/register` fallback)."""
+        metadata = self.context.oauth_metadata
+        if metadata is not None and metadata.registration_endpoint is not None:
+            target = str(metadata.registration_endpoint)
+        else:
+            target = urljoin(self.context.get_authorization_base_url(self.context.server_url), "/register")
+        return request.method == "POST" and str(request.url) == target
+
     async def _auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
         if self._interactive or self._storage.signed_in:
             async with self.context.lock:
@@ -161,6 +167,8 @@ class MuxOAuth(OAuthClientProvider):
             try:
                 outgoing = await flow.__anext__()
                 while True:
+                    if not self._interactive and self._registers(outgoing):
+                        raise login_required(self.server, "needs you to sign in again (it has no client registration)")
                     response = yield outgoing
                     outgoing = await flow.asend(response)
             except StopAsyncIteration:
@@ -170,4 +178,4 @@ class MuxOAuth(OAuthClientProvider):
         # Never signed in: the request goes out bare (a public server needs nothing) and a challenge ends it.
         response = yield request
         if response.status_code == 401:
-            raise login_required(self.server, "requires you to sign in (HTTP 401)", self._profile)
+            raise login_required(self.server, "requires you to sign in (HTTP 401)")
