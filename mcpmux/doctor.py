@@ -16,12 +16,13 @@ from typing import Any, Literal
 from mcpmux.downstream.process import base_environment, resolve_command
 from mcpmux.errors import MCPMuxError, ProfileError, SecretError
 from mcpmux.hosts.configs import HOST_NAMES, HOSTS, config_paths, read_config, server_tables
+from mcpmux.oauth.storage import KeyringTokenStorage
 from mcpmux.paths import state_paths
 from mcpmux.profile.lookup import resolve_profile
 from mcpmux.profile.model import Profile
 from mcpmux.profile.trust import trust_command, trust_status
 from mcpmux.secrets.keyrings import backend_name, backend_warning
-from mcpmux.secrets.store import SecretStore
+from mcpmux.secrets.store import KeyringStore, SecretStore
 
 Status = Literal["ok", "warn", "fail"]
 _PACKAGES = ("mcpmux", "mcp", "keyring", "anyio")
@@ -108,6 +109,27 @@ async def secret_checks(profile: Profile, store: SecretStore) -> list[Check]:
     return checks
 
 
+async def sign_in_checks(profile: Profile) -> list[Check]:
+    """Each remote server that signs in with OAuth: whether `auth login` has stored a token (never shown)."""
+    checks: list[Check] = []
+    for spec in (s for s in profile.enabled_servers if s.url is not None and s.oauth is not None):
+        assert spec.url is not None
+        storage = KeyringTokenStorage(KeyringStore(), spec.name, spec.url)
+        name, fix = f"sign-in {spec.name}", f"mcpmux auth login {spec.name}"
+        try:
+            signed_in = await storage.load() and storage.signed_in
+        except SecretError as exc:
+            checks.append(Check(name, "fail", str(exc)))
+            continue
+        if signed_in:
+            left = storage.seconds_left()
+            when = "" if left is None else " (expired: refreshes on use)" if left <= 0 else f" (for {int(left)} s)"
+            checks.append(Check(name, "ok", f"signed in with OAuth{when}"))
+        else:
+            checks.append(Check(name, "warn", "not signed in with OAuth (needed if the server asks for it)", fix))
+    return checks
+
+
 def _runs_mcpmux(entry: Any) -> str | None:
     """The command line of a host entry that starts mcpmux, else None."""
     if not isinstance(entry, dict):
@@ -163,5 +185,5 @@ async def run_doctor(profile_arg: str | None, store: SecretStore, *, cwd: Path |
     profile, found = profile_checks(profile_arg, cwd=cwd)
     checks += found
     if profile is not None:
-        checks += await secret_checks(profile, store)
+        checks += await secret_checks(profile, store) + await sign_in_checks(profile)
     return checks + host_checks(cwd=cwd) + state_checks()

@@ -62,7 +62,12 @@ async def _serve(profile: Profile, *, paths: StatePaths | None, store: SecretSto
             with shutdown.serving:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(sweep_orphans)  # orphans of a dead mcpmux; never those of a live one (orphans.py)
-                    control = ControlServer({"status": lambda params: status_report(gateway, follow_active)})
+                    control = ControlServer(
+                        {
+                            "status": lambda params: status_report(gateway, follow_active),
+                            "signed_in": lambda params: signed_in(gateway, params),
+                        }
+                    )
                     await tg.start(control.serve, endpoint_path(paths=gateway.paths))
                     tg.start_soon(_start_after_handshake, gateway, front)
                     tg.start_soon(partial(reload.watch, gateway, follow_active=follow_active))
@@ -106,6 +111,14 @@ async def status_report(gateway: Gateway, follow_active: bool) -> dict[str, Any]
         "started_at": _STARTED_AT,
         "servers": servers,
     }
+
+
+async def signed_in(gateway: Gateway, params: dict[str, Any]) -> dict[str, Any]:
+    """`auth login` renewed a server's sign-in: start it again if it failed for want of one."""
+    server, url = params.get("server"), params.get("url")
+    if not isinstance(server, str) or not isinstance(url, str):
+        raise ValueError('"signed_in" needs "server" and "url" strings')
+    return {"restarted": gateway.supervisor.retry(server, url)}
 
 
 async def _start_after_handshake(gateway: Gateway, front: Front) -> None:

@@ -6,13 +6,17 @@ import json
 import sys
 from pathlib import Path
 
+import anyio
 import keyring
 import pytest
 import typer
 from keyrings.alt.file import PlaintextKeyring
+from mcp.shared.auth import OAuthToken
 from typer.testing import CliRunner, Result
 
 from mcpmux.cli import doctor_cmd
+from mcpmux.oauth.storage import KeyringTokenStorage
+from mcpmux.secrets.store import KeyringStore
 
 SECRET_VALUE = "s3cr3t-value-never-printed"
 
@@ -103,3 +107,15 @@ def test_doctor_flags_state_folders_others_can_read(mcpmux_home: Path) -> None:
     result = run("--profile", "p")
     assert result.exit_code == 1
     assert f"chmod 700 {mcpmux_home}" in result.stdout
+
+
+def test_doctor_says_which_remote_servers_are_signed_in_without_showing_a_token(mcpmux_home: Path) -> None:
+    user_profile(
+        mcpmux_home, '[servers.in]\nurl = "https://in.example/mcp"\n[servers.out]\nurl = "https://out.example/mcp"\n'
+    )
+    storage = KeyringTokenStorage(KeyringStore(), "in", "https://in.example/mcp")
+    anyio.run(storage.set_tokens, OAuthToken(access_token=SECRET_VALUE, expires_in=600))
+    result = run("--profile", "p")
+    assert "signed in with OAuth (for 5" in result.stdout
+    assert "not signed in with OAuth" in result.stdout and "mcpmux auth login out" in result.stdout
+    assert SECRET_VALUE not in result.output

@@ -8,6 +8,7 @@ import typer
 def register(app: typer.Typer) -> None:
     from mcpmux.cli import (
         audit_cmd,
+        auth_cmd,
         doctor_cmd,
         gateway_cmd,
         host_cmd,
@@ -24,6 +25,7 @@ def register(app: typer.Typer) -> None:
     profile_cmd.register(app)
     trust_cmd.register(app)  # adds `profile trust|untrust` to profile_cmd's sub-app
     secret_cmd.register(app)
+    auth_cmd.register(app)
     audit_cmd.register(app)
     status_cmd.register(app)
     pin_cmd.register(app)

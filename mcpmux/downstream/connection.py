@@ -33,7 +33,7 @@ import pydantic
 
 from mcpmux import __version__, wire
 from mcpmux.downstream.process import terminate
-from mcpmux.errors import DownstreamError, DownstreamUnavailable, LineTooLong
+from mcpmux.errors import DownstreamError, DownstreamUnavailable, LineTooLong, StartFailed
 from mcpmux.wire import JSON
 
 logger = logging.getLogger("mcpmux")
@@ -86,6 +86,8 @@ class Hooks:
 
     on_notification: Callable[[Downstream, str, JSON, bytes], None] = lambda ds, method, msg, line: None
     on_request: Callable[[Downstream, JSON], None] | None = None
+    on_secrets: Callable[[str, dict[str, str]], None] | None = None
+    """Called with a server's name and every secret it holds, when they change while it runs (a refreshed token)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -99,6 +101,8 @@ class Downstream(asyncio.SubprocessProtocol):
     exit_code: int | None = None
     initialize_result: types.InitializeResult | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
+    fatal: StartFailed | None = None
+    """Why it ended, when starting it again cannot help (a remote server that needs a sign-in): not restarted."""
     _transport: asyncio.SubprocessTransport | None = None
     _stdin: asyncio.WriteTransport | None = None
     _lines: wire.LineBuffer = field(default_factory=wire.LineBuffer)

@@ -13,6 +13,10 @@ it. Ending sets `exited`, so the supervisor restarts it with backoff like a
 crashed process. A 401 or 403 answer to the handshake is a `StartFailed`: the
 credentials must change, retrying cannot help.
 
+A server that signs in with OAuth gets an `httpx2.Auth` (mcpmux.oauth) that adds its
+token, refreshes it, and raises `LoginRequired` when only a person can help; that ends
+the connection at once, failing what is pending with the sign-in command to run.
+
 Header values (usually secrets) are handed to the HTTP client and never logged.
 """
 
@@ -39,6 +43,7 @@ from mcp.shared.message import SessionMessage
 from mcpmux import wire
 from mcpmux.downstream.connection import Downstream, Hooks
 from mcpmux.errors import DownstreamError, StartFailed
+from mcpmux.oauth.client import LoginRequired
 
 CLOSE_WAIT_SECONDS = 5.0
 HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)  # the SDK's defaults: a response stream may stay open
@@ -54,6 +59,7 @@ class RemoteDownstream(Downstream):
     _scope: anyio.CancelScope | None = None
     _task: asyncio.Task[None] | None = None
     _auth_status: int | None = None
+    auth: httpx2.Auth | None = None
 
     def connect(self, headers: dict[str, str]) -> None:
         """Start the client in a task of its own; messages may be written at once (they queue)."""
@@ -80,7 +86,12 @@ class RemoteDownstream(Downstream):
             if scope.cancel_called:
                 reason = f"server '{self.name}' was disconnected by mcpmux"
         except Exception as exc:  # any transport failure ends this connection; the supervisor reconnects
-            reason = f"server '{self.name}' is unreachable at {self.url}: {_describe(exc)}"
+            self.fatal = _login_required(exc)
+            reason = (
+                str(self.fatal)
+                if self.fatal
+                else f"server '{self.name}' is unreachable at {self.url}: {_describe(exc)}"
+            )
         self._log(f"mcpmux: {reason}".encode())
         self._fail_pending(reason)
         self._outbox = None
@@ -100,11 +111,13 @@ class RemoteDownstream(Downstream):
             return client
 
         if urlsplit(self.url).path.rstrip("/").endswith("/sse"):
-            async with sse_client(self.url, headers=headers, httpx_client_factory=client_factory) as streams:
+            async with sse_client(
+                self.url, headers=headers, httpx_client_factory=client_factory, auth=self.auth
+            ) as streams:
                 yield streams
         else:
             async with (
-                client_factory(headers) as client,
+                client_factory(headers, auth=self.auth) as client,
                 streamable_http_client(self.url, http_client=client) as streams,
             ):
                 yield streams
@@ -151,6 +164,8 @@ class RemoteDownstream(Downstream):
         try:
             return await Downstream.initialize(self, wait_seconds)
         except DownstreamError:
+            if self.fatal is not None:
+                raise self.fatal from None
             if self._auth_status is None:
                 raise
             raise StartFailed(
@@ -160,11 +175,24 @@ class RemoteDownstream(Downstream):
             ) from None
 
 
-def connect(name: str, url: str, headers: dict[str, str], log_path: Path, hooks: Hooks) -> RemoteDownstream:
-    """A remote downstream, connecting (not yet initialized)."""
-    ds = RemoteDownstream(name, log_path, hooks, url=url)
+def connect(
+    name: str, url: str, headers: dict[str, str], log_path: Path, hooks: Hooks, auth: httpx2.Auth | None = None
+) -> RemoteDownstream:
+    """A remote downstream, connecting (not yet initialized); `auth` signs its requests (OAuth)."""
+    ds = RemoteDownstream(name, log_path, hooks, url=url, auth=auth)
     ds.connect(headers)
     return ds
+
+
+def _login_required(exc: BaseException) -> LoginRequired | None:
+    """The `LoginRequired` that ended a (possibly grouped) transport failure, if one did."""
+    if isinstance(exc, LoginRequired):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:  # pyright: ignore[reportUnknownVariableType, reportUnknownMemberType]
+            if (found := _login_required(inner)) is not None:  # pyright: ignore[reportUnknownArgumentType]
+                return found
+    return None
 
 
 def _describe(exc: BaseException) -> str:

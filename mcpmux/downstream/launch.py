@@ -17,6 +17,7 @@ from mcpmux.downstream.connection import Downstream, Hooks, ListKind
 from mcpmux.downstream.logs import rotate_before_start
 from mcpmux.downstream.process import base_environment, resolve_command, spawn
 from mcpmux.errors import SecretError, StartFailed
+from mcpmux.oauth.session import serve_auth
 from mcpmux.profile.model import ServerSpec
 from mcpmux.secrets.resolve import resolve_env
 from mcpmux.secrets.store import SecretStore
@@ -70,14 +71,23 @@ async def _connect(
 ) -> tuple[Downstream, dict[str, str]]:
     """A remote (`url`) server: its headers' secrets resolved, the HTTP client started (see downstream/http.py)."""
     assert spec.url is not None
-    try:
-        headers, used = await resolve_env(spec.headers, store)
-    except SecretError as exc:
-        raise StartFailed(spec.name, f"server '{spec.name}' not started: {exc}") from exc
     rotate_before_start(log_path)
     with log_path.open("ab") as log:
         log.write(f"--- mcpmux: connecting {spec.name}: {spec.url}\n".encode())  # header values are never logged
-    return http.connect(spec.name, spec.url, headers, log_path, hooks), used
+    auth = None
+    try:
+        headers, used = await resolve_env(spec.headers, store)
+        if spec.oauth is not None:
+            auth, oauth_secrets = await serve_auth(spec, store, lambda line: _note(log_path, line), hooks.on_secrets)
+            used.update(oauth_secrets)
+    except SecretError as exc:
+        raise StartFailed(spec.name, f"server '{spec.name}' not started: {exc}") from exc
+    return http.connect(spec.name, spec.url, headers, log_path, hooks, auth), used
+
+
+def _note(log_path: Path, line: str) -> None:
+    with log_path.open("ab") as log:
+        log.write(line.encode() + b"\n")
 
 
 async def list_everything(ds: Downstream, wait_seconds: float) -> Listing:

@@ -192,6 +192,8 @@ class Supervisor:
                     await self._stop(state, status="idle")
                     continue
                 state.last_error = f"exited with code {state.downstream.exit_code}"
+                if state.downstream.fatal is not None:
+                    state.last_error, retry = str(state.downstream.fatal), False
                 self._event(lifecycle.downstream_exit(name, state.downstream.pid, state.downstream.exit_code))
                 logger.warning("server '%s' %s (log: %s)", name, state.last_error, self.paths.server_log(name))
                 # Its routes stay while it restarts, so a call is told "restarting", not "unknown tool".
@@ -279,14 +281,19 @@ class Supervisor:
             self.ready.set()
             self._keeper.settle()  # warnings that need every server's tools (unused rules, max_tools)
 
-    async def _start(self, state: ServerState) -> None:
-        spec = state.spec
-        hooks = Hooks(on_notification=self._on_notification, on_request=self._on_request)
-        protocol, secrets = await self._connect(spec, self._store, self.paths.server_log(spec.name), hooks)
-        state.redactor = Redactor(secrets)
+    def _learn(self, server: str, secrets: dict[str, str]) -> None:
+        """Redact `server`'s secrets (again, when a token was refreshed) from what it sends and from the audit."""
+        if (state := self.states.get(server)) is not None:
+            state.redactor = Redactor(secrets)
         if secrets.items() - self._secrets.items():
             self._secrets.update(secrets)
             self.redactor = Redactor(self._secrets)
+
+    async def _start(self, state: ServerState) -> None:
+        spec = state.spec
+        hooks = Hooks(on_notification=self._on_notification, on_request=self._on_request, on_secrets=self._learn)
+        protocol, secrets = await self._connect(spec, self._store, self.paths.server_log(spec.name), hooks)
+        self._learn(spec.name, secrets)
         state.downstream = protocol
         try:
             with anyio.fail_after(spec.startup_timeout_seconds):
@@ -371,6 +378,17 @@ class Supervisor:
 
     def _running(self) -> list[Downstream]:
         return [s.downstream for s in self.states.values() if s.downstream is not None and s.status == "running"]
+
+    def retry(self, server: str, url: str) -> bool:
+        """Start again a failed remote `server` at `url` (`auth login` renewed its sign-in); False if there is none."""
+        state = self.states.get(server)
+        if state is None or state.status != "failed" or state.spec.url != url:
+            return False
+        if self.ready.is_set():  # its first attempt settles nothing more (as for a server a switch starts)
+            self._first_attempts_left = 1
+        self.states[server] = self._new_state(state.spec)
+        self.start_soon(self._keep_scoped, self.states[server])
+        return True
 
     def start_soon(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
         """Run `fn` in the supervisor's task group (cancelled with the gateway); queued until `run` starts."""

@@ -22,6 +22,7 @@ from mcpmux.errors import Problem, ProfileError, TemplateError
 from mcpmux.profile.inherit import merge_layers, resolve_layers
 from mcpmux.profile.lines import Key, LineIndex
 from mcpmux.profile.model import DEFAULT_MAX_NAME_LENGTH, AuditSpec, EnvValue, Profile, SecretRef, ServerSpec
+from mcpmux.profile.oauth_table import parse_oauth
 from mcpmux.profile.policy_table import parse_policy
 from mcpmux.profile.templates import parse_secret_template
 
@@ -36,7 +37,7 @@ _TOP_KEYS = (
     *(*_BUDGET_CHOICES, "max_tools", "hide_flagged", "registry"),
 )
 # Keys only a local (`command`) or only a remote (`url`) downstream uses; the rest apply to both.
-_ONLY_FOR = {"args": "command", "cwd": "command", "env": "command", "headers": "url"}
+_ONLY_FOR = {"args": "command", "cwd": "command", "env": "command", "headers": "url", "oauth": "url"}
 _SERVER_KEYS = (
     "command",
     "url",
@@ -205,6 +206,7 @@ def _check_server(c: _Checker, name: str, raw: object) -> ServerSpec | None:
         if key in table and needs not in table and ("command" in table or "url" in table):
             c.problem((*where, key), f"'{key}' only applies to a server with '{needs}'", f"remove '{key}'")
     cwd = c.typed(table, "cwd", where, str, "a string")
+    headers = c.env_table(table, "headers", where, header=True)
     spec = ServerSpec(
         name=name,
         command=command,
@@ -212,7 +214,8 @@ def _check_server(c: _Checker, name: str, raw: object) -> ServerSpec | None:
         cwd=None if cwd is None else (c.path.parent / Path(cwd).expanduser()).resolve(),
         env=c.env_table(table, "env", where, header=False),
         url=url,
-        headers=c.env_table(table, "headers", where, header=True),
+        headers=headers,
+        oauth=parse_oauth(c, table, where, headers),
         enabled=c.typed(table, "enabled", where, bool, "true or false") is not False,
         aliases=c.aliases(table, where),
     )

@@ -58,6 +58,22 @@ class RestartPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class OAuthSpec:
+    """`[servers.NAME.oauth]`: how mcpmux signs in to a remote server (see `mcpmux.oauth`).
+
+    Every field is optional: with none set, the client registers itself (dynamic registration)
+    on a callback port picked at login. A server without dynamic registration needs `client_id`
+    (and `callback_port`, the port its registered redirect URI names)."""
+
+    client_id: str | None = None
+    client_secret: SecretRef | None = None
+    scopes: tuple[str, ...] = ()
+    callback_port: int | None = None
+    client_metadata_url: str | None = None
+    """A client ID metadata document (an https URL) used as the client ID where the server supports one."""
+
+
+@dataclass(frozen=True, slots=True)
 class ServerSpec:
     """One downstream as the profile describes it."""
 
@@ -68,6 +84,8 @@ class ServerSpec:
     env: Mapping[str, EnvValue] = field(default_factory=_empty_env)
     url: str | None = None
     headers: Mapping[str, EnvValue] = field(default_factory=_empty_env)
+    oauth: OAuthSpec | None = None
+    """Sign in with OAuth when the server asks for it (remote servers only); None never does."""
     timeout_seconds: float = 60.0
     startup_timeout_seconds: float = 30.0
     enabled: bool = True
@@ -99,6 +117,8 @@ class ServerSpec:
                 names.add(value.name)
             elif isinstance(value, SecretTemplate):
                 names.update(value.secret_names)
+        if self.oauth is not None and self.oauth.client_secret is not None:
+            names.add(self.oauth.client_secret.name)
         return tuple(sorted(names))
 
 

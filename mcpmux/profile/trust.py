@@ -249,6 +249,9 @@ def describe(profile: Profile) -> str:
             runs = f"connects to {server.url}"
             settings = [_env_text(k, v) for k, v in server.headers.items()]
             extra = f"; headers: {', '.join(settings)}" if settings else ""
+            if server.oauth is not None:
+                client = f" as client {server.oauth.client_id}" if server.oauth.client_id else ""
+                extra += f"; signs in with OAuth{client} when asked"
         else:
             runs = f"runs {shlex.join([server.command or '', *server.args])}"
             extra = f"; in {server.cwd}" if server.cwd else ""
