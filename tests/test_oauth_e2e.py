@@ -96,14 +96,18 @@ async def test_two_serves_on_one_sign_in_keep_working_when_each_refresh_spends_t
         assert code == 0, err
         async with host_session(profile) as first:
             one = await first.call_tool("remote__echo", {"text": "first serve"})
-            # The second refreshes with the refresh token the first one stored (each token is told to live 1 s,
-            # and starting a serve takes longer), so the first one's is spent when it next refreshes.
+            # The second refreshes with the refresh token the first one stored, so the first one's is spent
+            # when it next refreshes. Each token is told to live 1 s: its expiry is the subject, so the test
+            # lets that second pass rather than counting on a serve taking longer to start.
+            await anyio.sleep(1.1)
             async with host_session(profile) as second:
                 two = await second.call_tool("remote__echo", {"text": "second serve"})
             again = await first.call_tool("remote__echo", {"text": "first serve again"})
         stats = await server.stats()
     assert [text_of(r) for r in (one, two, again)] == ["first serve", "second serve", "first serve again"]
-    assert stats["authorizations"] == 1 and stats["refreshes"] >= 3
+    # The second serve spent the refresh token the first one holds; the first then carries on with the
+    # newer sign-in from the keyring (refreshing it once more if it too has expired by then).
+    assert stats["authorizations"] == 1 and stats["refreshes"] >= 2
 
 
 async def test_a_revoked_sign_in_fails_the_next_call_at_once_naming_the_login_command(
