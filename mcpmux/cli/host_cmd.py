@@ -54,7 +54,7 @@ def import_cmd(
         if not typer.confirm(f"Store them in the keyring ({backend_name()})?", default=True):
             secrets = ()
     anyio.run(store_secrets, secrets, KeyringStore())
-    write_new(target, profile_text(plan))
+    write_new(target, profile_text(plan), private=not project)
     try:
         load_profile(target)
     except MCPMuxError:
