@@ -81,6 +81,31 @@ def test_install_keeps_a_one_line_file_on_one_line(tmp_path: Path) -> None:
     assert new.endswith('}}, "theme": "dark"}')
 
 
+EMPTY_TABLES = [
+    # the file, how it starts after install, how it ends (the entry's own lines in between)
+    ('{\n  "mcpServers": {}\n}\n', '{\n  "mcpServers": {\n    "mcpmux": {\n      "command": ', "\n    }\n  }\n}\n"),
+    ('{"mcpServers": {}}', '{"mcpServers": {"mcpmux": {"command": ', "}}}"),
+    (
+        '{\r\n\t"mcpServers": {}\r\n}',
+        '{\r\n\t"mcpServers": {\r\n\t\t"mcpmux": {\r\n\t\t\t"command": ',
+        "\r\n\t\t}\r\n\t}\r\n}",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "head", "tail"), EMPTY_TABLES)
+def test_install_fills_an_empty_servers_table_in_the_files_style(
+    tmp_path: Path, text: str, head: str, tail: str
+) -> None:
+    config = tmp_path / "mcp.json"
+    config.write_bytes(text.encode())
+    assert run("install", "cursor", "--path", str(config)).exit_code == 0
+    new = config.read_bytes().decode()
+    assert new.startswith(head)
+    assert new.endswith(tail)
+    assert "mcpmux" in json.loads(new)["mcpServers"]
+
+
 def test_install_adds_a_missing_servers_table_at_the_end_in_the_files_style(tmp_path: Path) -> None:
     config = config_file(tmp_path, '{\n    "theme": "dark",\n    "font": {"size": 12}\n}\n')
     assert run("install", "cursor", "--path", str(config)).exit_code == 0

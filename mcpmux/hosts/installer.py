@@ -74,7 +74,7 @@ def planned(
     host: Host, path: Path, entry: dict[str, Any], replace: Iterable[str] = ()
 ) -> tuple[str, str, tuple[str, ...]]:
     """(old text, new text, removed server names) for installing `entry` into `path`; nothing is written."""
-    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    old = path.read_bytes().decode("utf-8") if path.is_file() else ""  # bytes: CRLF line ends stay as they are
     config = _parsed(host, path, old, entry)
     servers = config.get(host.servers_key)
     if servers is None:
@@ -118,6 +118,7 @@ def _edited(old: str, host: Host, config: dict[str, Any], removed: tuple[str, ..
     if not old.strip():
         return whole
     step = unit if isinstance(unit, str) else " " * unit
+    newline = "\r\n" if "\r\n" in old else "\n"
     try:
         top = jsonedit.object_at(old, 0)
         servers = next((m for m in top.members if m.key == host.servers_key), None)
@@ -127,12 +128,13 @@ def _edited(old: str, host: Host, config: dict[str, Any], removed: tuple[str, ..
                 table = json.dumps({ENTRY_NAME: entry}, ensure_ascii=False)
             else:
                 inner = indent + step
-                table = f'{{\n{inner}"{ENTRY_NAME}": {jsonedit.render(entry, inner, step)}\n{indent}}}'
+                rendered = jsonedit.render(entry, inner, step, newline)
+                table = f'{{{newline}{inner}"{ENTRY_NAME}": {rendered}{newline}{indent}}}'
             new = jsonedit.set_members(old, top, {host.servers_key: table}, step)
         else:
             span = jsonedit.object_at(old, servers.value_start)
             changes: dict[str, str | None] = dict.fromkeys(removed)
-            changes[ENTRY_NAME] = jsonedit.render(entry, jsonedit.member_indent(old, span, step), step)
+            changes[ENTRY_NAME] = jsonedit.render(entry, jsonedit.member_indent(old, span, step), step, newline)
             new = jsonedit.set_members(old, span, changes, step)
         same = json.loads(new) == config
     except ValueError:  # a shape the in-place edit does not handle (a duplicated key, say): rewritten whole
@@ -155,7 +157,7 @@ def install(host: Host, path: Path, entry: dict[str, Any], replace: Iterable[str
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(new)
         if backup is not None:
             shutil.copymode(path, tmp)  # the host's file keeps its permissions

@@ -76,13 +76,13 @@ def _inline(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def render(value: dict[str, Any], indent: str | None, unit: str) -> str:
+def render(value: dict[str, Any], indent: str | None, unit: str, newline: str = "\n") -> str:
     """`value` one key per line (each at `indent` + `unit`, inner values inline), or all inline if `indent` is None."""
     if indent is None:
         return json.dumps(value, ensure_ascii=False)
     inner = indent + unit
     lines = [f"{inner}{_inline(k)}: {_inline(v)}" for k, v in value.items()]
-    return "{\n" + ",\n".join(lines) + f"\n{indent}}}"
+    return "{" + newline + f",{newline}".join(lines) + f"{newline}{indent}}}"
 
 
 def set_members(text: str, span: ObjectSpan, changes: dict[str, str | None], unit: str) -> str:
@@ -107,17 +107,28 @@ def set_members(text: str, span: ObjectSpan, changes: dict[str, str | None], uni
         leading = text[span.open + 1 : members[0].start]
         trailing = text[members[-1].end : span.close]
         separator = text[members[0].end : members[1].start] if len(members) > 1 else None
+    elif (indent := member_indent(text, span, unit)) is None:  # an empty object in a one-line file
+        leading, trailing, separator = "", "", None
     else:  # an empty object: one member per line, one level deeper than the line it opens on
-        outer = _line_indent(text, span.open) or ""
-        leading, trailing, separator = f"\n{outer}{unit}", f"\n{outer}", None
+        newline = "\r\n" if "\r\n" in text else "\n"
+        leading, trailing, separator = f"{newline}{indent}", f"{newline}{indent.removesuffix(unit)}", None
     if separator is None:
         separator = "," + leading if "\n" in leading else ", "
     return text[: span.open + 1] + leading + separator.join(p for _, p in pieces) + trailing + text[span.close :]
 
 
 def member_indent(text: str, span: ObjectSpan, unit: str) -> str | None:
-    """The indent of this object's members (None: they share a line); for an empty one, a level deeper."""
+    """The indent of this object's members (None: they share a line); for an empty one, a level deeper than the
+    line it opens on (None in a one-line file)."""
     if span.members:
         return _line_indent(text, span.members[0].start)
-    outer = _line_indent(text, span.open)
-    return None if outer is None else outer + unit
+    if "\n" not in text.strip():
+        return None
+    line_start = text.rfind("\n", 0, span.open) + 1
+    return text[line_start : _skip_blanks(text, line_start)] + unit
+
+
+def _skip_blanks(text: str, i: int) -> int:
+    while i < len(text) and text[i] in " \t":
+        i += 1
+    return i
