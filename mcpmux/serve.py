@@ -96,7 +96,7 @@ async def status_report(gateway: Gateway, follow_active: bool) -> dict[str, Any]
             "uptime_seconds": round(now - state.started_at, 1) if state.started_at and state.downstream else None,
             "restarts": state.restart_count,
             "last_error": redact(state.last_error),
-            "log_path": str(gateway.paths.server_log(name)),
+            "log_path": str(state.log_path),
             "tools": len(state.listing.tools),
         }
         for name, state in gateway.supervisor.states.items()

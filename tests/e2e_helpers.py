@@ -145,3 +145,14 @@ class RawHost:
                     break
         self.seen += messages
         return messages
+
+
+def server_log(mcpmux_home: Path, server: str) -> Path:
+    """The one stderr log of `server` the test's serve wrote: `logs/<profile>-<hash>/<server>.<pid>.log`."""
+    (found,) = (mcpmux_home / "state" / "logs").glob(f"*/{server}.*.log")
+    return found
+
+
+def every_log(mcpmux_home: Path) -> list[Path]:
+    """Every downstream log (and rotated log) under the state folder."""
+    return [p for p in (mcpmux_home / "state" / "logs").rglob("*.log*") if p.is_file()]

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from tests.conftest import REPO, fixture_server_toml, host_session, processes_marked_by
-from tests.e2e_helpers import serve_pid, wait_for_exit
+from tests.e2e_helpers import every_log, serve_pid, wait_for_exit
 
 WriteProfile = Callable[..., Path]
 
@@ -68,7 +68,7 @@ async def test_a_stored_secret_reaches_only_its_downstream_and_never_the_audit_l
     assert other.content[0].model_dump()["text"] == "<unset>"
     # The value reached the downstream, and the gateway redacted it on the way back to the host.
     assert seen.content[0].model_dump()["text"] == f"[redacted:{secret_name}]"
-    for path in [mcpmux_home / "state" / "audit.jsonl", *(mcpmux_home / "state" / "logs").iterdir(), profile]:
+    for path in [mcpmux_home / "state" / "audit.jsonl", *every_log(mcpmux_home), profile]:
         assert value not in path.read_text()
 
 

@@ -104,7 +104,7 @@ def test_an_unforeseen_failure_exits_3_naming_a_private_report_that_holds_the_tr
     folder: Path, mcpmux_home: Path
 ) -> None:
     # A folder where a log file should be: `logs` does not expect that (no mocking: a real OSError).
-    (mcpmux_home / "state" / "logs" / "time.log").mkdir(parents=True)
+    (mcpmux_home / "state" / "logs" / "p-00000000" / "time.1.log").mkdir(parents=True)
     result = mcpmux("logs", "time", cwd=folder)
     assert result.returncode == 3
     assert result.stderr.startswith("mcpmux: unexpected error (IsADirectoryError:")
@@ -131,7 +131,7 @@ def test_an_unforeseen_failure_with_an_unusable_state_folder_reports_into_the_te
 
 
 def test_ctrl_c_exits_130_without_a_traceback(folder: Path, mcpmux_home: Path) -> None:
-    log = mcpmux_home / "state" / "logs" / "time.log"
+    log = mcpmux_home / "state" / "logs" / "p-00000000" / "time.1.log"
     log.parent.mkdir(parents=True)
     log.write_text("started\n")
     process = subprocess.Popen(

@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from tests.conftest import FIXTURES, REPO, fixture_server_toml, host_session, processes_marked_by
-from tests.e2e_helpers import ListChanged, audit_events, serve_pid, wait_for_exit
+from tests.e2e_helpers import ListChanged, audit_events, serve_pid, server_log, wait_for_exit
 
 pytestmark = pytest.mark.anyio
 
@@ -67,7 +67,7 @@ async def test_a_server_that_never_answers_initialize_fails_after_its_startup_ti
         served = await host.call_tool("alpha__echo", {"text": "still serving"})
         failed = await wait_for_event(mcpmux_home, "downstream_failed", "silent")
         after_failure = await host.call_tool("alpha__echo", {"text": "after the failure"})
-    log = mcpmux_home / "state" / "logs" / "silent.log"
+    log = server_log(mcpmux_home, "silent")
     assert 1.5 < listed_after < 15  # one startup timeout of 2 s, not the 30 s default nor the host's wait bound
     assert "alpha__echo" in names
     assert not any(n.startswith("silent__") for n in names)
@@ -175,7 +175,7 @@ async def test_a_server_that_crashes_at_every_start_is_failed_once_its_budget_is
     assert "doomed" in failed["error"]
     assert not any(n.startswith("doomed__") for n in names)
     assert text_of(served) == "unaffected"
-    assert (mcpmux_home / "state" / "logs" / "doomed.log").read_text().count("crashing at start as asked") == 2
+    assert server_log(mcpmux_home, "doomed").read_text().count("crashing at start as asked") == 2
 
 
 async def test_a_server_that_floods_stderr_before_serving_starts_and_its_log_holds_the_flood(
@@ -185,7 +185,7 @@ async def test_a_server_that_floods_stderr_before_serving_starts_and_its_log_hol
     async with host_session(profile) as host:
         with anyio.fail_after(30):
             result = await host.call_tool("loud__echo", {"text": "heard over the noise"})
-    log = mcpmux_home / "state" / "logs" / "loud.log"
+    log = server_log(mcpmux_home, "loud")
     assert text_of(result) == "heard over the noise"
     assert log.stat().st_size >= 20 * 1024 * 1024
 
@@ -280,7 +280,7 @@ async def test_a_call_to_a_restarting_server_says_it_is_restarting_and_names_its
         during = await host.call_tool("brief__echo", {"text": "two"})
     assert during.is_error
     assert "restarting" in text_of(during)
-    assert str(mcpmux_home / "state" / "logs" / "brief.log") in text_of(during)
+    assert str(server_log(mcpmux_home, "brief")) in text_of(during)
 
 
 async def test_restart_max_restarts_is_validated_as_a_whole_count(tmp_path: Path):

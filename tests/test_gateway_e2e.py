@@ -11,7 +11,7 @@ import mcp_types as types
 import pytest
 
 from tests.conftest import fixture_server_toml, host_session, processes_marked_by
-from tests.e2e_helpers import audit_events, serve_pid, wait_for_exit
+from tests.e2e_helpers import audit_events, serve_pid, server_log, wait_for_exit
 
 pytestmark = pytest.mark.anyio
 
@@ -86,7 +86,7 @@ async def test_a_downstream_that_fails_to_start_leaves_the_others_serving(
     assert "alpha__echo" in names
     assert not any(n.startswith("broken__") for n in names)
     assert text_of(result) == "still here"
-    assert "failing at start as asked" in (mcpmux_home / "state" / "logs" / "broken.log").read_text()
+    assert "failing at start as asked" in server_log(mcpmux_home, "broken").read_text()
 
 
 async def test_a_crash_mid_call_answers_at_once_and_the_server_is_restarted(write_profile: WriteProfile):

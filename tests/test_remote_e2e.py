@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 from tests.conftest import FIXTURES, REPO, fixture_server_toml, host_session
-from tests.e2e_helpers import audit_events
+from tests.e2e_helpers import audit_events, every_log
 
 pytestmark = pytest.mark.anyio
 
@@ -103,7 +103,7 @@ async def test_a_remote_server_is_relayed_like_a_local_one_and_its_secret_is_red
     assert (remote["status"], remote["pid"], remote["tools"]) == ("running", None, 3)
     calls = [e for e in audit_events(mcpmux_home, "tool_call") if e.get("server") == "remote"]
     assert len(calls) == 2
-    for path in [mcpmux_home / "state" / "audit.jsonl", *(mcpmux_home / "state" / "logs").iterdir(), profile]:
+    for path in [mcpmux_home / "state" / "audit.jsonl", *every_log(mcpmux_home), profile]:
         assert token not in path.read_text()
 
 

@@ -93,7 +93,8 @@ headers = { Authorization = "Bearer abc123", X-Other = "{secret:bad name}" }
     lines = [str(p) for p in caught.value.problems]
     assert lines == [
         f"{path}:3: servers.remote.headers.Authorization: looks like a credential; secrets never sit in the profile "
-        '(write { secret = "authorization" } and run `mcpmux secret set authorization`)',
+        '(write { secret = "authorization" } and run `mcpmux secret set authorization`; '
+        'if it is no credential, list "Authorization" in servers.remote.not_credentials)',
         f"{path}:3: servers.remote.headers.X-Other: '{{secret:bad name}}' does not name a secret "
         "(write {secret:NAME} with NAME of [A-Za-z0-9._-], 1-128 chars)",
     ]

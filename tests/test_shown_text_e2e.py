@@ -20,6 +20,7 @@ import anyio
 import pytest
 
 from mcpmux.control import ControlServer
+from mcpmux.paths import state_paths
 from mcpmux.printable import printable
 from tests.conftest import FIXTURES, REPO
 
@@ -197,10 +198,11 @@ async def test_status_shows_a_hosts_name_and_a_servers_error_escaped() -> None:
 
 
 def test_logs_shows_a_servers_stderr_escaped_keeping_its_lines(mcpmux_home: Path) -> None:
-    log = mcpmux_home / "state" / "logs" / "git.log"
+    log = state_paths().server_log(REPO / "profiles" / "demo.toml", "git", pid=1)
     log.parent.mkdir(parents=True)
     # A raw 0x9b is CSI to an 8-bit terminal, and not UTF-8: shown as the byte it is.
     log.write_bytes("started\r\nall fine\x1b[2K\rhidden\u202e\n".encode() + b"\x9b31m\n")
     code, output = mcpmux("logs", "git")
     assert code == 0, output
-    assert output == "started\r\nall fine\\x1b[2K\\rhidden\\u202e\n\\udc9b31m\n"
+    # stdout is the log (escaped); stderr names the file shown.
+    assert output == f"started\r\nall fine\\x1b[2K\\rhidden\\u202e\n\\udc9b31m\n==> {log}\n"

@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 from mcpmux.control import ControlServer, endpoint_path
+from mcpmux.paths import state_paths
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.anyio
@@ -127,7 +128,8 @@ async def test_status_exits_1_naming_a_live_serve_whose_endpoint_does_not_answer
 
 @pytest.fixture
 def server_log(mcpmux_home: Path) -> Path:
-    log = mcpmux_home / "state" / "logs" / "git.log"
+    # The log a serve of the profile `logs` looks at (none active: ./profiles/demo.toml) would write.
+    log = state_paths().server_log(REPO / "profiles" / "demo.toml", "git", pid=1)
     log.parent.mkdir(parents=True)
     log.write_bytes(b"".join(b"line %d\n" % i for i in range(1, 101)))
     return log
@@ -144,7 +146,7 @@ async def test_logs_prints_the_last_lines_of_a_downstreams_stderr_log(server_log
 @pytest.mark.parametrize(
     ("server", "expected"),
     [
-        ("nope", "no log for server 'nope' at "),
+        ("nope", "no log for server 'nope' "),
         ("../audit", "'../audit' is not a server name"),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,15 +12,22 @@ import typer
 
 from mcpmux.cli._console import out_console, say
 from mcpmux.errors import MCPMuxError
+from mcpmux.hosts.configs import HOST_NAMES, INSTALLABLE
 
-HostArg = Annotated[str, typer.Argument(help="claude-desktop, cursor, vscode, claude-code or windsurf.")]
+
+def _listed(names: tuple[str, ...]) -> str:
+    return f"{', '.join(names[:-1])} or {names[-1]}."
+
+
+ImportHostArg = Annotated[str, typer.Argument(help=_listed(HOST_NAMES))]
+InstallHostArg = Annotated[str, typer.Argument(help=_listed(INSTALLABLE))]
 PathOption = Annotated[
     Path | None, typer.Option("--path", help="The host's config file; default: where the host keeps it.")
 ]
 
 
 def import_cmd(
-    host: HostArg,
+    host: ImportHostArg,
     path: PathOption = None,
     name: Annotated[str | None, typer.Option("--name", help="Profile name; default: the host's name.")] = None,
     project: Annotated[
@@ -54,7 +62,7 @@ def import_cmd(
         if not typer.confirm(f"Store them in the keyring ({backend_name()})?", default=True):
             secrets = ()
     anyio.run(store_secrets, secrets, KeyringStore())
-    write_new(target, profile_text(plan))
+    write_new(target, profile_text(plan), private=not project)
     try:
         load_profile(target)
     except MCPMuxError:
@@ -73,13 +81,13 @@ def import_cmd(
 
 
 def install_cmd(
-    host: HostArg,
+    host: InstallHostArg,
     profile: Annotated[str | None, typer.Option("--profile", "-p", help="Pin the host to this profile.")] = None,
     path: PathOption = None,
     replace: Annotated[bool, typer.Option("--replace", help="Remove the host's servers the profile fronts.")] = False,
 ) -> None:
     """Add mcpmux to a host's config (backup first, idempotent, everything else kept) and print the diff."""
-    from mcpmux.hosts.configs import INSTALLABLE, default_config_path, get_host
+    from mcpmux.hosts.configs import default_config_path, get_host
     from mcpmux.hosts.installer import install, mcpmux_entry
     from mcpmux.profile.lookup import resolve_profile
     from mcpmux.profile.trust import is_user_profile
@@ -100,7 +108,14 @@ def install_cmd(
         return
     say(result.diff, out_console, end="")  # the host's config: what other programs wrote, escaped
     if result.backup is not None:
-        say(f"backup: {result.backup}")
+        say(f"backup: {result.backup} (readable by you alone)")
+    if result.backup is not None and result.credentials_in_backup:
+        say(
+            f"WARNING: the backup {result.backup} holds plaintext credentials "
+            f"({', '.join(result.credentials_in_backup)}). Move them into the keyring with "
+            f"`mcpmux import {chosen.name}` if mcpmux should run those servers, then delete the backup: "
+            f"rm {shlex.quote(str(result.backup))}"
+        )
     if result.removed:
         say(f"removed (now behind mcpmux): {', '.join(result.removed)}")
     say(f"installed mcpmux into {target}; restart {chosen.title} to use it")

@@ -121,7 +121,7 @@ def new(
 
     folder = state_paths().profiles_dir if user else Path.cwd() / profiles.PROJECT_DIR
     text = copied_text(profiles.find_profile(source)) if source else starter_text(name)
-    target = write_new(folder / f"{name}.toml", text)
+    target = write_new(folder / f"{name}.toml", text, private=user)
     say(f"wrote {target}; check it with: mcpmux validate {target}")
 
 

@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,13 +18,15 @@ from rich.table import Table
 from mcpmux.cli._active import active_json, active_line
 from mcpmux.cli._console import cell, err_console, out_console, say
 from mcpmux.cli._json import print_json
-from mcpmux.errors import ControlError, MCPMuxError
+from mcpmux.cli._options import ProfileOption
+from mcpmux.errors import ControlError, MCPMuxError, ProfileError
 from mcpmux.paths import state_paths
 from mcpmux.printable import printable
 from mcpmux.wire import as_object
 
 FOLLOW_POLL_SECONDS = 0.25
 _SERVER_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_LOG_NAME = re.compile(r"(?P<server>[A-Za-z0-9_-]+)\.[0-9]+\.log")
 _STATE_STYLES = {"running": "green", "starting": "yellow", "restarting": "yellow", "failed": "red", "stopped": "dim"}
 
 
@@ -122,10 +125,50 @@ def status(
         raise typer.Exit(1)
 
 
-def _log_path(server: str) -> Path:
+def _newest(candidates: Iterable[Path], server: str) -> Path | None:
+    """The most recently written of `server`'s logs (`<server>.<pid>.log`, one per serve process)."""
+
+    def written(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    logs = [p for p in candidates if (m := _LOG_NAME.fullmatch(p.name)) is not None and m["server"] == server]
+    return max(logs, key=written, default=None)
+
+
+def _log_path(server: str, profile: str | None) -> Path:
+    """The newest log of `server` for the profile (`-p`, else the active one); without `-p`, else any profile's."""
     if not _SERVER_NAME.fullmatch(server):
         raise MCPMuxError(f"{server!r} is not a server name (names use letters, digits, '_' and '-')")
-    return state_paths().server_log(server)
+    from mcpmux.profile.lookup import resolve_profile_path
+
+    paths = state_paths()
+    try:
+        chosen: Path | None = resolve_profile_path(profile)
+    except ProfileError:
+        if profile is not None:
+            raise
+        chosen = None
+    if chosen is not None:
+        folder = paths.profile_logs_dir(chosen)
+        if (found := _newest(folder.glob(f"{server}.*.log"), server)) is not None:
+            return found
+        if profile is not None:
+            raise MCPMuxError(
+                f"no log for server {server!r} of profile {chosen} (looked in {folder}): it has not been started "
+                "with this MCPMUX_HOME (check the name with `mcpmux status` or `mcpmux profile show`)"
+            )
+    found = _newest(paths.logs_dir.glob(f"*/{server}.*.log"), server)
+    if found is None:
+        raise MCPMuxError(
+            f"no log for server {server!r} in {paths.logs_dir}: it has not been started with this MCPMUX_HOME "
+            "(check the name with `mcpmux status` or `mcpmux profile show`)"
+        )
+    if chosen is not None:
+        say(f"note: profile {chosen} has no log for {server!r}; showing another profile's (choose with -p PROFILE)")
+    return found
 
 
 def _last_lines(path: Path, n: int) -> tuple[bytes, int]:
@@ -187,17 +230,14 @@ def _follow(path: Path, position: int, escaping: _Escaping) -> None:
 
 def logs(
     server: Annotated[str, typer.Argument(help="The downstream's name in the profile.")],
+    profile: ProfileOption = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing lines as they are written.")] = False,
     lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="How many of the last lines to show.")] = 50,
 ) -> None:
-    """Show a downstream's stderr log (the last lines; `-f` to follow it)."""
-    path = _log_path(server)
-    if not path.exists():
-        raise MCPMuxError(
-            f"no log for server {server!r} at {path}: it has not been started with this MCPMUX_HOME "
-            "(check the name with `mcpmux status` or `mcpmux profile show`)"
-        )
+    """Show the last lines of a downstream's stderr log (newest serve first; the active profile or -p); -f follows."""
+    path = _log_path(server, profile)
     text, end = _last_lines(path, lines)
+    say(f"==> {path}")  # which serve's log this is (one per serve process); stderr, so stdout is the log alone
     escaping = _Escaping()
     sys.stdout.buffer.write(escaping(text, final=not follow))
     sys.stdout.buffer.flush()

@@ -8,7 +8,6 @@ change any of them and the entry no longer applies.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import orjson
 import pydantic
 
 from mcpmux.catalog.build import Listing
-from mcpmux.paths import ensure_private_dir
+from mcpmux.paths import write_private
 from mcpmux.profile.model import ServerSpec
 
 
@@ -52,12 +51,8 @@ def load(cache_dir: Path, spec: ServerSpec) -> Listing | None:
 
 
 def save(cache_dir: Path, spec: ServerSpec, listing: Listing) -> None:
-    ensure_private_dir(cache_dir)
     data = {
         f.name: [item.model_dump(by_alias=True, mode="json", exclude_none=True) for item in getattr(listing, f.name)]
         for f in fields(listing)
     }
-    path = _path(cache_dir, spec)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(orjson.dumps(data))
-    tmp.replace(path)
+    write_private(_path(cache_dir, spec), orjson.dumps(data))

@@ -34,6 +34,7 @@ import pydantic
 from mcpmux import __version__, wire
 from mcpmux.downstream.process import terminate
 from mcpmux.errors import DownstreamError, DownstreamUnavailable, LineTooLong, StartFailed
+from mcpmux.paths import open_private
 from mcpmux.wire import JSON
 
 logger = logging.getLogger("mcpmux")
@@ -292,7 +293,7 @@ class Downstream(asyncio.SubprocessProtocol):
             self._transport.kill()
 
     def _log(self, text: bytes) -> None:
-        with self.log_path.open("ab") as f:
+        with open_private(self.log_path) as f:
             f.write(text + b"\n")
 
     @property

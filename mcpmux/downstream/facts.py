@@ -10,7 +10,6 @@ server never seen before makes the front wait, boundedly, for its first start.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ import orjson
 from mcpmux import wire
 from mcpmux.downstream.cache import cache_key
 from mcpmux.integrity.scan import INVISIBLE
-from mcpmux.paths import ensure_private_dir
+from mcpmux.paths import write_private
 from mcpmux.profile.model import Profile, ServerSpec
 from mcpmux.wire import JSON
 
@@ -70,11 +69,9 @@ def remember(cache_dir: Path, spec: ServerSpec, facts: ServerFacts, known: Serve
     """Save `facts` for the next run unless they are what is already saved."""
     if facts == known:
         return
-    ensure_private_dir(cache_dir)
-    path = _path(cache_dir, spec)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(orjson.dumps({"instructions": facts.instructions, "capabilities": facts.capabilities}))
-    tmp.replace(path)
+    write_private(
+        _path(cache_dir, spec), orjson.dumps({"instructions": facts.instructions, "capabilities": facts.capabilities})
+    )
 
 
 def merged_instructions(profile: Profile, facts: Mapping[str, ServerFacts | None]) -> str:

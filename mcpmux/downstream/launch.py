@@ -14,10 +14,11 @@ from typing import Any
 from mcpmux.catalog.build import Listing
 from mcpmux.downstream import http
 from mcpmux.downstream.connection import Downstream, Hooks, ListKind
-from mcpmux.downstream.logs import rotate_before_start
+from mcpmux.downstream.logs import prepare_log
 from mcpmux.downstream.process import base_environment, resolve_command, spawn
 from mcpmux.errors import SecretError, StartFailed
 from mcpmux.oauth.session import serve_auth
+from mcpmux.paths import open_private
 from mcpmux.profile.model import ServerSpec
 from mcpmux.secrets.resolve import resolve_env
 from mcpmux.secrets.store import SecretStore
@@ -52,9 +53,9 @@ async def launch(
             f"server '{spec.name}': command '{spec.command}' not found on PATH; "
             "install it or give an absolute path in the profile",
         )
-    rotate_before_start(log_path)  # while running, log_rotation.watch_log bounds it
+    prepare_log(log_path)  # while running, logs.watch_log bounds it
     try:
-        with log_path.open("ab") as log:
+        with open_private(log_path) as log:
             log.write(f"--- mcpmux: starting {spec.name}: {exe} {' '.join(spec.args)}\n".encode())
             log.flush()
             _, protocol = await spawn(
@@ -71,8 +72,8 @@ async def _connect(
 ) -> tuple[Downstream, dict[str, str]]:
     """A remote (`url`) server: its headers' secrets resolved, the HTTP client started (see downstream/http.py)."""
     assert spec.url is not None
-    rotate_before_start(log_path)
-    with log_path.open("ab") as log:
+    prepare_log(log_path)
+    with open_private(log_path) as log:
         log.write(f"--- mcpmux: connecting {spec.name}: {spec.url}\n".encode())  # header values are never logged
     auth = None
     try:
@@ -86,7 +87,7 @@ async def _connect(
 
 
 def _note(log_path: Path, line: str) -> None:
-    with log_path.open("ab") as log:
+    with open_private(log_path) as log:
         log.write(line.encode() + b"\n")
 
 

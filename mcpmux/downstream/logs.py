@@ -1,5 +1,9 @@
 """Per-server stderr logs, bounded: rotated at each (re)start and, while a server runs, by copy-truncate.
 
+Each serve process writes its own `<server>.<pid>.log` in its profile's folder (paths.py), so
+concurrent serves never share a file; at each start the logs of all but the newest
+`KEEP_ENDED_SERVES` serves that have ended are removed, so their number stays bounded too.
+
 A local downstream's stderr *is* its log file (opened O_APPEND, see launch.py), and a
 running server cannot be told to reopen it. So `rotate_running` copies the file's tail
 to the rotated name and truncates the original in place: the server's appends then
@@ -10,13 +14,17 @@ call. Either way one previous log is kept, `NAME.log.1`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
 import anyio
 import anyio.to_thread
+
+from mcpmux.paths import ensure_private_dir, open_private
 
 logger = logging.getLogger("mcpmux")
 
@@ -24,6 +32,46 @@ LOG_ROTATE_BYTES = 10 * 1024 * 1024
 LOG_CHECK_SECONDS = 5.0
 """How often a running server's log size is checked (one stat in a worker thread)."""
 _CHUNK = 1024 * 1024
+
+
+KEEP_ENDED_SERVES = 3
+_LOG_NAME = re.compile(r"(?P<server>[A-Za-z0-9_-]+)\.(?P<pid>[0-9]+)\.log")
+
+
+def prepare_log(path: Path) -> None:
+    """Before a server (re)starts: its folder made owner-only, ended serves' old logs pruned, this one rotated."""
+    ensure_private_dir(path.parent)
+    prune_ended(path)
+    rotate_before_start(path)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: running (a reused pid keeps one more log a while)
+    return True
+
+
+def prune_ended(path: Path, keep: int = KEEP_ENDED_SERVES) -> None:
+    """Remove this server's logs of serves that have ended, all but the newest `keep` (best effort)."""
+    own = _LOG_NAME.fullmatch(path.name)
+    if own is None:
+        return
+    ended: list[tuple[float, Path]] = []
+    with contextlib.suppress(OSError):
+        for sibling in path.parent.glob(f"{own['server']}.*.log"):
+            match = _LOG_NAME.fullmatch(sibling.name)
+            if match is None or match["server"] != own["server"] or sibling == path or _running(int(match["pid"])):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                ended.append((sibling.stat().st_mtime, sibling))
+        ended.sort(reverse=True)
+        for _, old in ended[keep:]:
+            old.unlink(missing_ok=True)
+            rotated_path(old).unlink(missing_ok=True)
 
 
 def rotated_path(path: Path) -> Path:
@@ -54,7 +102,7 @@ def rotate_running(path: Path, max_bytes: int = LOG_ROTATE_BYTES) -> bool:
     target = rotated_path(path)
     partial = target.with_name(f"{target.name}.partial")
     # Unbuffered: each read asks the file, so the last one really is at its current end.
-    with path.open("r+b", buffering=0) as log, partial.open("wb") as out:
+    with path.open("r+b", buffering=0) as log, open_private(partial, "wb") as out:
         try:
             # Checked every few seconds, the file is barely over the cap and is kept whole; of a burst far
             # beyond it only the last two caps' worth, so one rotation never copies more than that.
@@ -70,7 +118,7 @@ def rotate_running(path: Path, max_bytes: int = LOG_ROTATE_BYTES) -> bool:
         # What the server wrote during the copy, then the truncate right after the read that found the end.
         _copy(log, out, None, max_bytes)
         os.ftruncate(log.fileno(), 0)
-    with path.open("ab") as note:  # O_APPEND like the server's fd: lands after whatever it wrote since
+    with open_private(path) as note:  # O_APPEND like the server's fd: lands after whatever it wrote since
         note.write(f"--- mcpmux: log rotated; earlier output in {target.name}\n".encode())
     return True
 

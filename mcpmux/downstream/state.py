@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import anyio
@@ -21,6 +22,8 @@ Status = Literal["starting", "running", "restarting", "idle", "failed", "stopped
 @dataclass(slots=True, eq=False)
 class ServerState:
     spec: ServerSpec
+    log_path: Path
+    """Its stderr log for this serve process (state_paths().server_log); kept when a live switch keeps the server."""
     status: Status = "starting"
     downstream: Downstream | None = None
     listing: Listing = field(default_factory=Listing)

@@ -95,7 +95,7 @@ class Supervisor:
         Each server's keeper ends its own downstream on the way out (shielded, bounded), so
         cancelling this group ends them all in parallel.
         """
-        ensure_private_dir(self.paths.logs_dir)
+        ensure_private_dir(self.paths.profile_logs_dir(self.profile.path))
         async with anyio.create_task_group() as tg:
             self._tg = tg
             for fn, args in self._queued:
@@ -145,7 +145,8 @@ class Supervisor:
         return {"kept": sorted(keep), "started": [s.name for s in new_specs], "stopped": stopped}
 
     def _new_state(self, spec: ServerSpec) -> ServerState:
-        return ServerState(spec, facts=server_facts.load(self._cache_dir, spec))
+        log_path = self.paths.server_log(self.profile.path, spec.name)
+        return ServerState(spec, log_path, facts=server_facts.load(self._cache_dir, spec))
 
     @property
     def facts(self) -> dict[str, ServerFacts | None]:
@@ -195,7 +196,7 @@ class Supervisor:
                 if state.downstream.fatal is not None:
                     state.last_error, retry = str(state.downstream.fatal), False
                 self._event(lifecycle.downstream_exit(name, state.downstream.pid, state.downstream.exit_code))
-                logger.warning("server '%s' %s (log: %s)", name, state.last_error, self.paths.server_log(name))
+                logger.warning("server '%s' %s (log: %s)", name, state.last_error, state.log_path)
                 # Its routes stay while it restarts, so a call is told "restarting", not "unknown tool".
                 await self._stop(state, status="restarting")
                 state.up = anyio.Event()
@@ -204,7 +205,7 @@ class Supervisor:
                 state.listing = Listing()
                 self._rebuild()
                 logger.error("server '%s' failed and will not be restarted: %s", name, state.last_error)
-                self._event(lifecycle.downstream_failed(name, state.last_error or "", str(self.paths.server_log(name))))
+                self._event(lifecycle.downstream_failed(name, state.last_error or "", str(state.log_path)))
                 return
             state.status = "restarting"
             delay = state.backoff()
@@ -242,7 +243,7 @@ class Supervisor:
 
         async with anyio.create_task_group() as tg:
             if state.spec.command is not None:  # its stderr goes straight into the log: kept under the cap
-                tg.start_soon(watch_log, self.paths.server_log(state.spec.name))
+                tg.start_soon(watch_log, state.log_path)
             if state.spec.health_interval_seconds > 0:
                 tg.start_soon(health)
             if state.spec.start == "lazy":
@@ -292,7 +293,7 @@ class Supervisor:
     async def _start(self, state: ServerState) -> None:
         spec = state.spec
         hooks = Hooks(on_notification=self._on_notification, on_request=self._on_request, on_secrets=self._learn)
-        protocol, secrets = await self._connect(spec, self._store, self.paths.server_log(spec.name), hooks)
+        protocol, secrets = await self._connect(spec, self._store, state.log_path, hooks)
         self._learn(spec.name, secrets)
         state.downstream = protocol
         try:
@@ -301,12 +302,11 @@ class Supervisor:
                 state.listing = await list_everything(protocol, spec.startup_timeout_seconds)
         except TimeoutError:
             await self._stop(state)
-            log_path = self.paths.server_log(spec.name)
             raise DownstreamError(
                 spec.name,
                 f"server '{spec.name}' did not finish starting within "
-                f"{spec.startup_timeout_seconds:g} s (log: {log_path})",
-                log_path,
+                f"{spec.startup_timeout_seconds:g} s (log: {state.log_path})",
+                state.log_path,
             ) from None
         except BaseException:
             with anyio.CancelScope(shield=True):

@@ -126,6 +126,10 @@ def has_comments(text: str) -> bool:
     try:
         json.loads(text)
     except json.JSONDecodeError:
+        try:
+            json.loads(_strip_jsonc(text))
+        except json.JSONDecodeError:
+            return False  # not JSON even without them: invalid, which the caller reports as such
         return True
     return False
 

@@ -21,7 +21,7 @@ import tomli_w
 
 from mcpmux.errors import MCPMuxError
 from mcpmux.hosts.configs import Host, read_config, server_tables
-from mcpmux.profile.load import _is_credential_name  # pyright: ignore[reportPrivateUsage]  # one rule for both
+from mcpmux.profile.credentials import is_credential_name  # one rule for both
 from mcpmux.secrets.store import SecretStore
 
 _INPUT = re.compile(r"\$\{input:([A-Za-z0-9._-]{1,128})\}")
@@ -86,7 +86,7 @@ class _Converter:
         text = "".join(_escape(p, template) if i % 2 == 0 else "{secret:" + p + "}" for i, p in enumerate(pieces))
         if other := _OTHER_VARIABLE.search(_INPUT.sub("", raw)):
             self.notes.append(f"{where}: kept {other.group(0)!r} literally (mcpmux does not expand it)")
-        if inputs or not text or not _is_credential_name(var):
+        if inputs or not text or not is_credential_name(var):
             return text
         name = secret_name_for(server, var)
         self.secrets[name] = PendingSecret(name, raw, where)

@@ -1,11 +1,11 @@
 """`mcpmux install HOST`: add the mcpmux entry to a host's config file, changing nothing else.
 
-The file is read and written as JSON with its key order kept (dicts keep insertion
-order) and its indent detected, so the diff shows only mcpmux's entry (and, with
-`replace`, the removed servers). A copy `FILE.bak-<timestamp>` is made before any
-change; the new content replaces the file in one `os.replace`. Running it again with
-the same entry changes nothing and makes no backup. A file with comments (VS Code
-allows them) is refused rather than rewritten without them.
+The file is edited in place (hosts/jsonedit.py): every other key keeps its text, order and
+indentation, and only mcpmux's entry (and, with `replace`, the removed servers) shows in the
+diff. A copy `FILE.bak-<timestamp>` is made first, owner-only (0600), since a host's config may
+hold credentials in plain text; the new content replaces the file in one `os.replace`. Running it
+again with the same entry changes nothing and makes no backup. A file with comments (VS Code allows
+them) is refused rather than rewritten without them, and one that is not valid JSON is reported so.
 """
 
 from __future__ import annotations
@@ -24,8 +24,11 @@ from pathlib import Path
 from typing import Any, cast
 
 from mcpmux.errors import MCPMuxError
-from mcpmux.hosts.configs import Host, has_comments, read_config
+from mcpmux.hosts import jsonedit
+from mcpmux.hosts.configs import Host, has_comments, server_tables
 from mcpmux.hosts.importer import server_name_for
+from mcpmux.paths import create_private
+from mcpmux.profile.credentials import is_credential_name
 
 ENTRY_NAME = "mcpmux"
 
@@ -37,6 +40,8 @@ class InstallResult:
     diff: str
     backup: Path | None
     removed: tuple[str, ...]
+    credentials_in_backup: tuple[str, ...] = ()
+    """Where the backup holds what looks like a plaintext credential (`server.env.NAME`)."""
 
 
 def mcpmux_command() -> list[str]:
@@ -49,10 +54,15 @@ def mcpmux_command() -> list[str]:
 
 
 def mcpmux_entry(host: Host, profile: str | None) -> dict[str, Any]:
+    """The host's entry for this mcpmux; with `MCPMUX_HOME` set, the entry sets it too, so the serve the host
+    starts reads the same profiles, trust records and pins as the commands run here."""
     command, *prefix = mcpmux_command()
     args = [*prefix, "serve", *(["--profile", profile] if profile else [])]
     entry: dict[str, Any] = {"type": "stdio"} if host.typed else {}
-    return {**entry, "command": command, "args": args}
+    entry |= {"command": command, "args": args}
+    if home := os.environ.get("MCPMUX_HOME"):
+        entry["env"] = {"MCPMUX_HOME": str(Path(home).expanduser().resolve())}
+    return entry
 
 
 def _indent(text: str) -> int | str:
@@ -64,13 +74,8 @@ def planned(
     host: Host, path: Path, entry: dict[str, Any], replace: Iterable[str] = ()
 ) -> tuple[str, str, tuple[str, ...]]:
     """(old text, new text, removed server names) for installing `entry` into `path`; nothing is written."""
-    old = path.read_text(encoding="utf-8") if path.is_file() else ""
-    if old.strip() and has_comments(old):
-        raise MCPMuxError(
-            f"{path} has comments, which rewriting it would drop; add this under '{host.servers_key}' by hand: "
-            f'"{ENTRY_NAME}": {json.dumps(entry)}'
-        )
-    config = read_config(path) if old.strip() else {}
+    old = path.read_bytes().decode("utf-8") if path.is_file() else ""  # bytes: CRLF line ends stay as they are
+    config = _parsed(host, path, old, entry)
     servers = config.get(host.servers_key)
     if servers is None:
         servers = config[host.servers_key] = {}
@@ -82,9 +87,59 @@ def planned(
     for name in removed:
         del table[name]
     table[ENTRY_NAME] = entry
-    unchanged = bool(old.strip()) and read_config(path) == config
-    new = json.dumps(config, indent=_indent(old), ensure_ascii=False) + "\n"
-    return old, (old if unchanged else new), removed
+    unchanged = bool(old.strip()) and _parsed(host, path, old, entry) == config
+    return old, (old if unchanged else _edited(old, host, config, removed, entry)), removed
+
+
+def _parsed(host: Host, path: Path, old: str, entry: dict[str, Any]) -> dict[str, Any]:
+    if not old.strip():
+        return {}
+    try:
+        data: Any = json.loads(old)
+    except json.JSONDecodeError as exc:
+        if has_comments(old):
+            raise MCPMuxError(
+                f"{path} has comments, which rewriting it would drop; add this under '{host.servers_key}' by hand: "
+                f'"{ENTRY_NAME}": {json.dumps(entry)}'
+            ) from None
+        raise MCPMuxError(
+            f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); the host cannot read it either: "
+            "fix the file (or restore a backup of it) and run install again"
+        ) from None
+    if not isinstance(data, dict):
+        raise MCPMuxError(f"{path}: the top level is not a JSON object; is this the right file?")
+    return cast(dict[str, Any], data)
+
+
+def _edited(old: str, host: Host, config: dict[str, Any], removed: tuple[str, ...], entry: dict[str, Any]) -> str:
+    """The new text: `old` edited in place where it parses back to `config`, else `config` rewritten whole."""
+    unit = _indent(old)
+    whole = json.dumps(config, indent=unit, ensure_ascii=False) + "\n"
+    if not old.strip():
+        return whole
+    step = unit if isinstance(unit, str) else " " * unit
+    newline = "\r\n" if "\r\n" in old else "\n"
+    try:
+        top = jsonedit.object_at(old, 0)
+        servers = next((m for m in top.members if m.key == host.servers_key), None)
+        if servers is None:  # no servers object yet: one holding mcpmux's entry, at the end of the file's object
+            indent = jsonedit.member_indent(old, top, step)
+            if indent is None:
+                table = json.dumps({ENTRY_NAME: entry}, ensure_ascii=False)
+            else:
+                inner = indent + step
+                rendered = jsonedit.render(entry, inner, step, newline)
+                table = f'{{{newline}{inner}"{ENTRY_NAME}": {rendered}{newline}{indent}}}'
+            new = jsonedit.set_members(old, top, {host.servers_key: table}, step)
+        else:
+            span = jsonedit.object_at(old, servers.value_start)
+            changes: dict[str, str | None] = dict.fromkeys(removed)
+            changes[ENTRY_NAME] = jsonedit.render(entry, jsonedit.member_indent(old, span, step), step, newline)
+            new = jsonedit.set_members(old, span, changes, step)
+        same = json.loads(new) == config
+    except ValueError:  # a shape the in-place edit does not handle (a duplicated key, say): rewritten whole
+        return whole
+    return new if same else whole
 
 
 def install(host: Host, path: Path, entry: dict[str, Any], replace: Iterable[str] = ()) -> InstallResult:
@@ -98,16 +153,30 @@ def install(host: Host, path: Path, entry: dict[str, Any], replace: Iterable[str
     backup = None
     if path.is_file():
         backup = path.with_name(f"{path.name}.bak-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}")
-        shutil.copy2(path, backup)
+        create_private(backup, old.encode())  # 0600 from the start: it may hold the host's plaintext credentials
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(new)
         if backup is not None:
-            shutil.copymode(backup, tmp)  # the host's file keeps its permissions
+            shutil.copymode(path, tmp)  # the host's file keeps its permissions
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return InstallResult(path, True, diff, backup, removed)
+    found = plaintext_credentials(host, json.loads(old)) if backup is not None else ()
+    return InstallResult(path, True, diff, backup, removed, found)
+
+
+def plaintext_credentials(host: Host, config: dict[str, Any]) -> tuple[str, ...]:
+    """`server.env.NAME` / `server.headers.NAME` of each literal value whose name looks like a credential."""
+    found: list[str] = []
+    for name, server in server_tables(host, config).items():
+        for table in ("env", "headers"):
+            values = cast(dict[str, Any], server).get(table) if isinstance(server, dict) else None
+            for var, value in cast(dict[str, Any], values).items() if isinstance(values, dict) else ():
+                # "${input:x}" (VS Code) and "${env:X}" are references the host resolves, not values.
+                if isinstance(value, str) and value and "${" not in value and is_credential_name(var):
+                    found.append(f"{name}.{table}.{var}")
+    return tuple(found)

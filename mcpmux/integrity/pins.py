@@ -24,9 +24,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import os
 import re
-import tempfile
 import tomllib
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -40,7 +38,7 @@ import mcp_types as types
 import tomli_w
 
 from mcpmux.errors import Problem, ProfileError
-from mcpmux.paths import StatePaths, state_paths
+from mcpmux.paths import StatePaths, state_paths, write_private
 from mcpmux.profile.model import Profile
 
 LOCK_VERSION = 1
@@ -270,12 +268,5 @@ def save_pins(path: Path, pins: PinSet, profile_name: str = "") -> None:
         "# Review changes with `mcpmux pin diff`; accept them with `mcpmux pin update [TOOL…]`. Commit this file.\n"
     )
     text = header + tomli_w.dumps({"version": LOCK_VERSION, "servers": servers}, multiline_strings=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # A user profile's pins folder is created 0700 (it is mcpmux state); a project's lock sits in its folder.
+    write_private(path, text.encode())

@@ -19,6 +19,7 @@ from typing import TypeVar, cast
 from urllib.parse import urlsplit
 
 from mcpmux.errors import Problem, ProfileError, TemplateError
+from mcpmux.profile.credentials import is_credential_name
 from mcpmux.profile.inherit import merge_layers, resolve_layers
 from mcpmux.profile.lines import Key, LineIndex
 from mcpmux.profile.model import DEFAULT_MAX_NAME_LENGTH, AuditSpec, EnvValue, Profile, SecretRef, ServerSpec
@@ -42,6 +43,7 @@ _SERVER_KEYS = (
     "command",
     "url",
     *_ONLY_FOR,
+    "not_credentials",
     "timeout_seconds",
     "startup_timeout_seconds",
     "enabled",
@@ -63,9 +65,6 @@ _EXPOSED_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _SECRET_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
-_CREDENTIAL_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "CREDENTIALS", "AUTHORIZATION")
-# A name ending like this points at a credential (a file, an id) rather than holding one.
-_NOT_A_CREDENTIAL_SUFFIX = ("PATH", "FILE", "DIR", "NAME", "ID", "URL", "HOST", "USER")
 
 _SECRET_FIX = 'write { secret = "NAME" } with NAME of [A-Za-z0-9._-], 1-128 chars'
 
@@ -76,13 +75,6 @@ def _toml_type(value: object) -> str:
     names: list[tuple[type, str]] = [(bool, "a boolean"), (int, "an integer"), (float, "a float"), (str, "a string")]
     names += [(list, "an array"), (dict, "a table"), (datetime, "a datetime"), (date, "a date"), (time, "a time")]
     return next((name for kind, name in names if isinstance(value, kind)), type(value).__name__)
-
-
-def _is_credential_name(name: str) -> bool:
-    parts = [p for p in re.split(r"[_.\-]", name.upper()) if p]
-    if not parts or parts[-1] in _NOT_A_CREDENTIAL_SUFFIX:
-        return False
-    return any(p == "PAT" or p.endswith(_CREDENTIAL_WORDS) for p in parts)
 
 
 class _Checker:
@@ -137,7 +129,10 @@ class _Checker:
         self.problem((*where, name), f"must be a number of seconds above 0, not {value!r}", "write e.g. 30")
         return None
 
-    def env_table(self, table: Mapping[str, object], name: str, where: Key, header: bool) -> Mapping[str, EnvValue]:
+    def env_table(
+        self, table: Mapping[str, object], name: str, where: Key, header: bool, plain: frozenset[str] = frozenset()
+    ) -> Mapping[str, EnvValue]:
+        """`env` or `headers`: literal values, secret references and templates; `plain` names are not credentials."""
         result: dict[str, EnvValue] = {}
         for var, value in self.table(table, name, where).items():
             key = (*where, name, var)
@@ -151,8 +146,11 @@ class _Checker:
                 except TemplateError as exc:
                     self.problem(key, str(exc), exc.fix)
                     continue
-                if isinstance(parsed, str) and parsed and _is_credential_name(var):
-                    fix = f'write {{ secret = "{var.lower()}" }} and run `mcpmux secret set {var.lower()}`'
+                if isinstance(parsed, str) and parsed and var not in plain and is_credential_name(var):
+                    fix = (
+                        f'write {{ secret = "{var.lower()}" }} and run `mcpmux secret set {var.lower()}`; '
+                        f'if it is no credential, list "{var}" in {".".join(where)}.not_credentials'
+                    )
                     self.problem(key, "looks like a credential; secrets never sit in the profile", fix)
                 result[var] = parsed
             elif isinstance(value, dict):
@@ -206,13 +204,14 @@ def _check_server(c: _Checker, name: str, raw: object) -> ServerSpec | None:
         if key in table and needs not in table and ("command" in table or "url" in table):
             c.problem((*where, key), f"'{key}' only applies to a server with '{needs}'", f"remove '{key}'")
     cwd = c.typed(table, "cwd", where, str, "a string")
-    headers = c.env_table(table, "headers", where, header=True)
+    plain = _not_credentials(c, table, where)
+    headers = c.env_table(table, "headers", where, header=True, plain=plain)
     spec = ServerSpec(
         name=name,
         command=command,
         args=c.string_list(table, "args", where),
         cwd=None if cwd is None else (c.path.parent / Path(cwd).expanduser()).resolve(),
-        env=c.env_table(table, "env", where, header=False),
+        env=c.env_table(table, "env", where, header=False, plain=plain),
         url=url,
         headers=headers,
         oauth=parse_oauth(c, table, where, headers),
@@ -236,6 +235,24 @@ def _check_server(c: _Checker, name: str, raw: object) -> ServerSpec | None:
     if (startup := c.positive(table, "startup_timeout_seconds", where)) is not None:
         spec = replace(spec, startup_timeout_seconds=startup)
     return spec
+
+
+def _not_credentials(c: _Checker, table: Mapping[str, object], where: Key) -> frozenset[str]:
+    """`not_credentials`: names in this server's `env` or `headers` whose literal values are not secrets.
+
+    Each must name one of them, so a typo never leaves the check off for a name nobody meant.
+    """
+    names = c.string_list(table, "not_credentials", where)
+    declared: list[str] = []
+    for sub in ("env", "headers"):
+        if isinstance(values := table.get(sub), dict):
+            declared += [str(k) for k in cast(dict[object, object], values)]
+    for name in names:
+        if name not in declared:
+            close = difflib.get_close_matches(name, declared, n=1)
+            fix = f"did you mean '{close[0]}'?" if close else "list only names this server's env or headers set"
+            c.problem((*where, "not_credentials"), f"'{name}' is not in this server's env or headers", fix)
+    return frozenset(names)
 
 
 def _check_supervision(c: _Checker, table: Mapping[str, object], where: Key, spec: ServerSpec) -> ServerSpec:

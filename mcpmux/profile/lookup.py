@@ -11,14 +11,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from mcpmux.errors import Problem, ProfileError
-from mcpmux.paths import ensure_private_dir, state_paths
+from mcpmux.paths import state_paths, write_private
 from mcpmux.profile.load import load_profile
 from mcpmux.profile.model import Profile
 
@@ -143,18 +142,8 @@ def set_active_profile(name_or_path: str, *, cwd: Path | None = None) -> Path:
     """
     path = find_profile(name_or_path, cwd=cwd)
     load_profile(path)
-    value = str(path)
-    target = state_paths().active_profile_file
-    ensure_private_dir(target.parent)
-    # Temp file + os.replace: a running `serve` watching this file never reads half a name.
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".active-profile.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(value + "\n")
-        Path(tmp).replace(target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Written whole (temp file + rename): a running `serve` watching this file never reads half a name.
+    write_private(state_paths().active_profile_file, (str(path) + "\n").encode())
     return path
 
 

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from mcpmux.errors import MCPMuxError
+from mcpmux.paths import create_private
 
 STARTER = """\
 # Profile "{name}": which MCP servers mcpmux runs for a host, and what the host may call.
@@ -47,16 +48,23 @@ def starter_text(name: str) -> str:
     return STARTER.format(name=name)
 
 
-def write_new(target: Path, text: str) -> Path:
-    """Create `target` with `text`; refuses to overwrite (the `x` mode makes that race-free)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+def write_new(target: Path, text: str, *, private: bool) -> Path:
+    """Create `target` with `text`; refuses to overwrite (exclusive creation makes that race-free).
+
+    `private`: a user profile, in mcpmux's config folder, created 0600 in a 0700 folder like the rest of its
+    state. Otherwise a project profile, meant to be committed and read by the team: 0644.
+    """
     try:
-        with target.open("x", encoding="utf-8") as handle:
-            handle.write(text)
+        if private:
+            create_private(target, text.encode())
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("x", encoding="utf-8") as handle:
+                handle.write(text)
+            if os.name != "nt":
+                target.chmod(0o644)
     except FileExistsError as exc:
         raise MCPMuxError(f"{target} already exists; choose another name or edit that file") from exc
-    if os.name != "nt":
-        target.chmod(0o644)
     return target
 
 

@@ -19,9 +19,7 @@ repository's base, say) is trusted like a repository profile, together with that
 
 from __future__ import annotations
 
-import os
 import shlex
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +28,7 @@ from typing import Any, Literal
 import orjson
 
 from mcpmux.errors import MCPMuxError, TrustError
-from mcpmux.paths import check_private, ensure_private_dir, state_paths
+from mcpmux.paths import check_private, ensure_private_dir, state_paths, write_private
 from mcpmux.printable import printable
 from mcpmux.profile.inherit import profile_sources
 from mcpmux.profile.load import load_profile
@@ -126,17 +124,7 @@ def _save(records: dict[Path, TrustRecord]) -> None:
         for r in records.values()
     }
     data = orjson.dumps({"version": 1, "trusted": trusted}, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
-    # mkstemp creates the file 0600; the rename makes the new content appear whole or not at all.
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{TRUST_FILE}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data + b"\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).replace(target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_private(target, data + b"\n", durable=True)  # whole or not at all, 0600
 
 
 def trust_profile(target: Path | Profile) -> TrustRecord:

@@ -8,10 +8,7 @@ one. An unreadable or mismatched file is a miss, never an error: the cache only 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +16,7 @@ from typing import cast
 
 import orjson
 
-from mcpmux.paths import ensure_private_dir, state_paths
+from mcpmux.paths import state_paths, write_private
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +47,5 @@ class ResponseCache:
         return Cached(fields.get("body"), fetched_at)
 
     def put(self, url: str, body: object) -> None:
-        ensure_private_dir(self.folder)
         when = datetime.now(UTC).isoformat(timespec="seconds")
-        data = orjson.dumps({"url": url, "fetched_at": when, "body": body})
-        handle, temp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            Path(temp).replace(self._file(url))
-        except BaseException:
-            with contextlib.suppress(OSError):
-                Path(temp).unlink()
-            raise
+        write_private(self._file(url), orjson.dumps({"url": url, "fetched_at": when, "body": body}))

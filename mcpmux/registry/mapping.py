@@ -28,7 +28,7 @@ from typing import cast
 from urllib.parse import urlsplit
 
 from mcpmux.errors import RegistryError
-from mcpmux.profile.load import _is_credential_name  # pyright: ignore[reportPrivateUsage]  # the loader's own rule
+from mcpmux.profile.credentials import is_credential_name  # the loader's own rule
 from mcpmux.profile.templates import MARKER
 from mcpmux.registry.document import Listing
 from mcpmux.registry.inputs import Ask, Input, Parts, PendingSecret, Resolver, SecretPart, is_secret, plain
@@ -201,7 +201,7 @@ class _Mapper:
         """An env or header value as the profile writes it: text, `{ secret = … }` or a `{secret:…}` template."""
         if not any(isinstance(p, SecretPart) for p in parts):
             text = _clean(plain(parts, where), where)
-            if text and _is_credential_name(name):  # the loader refuses credentials in plain text: keyring it
+            if text and is_credential_name(name):  # the loader refuses credentials in plain text: keyring it
                 parts = (self.inputs.store(text, name, where),)
             elif MARKER in text:  # would read as a template: escape its braces
                 return text.replace("{", "{{").replace("}", "}}")

@@ -125,8 +125,7 @@ class Relay:
         if ds is None or state is None or state.status != "running":  # never before its handshake is done
             reason = state.last_error if state is not None and state.last_error else "it is not running"
             if state is not None and state.status in ("restarting", "starting"):
-                log = self.supervisor.paths.server_log(route.server)
-                reason = f"it is restarting ({reason}); try again shortly (log: {log})"
+                reason = f"it is restarting ({reason}); try again shortly (log: {state.log_path})"
             call.fail(DownstreamUnavailable(route.server, f"server '{route.server}' is unavailable: {reason}"))
             return
         forwarded = dict(params)
