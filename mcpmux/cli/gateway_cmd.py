@@ -41,7 +41,7 @@ class _PrintableFormatter(logging.Formatter):
         return printable(super().format(record), lines=True)
 
 
-def _log_to_stderr(verbose: bool) -> None:
+def log_to_stderr(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_PrintableFormatter("mcpmux: %(message)s"))
     logger = logging.getLogger("mcpmux")
@@ -57,8 +57,12 @@ def serve(
     profile: ProfileOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     trust: TrustOption = False,
+    shared: Annotated[
+        bool, typer.Option("--shared", help="Attach to the profile's shared gateway (one set of downstreams).")
+    ] = False,
 ) -> None:
     """Run the gateway as a stdio MCP server for a host (stdout carries only the protocol)."""
+    from mcpmux.cli.shared_cmd import serve_shared, wants_shared
     from mcpmux.paths import check_state_private
     from mcpmux.profile.lookup import resolve_profile
     from mcpmux.serve import serve as serve_profile
@@ -66,7 +70,9 @@ def serve(
     check_state_private()  # refuse state folders others can write (trust records, active profile, logs)
     resolved = resolve_profile(profile)
     admit(resolved, trust)
-    _log_to_stderr(verbose=not quiet)
+    log_to_stderr(verbose=not quiet)
+    if wants_shared(shared, resolved) and serve_shared(resolved, profile):
+        return
     _run(lambda: serve_profile(resolved, follow_active=profile is None))
 
 
@@ -90,7 +96,7 @@ def tools(
 
     resolved = resolve_profile(profile)
     admit(resolved, trust)
-    _log_to_stderr(verbose=False)
+    log_to_stderr(verbose=False)
 
     async def collect() -> tuple[Catalog, list[tuple[str, str, str]]]:
         async with open_gateway(resolved, record_pins=not changed) as gateway:  # --changed only looks
@@ -250,7 +256,7 @@ def call(
     resolved = resolve_profile(profile)
     admit(resolved, trust)
     parsed = _parse_arguments(arguments or [])
-    _log_to_stderr(verbose=False)
+    log_to_stderr(verbose=False)
 
     async def run_call() -> dict[str, Any]:
         async with open_gateway(resolved) as gateway:

@@ -319,9 +319,11 @@ class Front:
             result["capabilities"] = server_facts.merged_capabilities(offered, facts)
         return response.model_copy(update={"result": result})
 
-    async def run(self, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
-        """Serve the host on its stdio until it closes stdin; what is owed to it is answered and written first."""
-        out = await output.open_output(stdout_fd, self.supervisor.flow)
+    async def run(self, stdin_fd: int = 0, stdout_fd: int = 1, flow: output.Flow | None = None) -> None:
+        """Serve the host on its stdio until it closes stdin; what is owed to it is answered and written first.
+
+        `flow`: told when the host stops reading (default: the supervisor's downstreams are held back)."""
+        out = await output.open_output(stdout_fd, flow or self.supervisor.flow)
         await self.serve(partial(stdio.read_lines, stdin_fd), out.write)
         await out.close(EOF_DRAIN_SECONDS)
 
