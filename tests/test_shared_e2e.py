@@ -64,6 +64,10 @@ def text_of(result: types.CallToolResult) -> str:
     return block.text
 
 
+def cmdline(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
 def status_json() -> list[dict[str, Any]]:
     done = subprocess.run(
         [sys.executable, "-m", "mcpmux", "status", "--json"], capture_output=True, text=True, cwd=REPO, check=True
@@ -79,7 +83,7 @@ async def test_hosts_attached_to_one_gateway_share_one_process_per_downstream(
     attached = anyio.Event()
     done = [anyio.Event() for _ in range(3)]
     statuses: list[list[dict[str, Any]]] = []
-    gateway, processes = 0, list[int]()
+    gateway, processes, pipes = 0, list[int](), list[bytes]()
 
     async def host(i: int) -> None:
         async with shared_host(profile) as session:
@@ -94,6 +98,7 @@ async def test_hosts_attached_to_one_gateway_share_one_process_per_downstream(
             for event in done:
                 await event.wait()
         statuses = [await anyio.to_thread.run_sync(status_json)]
+        pipes = [cmdline(h["pipe_pid"]) for s in statuses[0] for h in s.get("hosts", [])]
         (gateway,) = gateway_pids(mcpmux_home)
         processes = processes_marked_by(gateway)
         attached.set()
@@ -103,6 +108,7 @@ async def test_hosts_attached_to_one_gateway_share_one_process_per_downstream(
     assert shown["pid"] == gateway
     assert len(shown["hosts"]) == 3
     assert {h["name"] for h in shown["hosts"]} == {"mcp"}  # the SDK client's default name
+    assert len(pipes) == 3 and all(b"pump.py" in cmdline for cmdline in pipes)  # each serve became the bare pipe
     assert [e.get("serve") for e in audit_events(mcpmux_home, "tool_call")].count(None) == 0
 
 
@@ -197,5 +203,5 @@ async def test_a_gateway_of_another_version_is_left_alone_and_serve_runs_in_proc
             answer = text_of(await session.call_tool("alpha__echo", {"text": "in-process"}))
         tg.cancel_scope.cancel()
     assert answer == "in-process"
-    assert len(hellos) == 1 and b'"attach"' in hellos[0]
+    assert hellos and all(b'"attach"' in hello for hello in hellos)  # asked (fast path, then the full command)
     assert gateway_pids(mcpmux_home) == []  # the serve ran the profile itself

@@ -21,7 +21,6 @@ from mcpmux.cli.tools_view import changes_json, find_route, print_tool, profile_
 from mcpmux.cli.trust_cmd import TrustOption, admit
 from mcpmux.errors import MCPMuxError
 from mcpmux.printable import printable
-from mcpmux.relay.host import HostInfo
 from mcpmux.wire import as_object
 
 if TYPE_CHECKING:
@@ -65,7 +64,6 @@ def serve(
     from mcpmux.cli.shared_cmd import serve_shared, wants_shared
     from mcpmux.paths import check_state_private
     from mcpmux.profile.lookup import resolve_profile
-    from mcpmux.serve import serve as serve_profile
 
     check_state_private()  # refuse state folders others can write (trust records, active profile, logs)
     resolved = resolve_profile(profile)
@@ -73,6 +71,8 @@ def serve(
     log_to_stderr(verbose=not quiet)
     if wants_shared(shared, resolved) and serve_shared(resolved, profile):
         return
+    from mcpmux.serve import serve as serve_profile  # after: a shared serve never loads the gateway's code
+
     _run(lambda: serve_profile(resolved, follow_active=profile is None))
 
 
@@ -252,6 +252,7 @@ def call(
     """Call one tool through the gateway (policy, secrets and audit apply), print the result, and exit."""
     from mcpmux.gateway import open_gateway
     from mcpmux.profile.lookup import resolve_profile
+    from mcpmux.relay.host import HostInfo
 
     resolved = resolve_profile(profile)
     admit(resolved, trust)

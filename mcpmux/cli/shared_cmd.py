@@ -29,7 +29,8 @@ def serve_shared(profile: Profile, profile_option: str | None) -> bool:
     used here (then the caller serves in-process, as without `--shared`)."""
     from mcpmux.paths import state_paths
     from mcpmux.shared.address import gateway_key
-    from mcpmux.shared.pipe import Fallback, attach, log_of, pump
+    from mcpmux.shared.pipe import Fallback, attach, log_of
+    from mcpmux.shared.pump import exec_pump
 
     paths = state_paths()
     following = profile_option is None  # follows `mcpmux profile use`: one gateway for "the active profile"
@@ -40,9 +41,7 @@ def serve_shared(profile: Profile, profile_option: str | None) -> bool:
     except Fallback as exc:
         say(f"warning: serving without sharing: {exc}")
         return False
-    if not pump(conn):
-        say(f"error: the shared gateway closed the connection (log: {log_of(paths, key)})")
-        raise typer.Exit(1)
+    exec_pump(conn, str(log_of(paths, key)))  # never returns
     return True
 
 

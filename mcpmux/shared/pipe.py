@@ -1,19 +1,14 @@
-"""The `serve` side of shared mode: attach to the profile's gateway (starting it if need be), then pipe bytes.
+"""The `serve` side of shared mode: attach to the profile's gateway, starting it if none runs.
 
-After the hello, `serve` is a byte pipe between the host's stdio and the gateway's socket: no parsing, no
-event loop, one thread per direction blocked in a read. The host's EOF is passed on as a half-close (the
-gateway answers what it owes, then closes); the gateway's close ends the serve, so a host whose gateway
-died sees its server exit (each request in flight fails) and starts a new `serve`, which starts a new
-gateway.
+After the hello, `serve` becomes the byte pipe (pump.py). A gateway that is exiting just as a serve
+attaches closes the connection before its welcome: the serve then starts a new one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
-import threading
 from pathlib import Path
 
 from mcpmux.errors import MCPMuxError
@@ -26,7 +21,6 @@ logger = logging.getLogger("mcpmux")
 
 ATTACH_ATTEMPTS = 3
 """A gateway may exit (idle) just as a serve attaches: the serve then starts a new one, a few times at most."""
-CHUNK = 1 << 16
 
 
 class Fallback(Exception):
@@ -68,38 +62,6 @@ def attach(paths: StatePaths, key: str, gateway_argv: list[str]) -> socket.socke
 
 def _argv(gateway_argv: list[str], key: str) -> list[str]:
     return [*gateway_argv, "--key", key]
-
-
-def pump(conn: socket.socket, stdin_fd: int = 0, stdout_fd: int = 1) -> bool:
-    """Pipe bytes host ↔ gateway until the gateway closes; True when the host closed its input first."""
-    out = os.dup(stdout_fd)
-    if stdout_fd == 1:
-        os.dup2(2, 1)  # fd 1 is the wire: a stray print must not corrupt it
-    host_done = threading.Event()
-
-    def upstream() -> None:
-        try:
-            while data := os.read(stdin_fd, CHUNK):
-                conn.sendall(data)
-        except OSError:
-            pass
-        finally:
-            host_done.set()
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_WR)  # the gateway answers what it owes, then closes
-
-    threading.Thread(target=upstream, name="host→gateway", daemon=True).start()
-    try:
-        while data := conn.recv(CHUNK):
-            view = memoryview(data)
-            while view:
-                view = view[os.write(out, view) :]
-    except OSError:
-        pass
-    finally:
-        conn.close()
-        os.close(out)
-    return host_done.is_set()
 
 
 def log_of(paths: StatePaths, key: str) -> Path:
