@@ -15,8 +15,11 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
-from mcp.client.session import ClientSession
+from mcp import Client
+from mcp.client.context import ClientRequestContext
+from mcp.client.session import ClientSession, ElicitationFnT
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
 from mcpmux.control import pid_alive
@@ -45,14 +48,18 @@ def gateways(mcpmux_home: Path) -> Iterator[None]:
             anyio.run(wait_for_exit, pid, 15.0)
 
 
-@asynccontextmanager
-async def shared_host(profile: Path, idle: float = 30.0, **session_options: Any) -> AsyncGenerator[ClientSession]:
-    params = StdioServerParameters(
+def shared_params(profile: Path, idle: float = 30.0) -> StdioServerParameters:
+    return StdioServerParameters(
         command=sys.executable,
         args=["-m", "mcpmux", "serve", "--shared", "--profile", str(profile)],
         env={**os.environ, "MCPMUX_SHARED_IDLE_SECONDS": str(idle)},
         cwd=str(REPO),
     )
+
+
+@asynccontextmanager
+async def shared_host(profile: Path, idle: float = 30.0, **session_options: Any) -> AsyncGenerator[ClientSession]:
+    params = shared_params(profile, idle)
     async with stdio_client(params) as (read, write), ClientSession(read, write, **session_options) as session:
         await session.initialize()
         yield session
@@ -205,3 +212,38 @@ async def test_a_gateway_of_another_version_is_left_alone_and_serve_runs_in_proc
     assert answer == "in-process"
     assert hellos and all(b'"attach"' in hello for hello in hellos)  # asked (fast path, then the full command)
     assert gateway_pids(mcpmux_home) == []  # the serve ran the profile itself
+
+
+async def test_hosts_of_both_eras_each_get_their_own_elicitation_and_progress(
+    write_profile: WriteProfile, mcpmux_home: Path, gateways: None
+) -> None:
+    profile = write_profile(fixture_server_toml("alpha"))
+    asked: dict[str, int] = {"old": 0, "modern": 0}
+    heard: dict[str, list[float]] = {"old": [], "modern": []}
+    results: dict[str, str] = {}
+
+    def elicit_as(who: str) -> ElicitationFnT:
+        async def elicit(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+            asked[who] += 1
+            return types.ElicitResult(action="accept", content={"answer": f"from {who}"})
+
+        return elicit
+
+    def progress_of(who: str) -> ProgressFnT:
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            heard[who].append(progress)
+
+        return on_progress
+
+    async with (
+        shared_host(profile, elicitation_callback=elicit_as("old")) as old,
+        Client(shared_params(profile), mode="auto", elicitation_callback=elicit_as("modern")) as modern,
+    ):
+        with anyio.fail_after(60):  # one after the other: a server's request names no call (front/hosts.py)
+            for who, host in (("old", old), ("modern", modern)):
+                result = await host.call_tool("alpha__ask_then_work", {"steps": 2}, progress_callback=progress_of(who))
+                results[who] = text_of(result)
+    assert results == {"old": "from old", "modern": "from modern"}
+    assert asked == {"old": 1, "modern": 1}
+    assert heard == {"old": [1.0, 2.0], "modern": [1.0, 2.0]}
+    assert len(gateway_pids(mcpmux_home)) == 1

@@ -6,9 +6,12 @@ and its change notifications. What the downstreams send is handed out here: cata
 notifications to every front (each keeps what is its own), progress to the relay whose call it is, and a
 downstream's request (sampling, elicitation, roots) to one host:
 
-1. the host with the oldest call in flight to that server that can be asked (stdio carries nothing that
-   ties a request to one call; the single-host rule, input_rounds.py, is the same);
-2. else the first attached handshake-era host that declared the capability;
+1. the host with calls in flight to that server, if it declared the capability (else the request fails);
+   when several hosts have calls in flight to it, none is asked and the request fails cleanly: stdio
+   carries nothing that ties a request to one call, and asking one host another host's question would
+   leak it (and take a stranger's answer);
+2. with no call in flight (e.g. `roots/list` at start), the first attached handshake-era host that
+   declared the capability;
 3. else a clean JSON-RPC error naming the capability, at once.
 """
 
@@ -83,29 +86,33 @@ class Hosts:
             ds.write(wire.result_response(message.get("id"), roots))
             return True
         method = str(message.get("method"))
-        front = self.asked(ds, method)
+        front, why = self.asked(ds, method)
         if front is not None:
             return front.request(ds, message)
-        capability = CAPABILITY.get(method)
-        why = (
-            f"no host attached to mcpmux declared '{capability}', so mcpmux cannot relay '{method}'"
-            if capability is not None
-            else f"mcpmux does not relay '{method}'"
-        )
         request_id = message.get("id")
         ds.write(wire.error_response(request_id if wire.valid_id(request_id) else None, wire.METHOD_NOT_FOUND, why))
         return True
 
-    def asked(self, ds: Downstream, method: str) -> Front | None:
-        """Which host a downstream's request goes to (the module's rule), or None when none can take it."""
+    def asked(self, ds: Downstream, method: str) -> tuple[Front | None, str]:
+        """Which host a downstream's request goes to (the module's rule), or None and why no host is asked."""
         capability = CAPABILITY.get(method)
         if capability is None:
-            return None
+            return None, f"mcpmux does not relay '{method}'"
         calls = [(call.started, i, front) for i, front in enumerate(self.fronts) for call in front.relay.calls_to(ds)]
-        for _, _, front in sorted(calls, key=lambda item: (item[0], item[1])):
-            if front.channel.can_ask(ds, capability):
-                return front
+        callers = list(dict.fromkeys(front for _, _, front in sorted(calls, key=lambda item: (item[0], item[1]))))
+        if len(callers) > 1:  # stdio ties no request to a call: asking one host another's question is a leak
+            return None, (
+                f"server '{ds.name}' has calls in flight from {len(callers)} hosts and stdio does not say which "
+                f"one '{method}' is for, so mcpmux asks neither; retry when the other host's call is done"
+            )
+        if callers:  # its question is this host's, or nobody's
+            if callers[0].channel.can_ask(ds, capability):
+                return callers[0], ""
+            return None, (
+                f"the host with a call in flight to server '{ds.name}' did not declare '{capability}', "
+                f"so mcpmux cannot relay '{method}'"
+            )
         for front in self.fronts:
             if front.channel.era == "handshake" and front.channel.can_ask(ds, capability):
-                return front
-        return None
+                return front, ""
+        return None, f"no host attached to mcpmux declared '{capability}', so mcpmux cannot relay '{method}'"

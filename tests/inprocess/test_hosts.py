@@ -105,6 +105,28 @@ async def test_two_hosts_using_the_same_ids_each_get_their_own_answers(tmp_path:
     assert len(gateway.supervisor.states) == 1  # one downstream served both
 
 
+async def test_a_hosts_cancellation_ends_its_own_call_and_not_anothers_under_the_same_id(
+    tmp_path: Path, mcpmux_home: Path
+) -> None:
+    held = Held()
+    server = ScriptedServer({"work": held})
+    async with (
+        gateway_of(tmp_path, {"alpha": server}) as gateway,
+        shared(gateway) as hosts,
+        attached(hosts, "host-a") as (_, a),
+        attached(hosts, "host-b") as (_, b),
+    ):
+        await a.send({"id": 101, "method": "tools/call", "params": call_params("alpha__work", "a")})
+        await b.send({"id": 101, "method": "tools/call", "params": call_params("alpha__work", "b")})
+        by_text = {call.arguments["text"]: call for call in await held.wait(2)}
+        await a.send({"method": "notifications/cancelled", "params": {"requestId": 101}})
+        cancelled = await server.next_message(lambda m: m.get("method") == "notifications/cancelled")
+        by_text["b"].answer("b done")
+        answer_b = await b.replies.answer(101)
+    assert cancelled["params"]["requestId"] == by_text["a"].id
+    assert answer_b["result"]["content"][0]["text"] == "b done"
+
+
 async def test_progress_under_the_same_token_reaches_only_the_host_whose_call_it_is(
     tmp_path: Path, mcpmux_home: Path
 ) -> None:
@@ -164,14 +186,57 @@ async def test_a_request_outside_any_call_goes_to_a_host_that_declared_the_capab
         attached(hosts, "host-b", {"roots": {}}) as (_, b),
     ):
         await a.send({"id": 101, "method": "tools/call", "params": call_params("alpha__work")})
-        (call,) = await held.wait(1)  # host-a's call is in flight, but host-a cannot list roots
-        call.ask("r-1", "roots/list", {}, lambda answer: None)
+        (call,) = await held.wait(1)
+        call.answer("done")
+        await a.replies.answer(101)
+        call.ask("r-1", "roots/list", {}, lambda answer: None)  # no call in flight now
         asked = await b.replies.wait_for(lambda m: m.get("method") == "roots/list")
         await b.send({"id": asked["id"], "result": {"roots": []}})
         answered = await server.next_message(lambda m: m.get("id") == "r-1")
+    assert answered["result"] == {"roots": []}
+
+
+async def test_a_request_during_a_call_is_never_asked_of_another_host(tmp_path: Path, mcpmux_home: Path) -> None:
+    held = Held()
+    server = ScriptedServer({"work": held})
+    async with (
+        gateway_of(tmp_path, {"alpha": server}) as gateway,
+        shared(gateway) as hosts,
+        attached(hosts, "host-a") as (_, a),
+        attached(hosts, "host-b", {"sampling": {}}) as (_, b),
+    ):
+        await a.send({"id": 101, "method": "tools/call", "params": call_params("alpha__work")})
+        (call,) = await held.wait(1)  # host-a's call is in flight, and host-a cannot sample
+        call.ask("s-1", "sampling/createMessage", {"messages": [], "maxTokens": 1}, lambda answer: None)
+        refused = await server.next_message(lambda m: m.get("id") == "s-1")
         call.answer("done")
         await a.replies.answer(101)
-    assert answered["result"] == {"roots": []}
+    assert "did not declare 'sampling'" in refused["error"]["message"]
+    assert not [m for m in b.replies.lines if m.get("method") == "sampling/createMessage"]
+
+
+async def test_a_request_while_two_hosts_call_the_server_is_asked_of_neither(tmp_path: Path, mcpmux_home: Path) -> None:
+    held = Held()
+    server = ScriptedServer({"work": held})
+    sampling: dict[str, Any] = {"sampling": {}}
+    async with (
+        gateway_of(tmp_path, {"alpha": server}) as gateway,
+        shared(gateway) as hosts,
+        attached(hosts, "host-a", sampling) as (_, a),
+        attached(hosts, "host-b", sampling) as (_, b),
+    ):
+        await a.send({"id": 101, "method": "tools/call", "params": call_params("alpha__work", "a")})
+        await b.send({"id": 101, "method": "tools/call", "params": call_params("alpha__work", "b")})
+        calls = await held.wait(2)
+        calls[1].ask("s-1", "sampling/createMessage", {"messages": [], "maxTokens": 1}, lambda answer: None)
+        refused = await server.next_message(lambda m: m.get("id") == "s-1")
+        for call in calls:
+            call.answer("done")
+        await a.replies.answer(101)
+        await b.replies.answer(101)
+    assert "calls in flight from 2 hosts" in refused["error"]["message"]
+    for side in (a, b):
+        assert not [m for m in side.replies.lines if m.get("method") == "sampling/createMessage"]
 
 
 async def test_a_request_no_attached_host_can_take_fails_cleanly_at_once(tmp_path: Path, mcpmux_home: Path) -> None:
@@ -185,10 +250,10 @@ async def test_a_request_no_attached_host_can_take_fails_cleanly_at_once(tmp_pat
     ):
         await a.send({"id": 101, "method": "tools/call", "params": call_params("alpha__work")})
         (call,) = await held.wait(1)
-        call.ask("e-1", "elicitation/create", {"message": "?", "requestedSchema": {}}, lambda answer: None)
-        refused = await server.next_message(lambda m: m.get("id") == "e-1")
         call.answer("done")
         await a.replies.answer(101)
+        call.ask("e-1", "elicitation/create", {"message": "?", "requestedSchema": {}}, lambda answer: None)
+        refused = await server.next_message(lambda m: m.get("id") == "e-1")
     assert "no host attached to mcpmux declared 'elicitation'" in refused["error"]["message"]
 
 
