@@ -43,6 +43,7 @@ IDLE_SECONDS = 30.0
 """How long the gateway outlives its last host (`MCPMUX_SHARED_IDLE_SECONDS` overrides): a host that restarts
 its server finds the downstreams still up."""
 HELLO_SECONDS = 5.0
+FIRST_HOST_SECONDS = 10.0
 
 
 def idle_seconds() -> float:
@@ -152,13 +153,18 @@ class SharedGateway:
         self._changed = anyio.Event()
 
     async def until_idle(self) -> None:
-        """Return once no host has been attached (or attaching) for `idle` seconds."""
+        """Return once no host has been attached (or attaching) for `idle` seconds.
+
+        The first host gets at least FIRST_HOST_SECONDS: the serve that started the gateway attaches
+        only once it hears "ready", which on a loaded machine may take longer than a short grace."""
+        grace = max(self.idle, FIRST_HOST_SECONDS)
         while True:
             changed = self._changed
             if self.attached or self._connecting:
                 await changed.wait()
+                grace = self.idle
                 continue
-            with anyio.move_on_after(self.idle):
+            with anyio.move_on_after(grace):
                 await changed.wait()
                 continue
             return
