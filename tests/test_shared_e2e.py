@@ -79,7 +79,7 @@ def status_json() -> list[dict[str, Any]]:
     done = subprocess.run(
         [sys.executable, "-m", "mcpmux", "status", "--json"], capture_output=True, text=True, cwd=REPO, check=True
     )
-    return json.loads(done.stdout)
+    return json.loads(done.stdout)["serves"]
 
 
 async def test_hosts_attached_to_one_gateway_share_one_process_per_downstream(

@@ -16,7 +16,6 @@ from mcpmux import __version__
 from mcpmux.cli._console import cell, err_console, out_console, say, shown
 from mcpmux.cli._json import print_json
 from mcpmux.cli._options import READY_WAIT_SECONDS, JsonOption, ProfileOption
-from mcpmux.cli.pin_cmd import print_changes
 from mcpmux.cli.tools_view import changes_json, find_route, print_tool, profile_json, tool_json
 from mcpmux.cli.trust_cmd import TrustOption, admit
 from mcpmux.errors import MCPMuxError
@@ -127,6 +126,7 @@ def tools(
 
 
 def _print_changed(resolved: Profile, given: str | None, catalog: Catalog, pins: PinSet, as_json: bool) -> None:
+    from mcpmux.cli.pin_cmd import print_changes  # here: its imports are heavy, and serve needs none
     from mcpmux.integrity.check import profile_arg
     from mcpmux.integrity.pins import compare
 
