@@ -154,6 +154,9 @@ async def test_the_gateway_exits_after_its_last_host_and_the_grace_leaving_no_pr
     assert not socket_path(state_paths(), gateway_key(profile)).exists()
     stops = [e for e in audit_events(mcpmux_home, "serve_stop") if e.get("shared")]
     assert [e["reason"] for e in stops] == ["idle: no host attached"]
+    (attached,) = audit_events(mcpmux_home, "host_attached")
+    assert (attached["host"], attached["era"]) == ("mcp", "handshake")
+    assert isinstance(attached["pipe_pid"], int)
 
 
 async def test_a_gateway_that_dies_fails_the_call_in_flight_and_the_next_serve_starts_another(

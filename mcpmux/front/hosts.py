@@ -18,8 +18,10 @@ downstream's request (sampling, elicitation, roots) to one host:
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 from mcpmux import wire
+from mcpmux.audit import lifecycle
 from mcpmux.audit.log import AuditLog
 from mcpmux.catalog.build import Catalog
 from mcpmux.downstream.connection import Downstream
@@ -27,7 +29,7 @@ from mcpmux.downstream.supervisor import Supervisor
 from mcpmux.front.handlers import LOG_LEVELS, Handlers
 from mcpmux.front.host_requests import CAPABILITY, pinned_roots
 from mcpmux.front.server import Front
-from mcpmux.relay.host import Host
+from mcpmux.relay.host import Host, HostInfo
 from mcpmux.relay.relay import Relay
 from mcpmux.wire import JSON
 
@@ -44,11 +46,15 @@ class Hosts:
         self._numbers = itertools.count(1)
         supervisor.subscribe(self)
 
-    def attach(self) -> Front:
+    def attach(self, **context: Any) -> Front:
         """A front for a new host: its identity is bound by its own first request (never the audit log's context,
-        which every host shares: each call's event names its host)."""
+        which every host shares: each call's event names its host). `context` goes into its audit events."""
         number = next(self._numbers)
-        relay = Relay(self.supervisor, self.audit, Host(), subscribe=False, token_tag=f"mx{number}:")
+
+        def bound(info: HostInfo) -> None:
+            self.audit.write(lifecycle.host_attached(info.name, info.version, info.era, **context))
+
+        relay = Relay(self.supervisor, self.audit, Host(on_bind=bound), subscribe=False, token_tag=f"mx{number}:")
         front = Front(self.supervisor, relay, peers=self)
         self.fronts.append(front)
         return front
@@ -57,7 +63,9 @@ class Hosts:
         """The host is gone: its calls still in flight are cancelled downstream; the others go on untouched."""
         if front in self.fronts:
             self.fronts.remove(front)
+        cancelled = front.relay.owed()
         front.relay.cancel_all(DETACHED)
+        self.audit.write(lifecycle.host_detached(front.host.name, cancelled))
 
     # --- Peers ------------------------------------------------------------------------------------
     def downstream_level(self) -> str | None:

@@ -146,7 +146,8 @@ class SharedGateway:
                 await loop.sock_sendall(conn, address.refusal(why))
             return None
         await loop.sock_sendall(conn, address.welcome(os.getpid()))
-        return Attached(self.hosts.attach(), sock.peer_pid(conn))
+        pipe_pid = sock.peer_pid(conn)
+        return Attached(self.hosts.attach(pipe_pid=pipe_pid), pipe_pid)
 
     def _touch(self) -> None:
         self._changed.set()

@@ -281,6 +281,8 @@ async def test_hosts_rules_and_rate_limits_apply_to_each_host_and_audit_names_it
     assert "denied by policy.rules[1]" in denied_c["result"]["content"][0]["text"]
     calls = [(e["host"], e["outcome"]) for e in audit_events(mcpmux_home, "tool_call")]
     assert calls == [("host-a", "ok"), ("host-b", "ok"), ("host-a", "denied"), ("host-c", "denied")]
+    assert [e["host"] for e in audit_events(mcpmux_home, "host_attached")] == ["host-a", "host-b", "host-c"]
+    assert sorted(e["host"] for e in audit_events(mcpmux_home, "host_detached")) == ["host-a", "host-b", "host-c"]
 
 
 async def test_a_host_detaching_cancels_its_calls_and_leaves_the_others_running(
