@@ -27,13 +27,14 @@ from mcpmux.audit import lifecycle
 from mcpmux.control import ControlServer, endpoint_path
 from mcpmux.downstream.flow import ReadGate
 from mcpmux.downstream.orphans import sweep_orphans
+from mcpmux.downstream.process import child_watcher
 from mcpmux.front.hosts import Hosts
 from mcpmux.front.server import Front
 from mcpmux.gateway import Gateway, open_gateway
 from mcpmux.paths import StatePaths, state_paths
 from mcpmux.profile.model import Profile
 from mcpmux.secrets.store import SecretStore
-from mcpmux.serve import Shutdown, status_report, watch_signals
+from mcpmux.serve import Shutdown, signed_in, status_report, watch_signals
 from mcpmux.shared import address, sock
 from mcpmux.shared.host_socket import serve_host
 
@@ -197,6 +198,19 @@ async def run_gateway(
     store: SecretStore | None = None,
 ) -> None:
     """Serve every host that attaches on the profile's socket until idle or signalled; `ready` hears "ready"."""
+    with child_watcher():  # as in serve: downstream exits watched through pidfds, not a thread each
+        await _run(profile, key=key, follow_active=follow_active, ready=ready, paths=paths, store=store)
+
+
+async def _run(
+    profile: Profile,
+    *,
+    key: str,
+    follow_active: bool,
+    ready: Ready | None,
+    paths: StatePaths | None,
+    store: SecretStore | None,
+) -> None:
     paths = paths or state_paths()
     path = address.socket_path(paths, key)
     shutdown = Shutdown()
@@ -214,7 +228,12 @@ async def run_gateway(
             with shutdown.serving, listener:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(sweep_orphans)
-                    control = ControlServer({"status": partial(_status, shared, follow_active)})
+                    control = ControlServer(
+                        {
+                            "status": partial(_status, shared, follow_active),
+                            "signed_in": partial(signed_in, gateway),
+                        }
+                    )
                     await tg.start(control.serve, endpoint_path(paths=paths))
                     tg.start_soon(partial(reload.watch, gateway, follow_active=follow_active))
                     tg.start_soon(shared.accept, listener)
