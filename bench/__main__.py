@@ -22,6 +22,7 @@ from rich.console import Console
 from bench import scenarios, startup
 from bench.harness import Workspace, leftover_processes
 from bench.results import Row, print_table
+from bench.shared_bench import shared_hosts
 
 SCENARIO_TIMEOUT_SECONDS = 300.0
 
@@ -32,6 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print machine-readable results to stdout")
     parser.add_argument("--rounds", type=int, help="rounds for the steady-state scenarios (default 5)")
     parser.add_argument("--downstreams", type=int, help="downstreams in the fan-out scenario (default 20; 0 skips it)")
+    parser.add_argument("--shared-servers", type=int, help="servers in the shared-mode scenario (default 10; 0 skips)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     return parser.parse_args(argv)
 
@@ -42,6 +44,8 @@ def config_from(args: argparse.Namespace) -> scenarios.Config:
         cfg = dataclasses.replace(cfg, rounds=max(1, args.rounds))
     if args.downstreams is not None:
         cfg = dataclasses.replace(cfg, fanout=max(0, args.downstreams))
+    if args.shared_servers is not None:
+        cfg = dataclasses.replace(cfg, shared_servers=max(0, args.shared_servers))
     return cfg
 
 
@@ -93,6 +97,10 @@ async def run(cfg: scenarios.Config, log: Console) -> tuple[list[Row], dict[str,
         if cfg.exit_rounds:
             with anyio.fail_after(SCENARIO_TIMEOUT_SECONDS):
                 rows += await timed(step, "exit after stdin closes", startup.exit_time(ws, cfg))
+        if cfg.shared_servers:
+            with anyio.fail_after(SCENARIO_TIMEOUT_SECONDS):
+                work = shared_hosts(ws, cfg.shared_servers, cfg.latency_calls, cfg.rounds)
+                rows += await timed(step, f"shared mode, 4 hosts, {cfg.shared_servers} downstreams", work)
         step("checking that every process has exited")
         leftovers = await leftover_processes(ws.tag)
         for pid in leftovers:  # ours: they carry this run's tag

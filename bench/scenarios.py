@@ -34,6 +34,8 @@ class Config:
     fanout: int = 20
     fanout_rounds: int = 3
     exit_rounds: int = 5
+    shared_servers: int = 10
+    """Servers in the shared-mode scenario (4 hosts; bench/shared_bench.py); 0 skips it."""
 
     @classmethod
     def quick(cls) -> Config:
@@ -48,6 +50,7 @@ class Config:
             fanout=5,
             fanout_rounds=1,
             exit_rounds=1,
+            shared_servers=3,
         )
 
 

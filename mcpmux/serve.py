@@ -53,9 +53,9 @@ async def serve(
 
 async def _serve(profile: Profile, *, paths: StatePaths | None, store: SecretStore | None, follow_active: bool) -> None:
 
-    shutdown = _Shutdown()
+    shutdown = Shutdown()
     async with anyio.create_task_group() as guard:  # signals stay handled until every downstream is gone
-        guard.start_soon(_watch_signals, shutdown)
+        guard.start_soon(watch_signals, shutdown)
         async with open_gateway(profile, paths=paths, store=store, start=False) as gateway:
             gateway.audit.write(lifecycle.serve_start(os.getpid(), __version__, profile_files=profile.source_hashes))
             front = Front(gateway.supervisor, gateway.relay)
@@ -137,13 +137,13 @@ async def _start_after_handshake(gateway: Gateway, front: Front) -> None:
 
 
 @dataclass(slots=True)
-class _Shutdown:
+class Shutdown:
     serving: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     begun: bool = False
     signalled: list[str] = field(default_factory=list[str])
 
 
-async def _watch_signals(shutdown: _Shutdown) -> None:
+async def watch_signals(shutdown: Shutdown) -> None:
     """A signal ends serving; downstreams are then stopped gently (stdin EOF → SIGTERM → SIGKILL, bounded).
 
     A signal that arrives while they are being stopped ends their process groups at once: a host

@@ -204,6 +204,13 @@ def test_a_refused_call_takes_no_rate_slot() -> None:
     assert p.decide_call("db__query", {"n": 1}).decision.rule == "policy.rules[0].rate"
 
 
+def test_each_host_has_its_own_rate_window_and_sessions_of_one_host_share_theirs() -> None:
+    p = policy(rule(effect="allow", rate=RateLimit(1, 60.0, "1/minute")))
+    assert p.decide_call("db__query", {}, host="cursor").decision.allowed
+    assert p.decide_call("db__query", {}, host="claude-code").decision.allowed  # hosts sharing one gateway
+    assert p.decide_call("db__query", {}, host="cursor").decision.rule == "policy.rules[0].rate"
+
+
 # ---- argument constraints -----------------------------------------------------------------------------------------
 
 

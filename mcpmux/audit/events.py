@@ -67,6 +67,8 @@ LifecycleEvent = Literal[
     "downstream_failed",
     "profile_switch",
     "catalog_changed",
+    "host_attached",
+    "host_detached",
 ]
 
 OUTCOMES: tuple[Outcome, ...] = (

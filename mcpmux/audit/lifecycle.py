@@ -5,7 +5,9 @@ sha256 of the bytes parsed), `serve_stop` (pid, reason), `downstream_start` (ser
 `downstream_exit` (server, pid, exit_code), `downstream_restart` (server, attempt, delay_s),
 `downstream_failed` (server, error, log), `profile_switch` (from_profile, from_hash, profile,
 profile_hash, profile_files), `catalog_changed` (added, removed, changed: exposed tool names),
-`refused` (kind: prompt | resource | request, name, server, rule, reason).
+`refused` (kind: prompt | resource | request, name, server, rule, reason); on a shared gateway,
+`host_attached` (host, host_version, era, pipe_pid: once the host has said who it is) and
+`host_detached` (host, cancelled: its calls still in flight, ended downstream).
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ def serve_start(pid: int, version: str, **context: Any) -> dict[str, Any]:
 def serve_stop(pid: int, reason: str | None = None, **context: Any) -> dict[str, Any]:
     """`reason`: `stdin closed`, `SIGTERM`, … or None."""
     return {"event": "serve_stop", **context, "pid": pid, "reason": reason}
+
+
+def host_attached(host: str | None, version: str | None, era: str, **context: Any) -> dict[str, Any]:
+    return {"event": "host_attached", **context, "host": host, "host_version": version, "era": era}
+
+
+def host_detached(host: str | None, cancelled: int, **context: Any) -> dict[str, Any]:
+    return {"event": "host_detached", **context, "host": host, "cancelled": cancelled}
 
 
 def downstream_start(server: str, pid: int | None, **context: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
         profile_cmd,
         registry_cmd,
         secret_cmd,
+        shared_cmd,
         status_cmd,
         trust_cmd,
     )
@@ -33,3 +34,4 @@ def register(app: typer.Typer) -> None:
     host_cmd.register(app)
     doctor_cmd.register(app)
     registry_cmd.register(app)
+    shared_cmd.register(app)

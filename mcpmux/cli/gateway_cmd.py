@@ -16,12 +16,10 @@ from mcpmux import __version__
 from mcpmux.cli._console import cell, err_console, out_console, say, shown
 from mcpmux.cli._json import print_json
 from mcpmux.cli._options import READY_WAIT_SECONDS, JsonOption, ProfileOption
-from mcpmux.cli.pin_cmd import print_changes
 from mcpmux.cli.tools_view import changes_json, find_route, print_tool, profile_json, tool_json
 from mcpmux.cli.trust_cmd import TrustOption, admit
 from mcpmux.errors import MCPMuxError
 from mcpmux.printable import printable
-from mcpmux.relay.host import HostInfo
 from mcpmux.wire import as_object
 
 if TYPE_CHECKING:
@@ -41,7 +39,7 @@ class _PrintableFormatter(logging.Formatter):
         return printable(super().format(record), lines=True)
 
 
-def _log_to_stderr(verbose: bool) -> None:
+def log_to_stderr(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_PrintableFormatter("mcpmux: %(message)s"))
     logger = logging.getLogger("mcpmux")
@@ -57,16 +55,23 @@ def serve(
     profile: ProfileOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     trust: TrustOption = False,
+    shared: Annotated[
+        bool, typer.Option("--shared", help="Attach to the profile's shared gateway (one set of downstreams).")
+    ] = False,
 ) -> None:
     """Run the gateway as a stdio MCP server for a host (stdout carries only the protocol)."""
+    from mcpmux.cli.shared_cmd import serve_shared, wants_shared
     from mcpmux.paths import check_state_private
     from mcpmux.profile.lookup import resolve_profile
-    from mcpmux.serve import serve as serve_profile
 
     check_state_private()  # refuse state folders others can write (trust records, active profile, logs)
     resolved = resolve_profile(profile)
     admit(resolved, trust)
-    _log_to_stderr(verbose=not quiet)
+    log_to_stderr(verbose=not quiet)
+    if wants_shared(shared, resolved) and serve_shared(resolved, profile):
+        return
+    from mcpmux.serve import serve as serve_profile  # after: a shared serve never loads the gateway's code
+
     _run(lambda: serve_profile(resolved, follow_active=profile is None))
 
 
@@ -90,7 +95,7 @@ def tools(
 
     resolved = resolve_profile(profile)
     admit(resolved, trust)
-    _log_to_stderr(verbose=False)
+    log_to_stderr(verbose=False)
 
     async def collect() -> tuple[Catalog, list[tuple[str, str, str]]]:
         async with open_gateway(resolved, record_pins=not changed) as gateway:  # --changed only looks
@@ -121,6 +126,7 @@ def tools(
 
 
 def _print_changed(resolved: Profile, given: str | None, catalog: Catalog, pins: PinSet, as_json: bool) -> None:
+    from mcpmux.cli.pin_cmd import print_changes  # here: its imports are heavy, and serve needs none
     from mcpmux.integrity.check import profile_arg
     from mcpmux.integrity.pins import compare
 
@@ -246,11 +252,12 @@ def call(
     """Call one tool through the gateway (policy, secrets and audit apply), print the result, and exit."""
     from mcpmux.gateway import open_gateway
     from mcpmux.profile.lookup import resolve_profile
+    from mcpmux.relay.host import HostInfo
 
     resolved = resolve_profile(profile)
     admit(resolved, trust)
     parsed = _parse_arguments(arguments or [])
-    _log_to_stderr(verbose=False)
+    log_to_stderr(verbose=False)
 
     async def run_call() -> dict[str, Any]:
         async with open_gateway(resolved) as gateway:

@@ -60,11 +60,25 @@ def _gather() -> list[dict[str, Any]]:
     return anyio.run(ask_all, backend="asyncio")
 
 
+def _hosts(entries: Any) -> str:
+    """The hosts attached to a shared gateway, each with the pid of its `serve`."""
+    shown: list[str] = []
+    listed: list[Any] = entries if isinstance(entries, list) else []  # pyright: ignore[reportUnknownVariableType]
+    for entry in listed:
+        host = as_object(entry) or {}
+        shown.append(f"{host.get('name') or '?'} (serve pid {host.get('pipe_pid') or '?'})")
+    return ", ".join(shown) or "none (exits when idle)"
+
+
 def _table(serve: dict[str, Any]) -> Table:
-    title = f"mcpmux serve pid {serve.get('pid')} · profile {serve.get('profile')}"
+    kind = "shared gateway" if serve.get("shared") else "serve"
+    title = f"mcpmux {kind} pid {serve.get('pid')} · profile {serve.get('profile')}"
     if isinstance(sha := serve.get("profile_hash"), str):
         title += f" (sha256 {sha[:12]})"
-    title += f" · host {serve.get('host') or '-'}"
+    if serve.get("shared"):
+        title += f" · hosts: {_hosts(serve.get('hosts'))}"
+    else:
+        title += f" · host {serve.get('host') or '-'}"
     if serve.get("started_at"):
         title += f" · since {serve['started_at']}"
     # Names, errors and the host's name come from profiles, downstreams and hosts: plain cells, escaped.

@@ -82,6 +82,10 @@ class HostChannel(Protocol):
         """Route the host's answer to a carried request; False when it answers nothing of ours."""
         ...
 
+    def can_ask(self, ds: Downstream, capability: str) -> bool:
+        """Whether a request of `ds` needing `capability` would be carried to this host now."""
+        ...
+
     def opened(self) -> None:
         """The host's first answer is written: what waited for it may go now."""
         ...
@@ -113,6 +117,9 @@ class Undecided:
 
     def downstream_request(self, ds: Downstream, message: JSON) -> str | None:
         return "no host has connected yet to answer this"
+
+    def can_ask(self, ds: Downstream, capability: str) -> bool:
+        return False
 
     def host_answer(self, message: JSON) -> bool:
         return False
@@ -171,6 +178,9 @@ class HandshakeChannel:
             self._held.append((ds, message))
             return None
         return self._requests.to_host(ds, message)
+
+    def can_ask(self, ds: Downstream, capability: str) -> bool:
+        return self._requests.can(capability)
 
     def opened(self) -> None:
         held, self._held = self._held, []
@@ -240,6 +250,9 @@ class EnvelopeChannel:
 
     def downstream_request(self, ds: Downstream, message: JSON) -> str | None:
         return self._bridge.from_downstream(ds, message)
+
+    def can_ask(self, ds: Downstream, capability: str) -> bool:
+        return self._bridge.can_ask(ds, capability)
 
     def host_answer(self, message: JSON) -> bool:
         return False  # this era's host sends no answers: it retries its request instead

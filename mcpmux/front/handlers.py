@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import mcp_types as types
@@ -51,14 +51,35 @@ Routed = Callable[[Downstream, Callable[[], Awaitable[JSON]], JSON], Awaitable[J
 """Runs a routed request the way the host's era needs (the host channel's `routed`)."""
 
 
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+"""MCP's logging levels, least severe first."""
+
+
+class Peers(Protocol):
+    """The other hosts attached to the same gateway (front/hosts.py): downstreams are theirs too."""
+
+    def downstream_level(self) -> str | None:
+        """The most verbose level any attached host asked for (the downstreams log at it; each host filters)."""
+        ...
+
+    def subscribed_elsewhere(self, handlers: Handlers, uri: str) -> bool:
+        """Whether a host other than `handlers`' is subscribed to the exposed `uri`."""
+        ...
+
+
 class Handlers:
     """SDK-served requests; each prompt, resource and completion is listed and served only as the policy allows
     (policy/primitives.py), for this connection's host."""
 
-    def __init__(self, supervisor: Supervisor, routed: Routed, host: Host) -> None:
+    def __init__(self, supervisor: Supervisor, routed: Routed, host: Host, peers: Peers | None = None) -> None:
         self.supervisor = supervisor
         self._routed = routed
         self._host = host
+        self.peers = peers
+        self.level: str | None = None
+        """The level this host asked for with `logging/setLevel` (None: it never did)."""
+        self.subscribed: set[str] = set()
+        """The resource URIs (as the host knows them) this host subscribed to."""
 
     # --- policy -----------------------------------------------------------------------------
     def _prefix(self, server: str) -> str:
@@ -186,10 +207,15 @@ class Handlers:
 
     async def subscribe(self, ctx: Ctx, params: types.SubscribeRequestParams) -> types.EmptyResult:
         server, uri = self._allowed_resource(await self.catalog(), str(params.uri))
-        return await self.ask(server, "resources/subscribe", {"uri": uri}, types.EmptyResult)
+        result = await self.ask(server, "resources/subscribe", {"uri": uri}, types.EmptyResult)
+        self.subscribed.add(str(params.uri))
+        return result
 
     async def unsubscribe(self, ctx: Ctx, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
         server, uri = self.owner(await self.catalog(), str(params.uri))
+        self.subscribed.discard(str(params.uri))
+        if self.peers is not None and self.peers.subscribed_elsewhere(self, str(params.uri)):
+            return types.EmptyResult()  # another host still listens: the server keeps sending updates
         return await self.ask(server, "resources/unsubscribe", {"uri": uri}, types.EmptyResult)
 
     def _allowed_resource(self, catalog: Catalog, exposed: str) -> tuple[str, str]:
@@ -223,7 +249,12 @@ class Handlers:
         return await self.ask(server, "completion/complete", forwarded, types.CompleteResult)
 
     async def set_level(self, ctx: Ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
-        """Apply the host's level to every running downstream that offers logging."""
+        """Apply the host's level to every running downstream that offers logging.
+
+        With other hosts attached, the downstreams log at the most verbose level any host asked for,
+        and each host's front drops what is below its own (front/server.py)."""
+        self.level = params.level
+        level = (self.peers.downstream_level() if self.peers is not None else None) or params.level
         for state in self.supervisor.states.values():
             ds = state.downstream
             caps = ds.initialize_result.capabilities if ds and ds.initialize_result else None
@@ -234,7 +265,7 @@ class Handlers:
                             "jsonrpc": "2.0",
                             "id": f"lvl-{ds.name}",
                             "method": "logging/setLevel",
-                            "params": {"level": params.level},
+                            "params": {"level": level},
                         }
                     )
                 )

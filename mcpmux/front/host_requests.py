@@ -45,6 +45,9 @@ class ServerRequests:
         self._pending: dict[str, tuple[Downstream, Any]] = {}
         self._ids = itertools.count()
 
+    def can(self, capability: str) -> bool:
+        return self._host.can(capability)
+
     def to_host(self, ds: Downstream, message: JSON) -> str | None:
         """Send a downstream's request to the host; None when sent, else why it cannot be."""
         method = str(message.get("method"))

@@ -104,6 +104,14 @@ class InputBridge:
             self._ask(token, parked)
         return None
 
+    def can_ask(self, ds: Downstream, capability: str) -> bool:
+        """Whether a request of `ds` needing `capability` would be asked of this host now (`from_downstream`)."""
+        calls = [c for c in self.relay.calls_to(ds) if c.input_caps is not None]
+        if calls:
+            return capability in (calls[0].input_caps or {})
+        asks = [a for a in self._asks if a.ds is ds]
+        return bool(asks) and capability in asks[0].caps
+
     def resume(self, host_id: Any, params: JSON, respond: Writer) -> bool:
         """Attach a host's retry (its `requestState` names a parked call); False if it names none."""
         token = params.get("requestState")

@@ -50,7 +50,7 @@ from mcpmux.front.channel import (
 )
 from mcpmux.front.discovery import Discovery
 from mcpmux.front.envelope import ModernCalls
-from mcpmux.front.handlers import Handlers, make_server, page
+from mcpmux.front.handlers import LOG_LEVELS, Handlers, Peers, make_server, page
 from mcpmux.front.host_requests import ServerRequests, pinned_roots
 from mcpmux.front.input_rounds import InputBridge
 from mcpmux.policy.primitives import Primitives
@@ -74,11 +74,13 @@ LineReader = Callable[[Callable[[bytes], None]], Awaitable[None]]
 
 
 class Front:
-    def __init__(self, supervisor: Supervisor, relay: Relay) -> None:
+    def __init__(self, supervisor: Supervisor, relay: Relay, peers: Peers | None = None) -> None:
+        """`peers`: the other hosts of a shared gateway, which hands this front its downstream events
+        (front/hosts.py); without, the front is the gateway's only host and subscribes itself."""
         self.supervisor = supervisor
         self.relay = relay
         self.host = relay.host
-        self.handlers = Handlers(supervisor, self._routed, relay.host)
+        self.handlers = Handlers(supervisor, self._routed, relay.host, peers)
         self.discovery = Discovery(relay, self.handlers.catalog)
         self.bus = InMemorySubscriptionBus()
         self.server = make_server(
@@ -103,7 +105,8 @@ class Front:
         """Ids of the host's requests handed to the SDK and not answered yet (waited for when the input ends)."""
         self._wrote = anyio.Event()
         """Set by each line written once the host's input has ended (the drain waits on it)."""
-        supervisor.subscribe(self)
+        if peers is None:
+            supervisor.subscribe(self)
 
     # --- the one exit toward the host -------------------------------------------------------
     def to_host(self, line: bytes) -> None:
@@ -141,13 +144,19 @@ class Front:
 
     def notification(self, ds: Downstream, method: str, message: JSON, line: bytes) -> None:
         params = wire.as_object(message.get("params")) or {}
+        shared = self.handlers.peers is not None
         if method == "notifications/message":
+            if shared and _below(params.get("level"), self.handlers.level):
+                return  # the downstream logs at the most verbose level any host asked for; this one asked less
             logger_name = params.get("logger")
             self.channel.log_message(
                 ds.name, {**params, "logger": f"{ds.name}/{logger_name}" if logger_name else ds.name}
             )
         elif method == "notifications/resources/updated":
-            self.channel.resource_updated(self.handlers.updated_uri(ds.name, params))
+            updated = self.handlers.updated_uri(ds.name, params)
+            if shared and updated.get("uri") not in self.handlers.subscribed and self.channel.era == "handshake":
+                return  # another host's subscription
+            self.channel.resource_updated(updated)
 
     def request(self, ds: Downstream, message: JSON) -> bool:
         request_id, method = message.get("id"), str(message.get("method"))
@@ -157,7 +166,9 @@ class Front:
         )
         if not decision.allowed:
             if self.supervisor.audit is not None:
-                refused = lifecycle.refusal("request", method, ds.name, decision.rule, decision.reason)
+                refused = lifecycle.refusal(
+                    "request", method, ds.name, decision.rule, decision.reason, host=self.host.name
+                )
                 self.supervisor.audit.write(refused)
             ds.write(wire.error_response(request_id, wire.METHOD_NOT_FOUND, decision.reason))
             return True
@@ -308,9 +319,11 @@ class Front:
             result["capabilities"] = server_facts.merged_capabilities(offered, facts)
         return response.model_copy(update={"result": result})
 
-    async def run(self, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
-        """Serve the host on its stdio until it closes stdin; what is owed to it is answered and written first."""
-        out = await output.open_output(stdout_fd, self.supervisor.flow)
+    async def run(self, stdin_fd: int = 0, stdout_fd: int = 1, flow: output.Flow | None = None) -> None:
+        """Serve the host on its stdio until it closes stdin; what is owed to it is answered and written first.
+
+        `flow`: told when the host stops reading (default: the supervisor's downstreams are held back)."""
+        out = await output.open_output(stdout_fd, flow or self.supervisor.flow)
         await self.serve(partial(stdio.read_lines, stdin_fd), out.write)
         await out.close(EOF_DRAIN_SECONDS)
 
@@ -345,6 +358,13 @@ class Front:
             while self._sdk_owed or self.relay.owed():
                 await self._wrote.wait()
                 self._wrote = anyio.Event()
+
+
+def _below(level: object, wanted: str | None) -> bool:
+    """Whether a message at `level` is less severe than the level a host asked for (unknown levels pass)."""
+    if wanted not in LOG_LEVELS or level not in LOG_LEVELS:
+        return False
+    return LOG_LEVELS.index(level) < LOG_LEVELS.index(wanted)
 
 
 def _id_of(message: object) -> Any:

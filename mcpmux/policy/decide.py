@@ -218,7 +218,7 @@ class Policy:
                 arguments if arguments is not None else {}, cwd=cwd
             )
             if failure is None and (limit := rule.rule.rate) is not None:
-                wait = self._rates.take(rule.rule.index, exposed, limit, self._monotonic())
+                wait = self._rates.take(rule.rule.index, exposed, limit, self._monotonic(), host)
                 if wait is not None:
                     failure = (
                         f"{rule.key}.rate",

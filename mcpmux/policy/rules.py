@@ -131,18 +131,22 @@ class CompiledRule:
 
 
 class RateLimiter:
-    """Sliding-window call logs per (rule, tool); a call takes a slot only when it is allowed."""
+    """Sliding-window call logs per (rule, tool, host); a call takes a slot only when it is allowed.
+
+    Per host name, so hosts sharing one gateway each have their window, and two sessions of the same
+    host share theirs (opening another session does not buy more calls)."""
 
     __slots__ = ("_logs",)
 
     def __init__(self) -> None:
-        self._logs: dict[tuple[int, str], deque[float]] = {}
+        self._logs: dict[tuple[int, str, str | None], deque[float]] = {}
 
-    def take(self, rule: int, tool: str, limit: RateLimit, now: float) -> float | None:
+    def take(self, rule: int, tool: str, limit: RateLimit, now: float, host: str | None = None) -> float | None:
         """None when the call may go (and is counted); else the seconds until a slot frees."""
-        log = self._logs.get((rule, tool))
+        key = (rule, tool, host)
+        log = self._logs.get(key)
         if log is None:
-            log = self._logs[(rule, tool)] = deque(maxlen=limit.count)
+            log = self._logs[key] = deque(maxlen=limit.count)
         while log and log[0] <= now - limit.seconds:
             log.popleft()
         if len(log) >= limit.count:

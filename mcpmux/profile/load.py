@@ -35,7 +35,7 @@ _BUDGET_CHOICES: dict[str, tuple[str, ...]] = {
 }
 _TOP_KEYS = (
     *("extends", "description", "max_name_length", "servers", "policy", "audit"),
-    *(*_BUDGET_CHOICES, "max_tools", "hide_flagged", "registry"),
+    *(*_BUDGET_CHOICES, "max_tools", "hide_flagged", "registry", "shared"),
 )
 # Keys only a local (`command`) or only a remote (`url`) downstream uses; the rest apply to both.
 _ONLY_FOR = {"args": "command", "cwd": "command", "env": "command", "headers": "url", "oauth": "url"}
@@ -352,6 +352,8 @@ def _check_profile(c: _Checker, data: Mapping[str, object]) -> Profile:
         budget["hide_flagged"] = hide_flagged
     if (registry := _check_registry(c, data)) is not None:
         budget["registry"] = registry
+    if (shared := c.typed(data, "shared", (), bool, "true or false")) is not None:
+        budget["shared"] = shared
     profile = Profile(
         name=c.path.stem,
         path=c.path,

@@ -256,6 +256,8 @@ class Profile:
     audit: AuditSpec = field(default_factory=AuditSpec)
     registry: str | None = None
     """`registry = "https://…"`: the MCP registry `mcpmux search` and `add` use with this profile."""
+    shared: bool = False
+    """`serve` attaches to the profile's shared gateway (one set of downstreams for every host; shared/)."""
     sources: tuple[SourceFile, ...] = ()
     """Every file it was read from, in merge order (farthest ancestor first, its own file last); see `inherit.py`.
 

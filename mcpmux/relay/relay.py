@@ -55,18 +55,24 @@ def too_deep_text(exposed: str) -> str:
 
 
 class Relay:
-    def __init__(self, supervisor: Supervisor, audit: AuditLog, host: Host) -> None:
+    def __init__(
+        self, supervisor: Supervisor, audit: AuditLog, host: Host, *, subscribe: bool = True, token_tag: str = ""
+    ) -> None:
         self.supervisor = supervisor
         self.audit = audit
         self.host = host
         """Who is calling: policy `hosts` rules and audit events read it (the front binds it)."""
+        self._token_tag = token_tag
+        """Prefixed to the progress tokens sent downstream when hosts share downstreams (front/hosts.py): two
+        hosts may use the same token for calls to one server, and each must hear only its own progress."""
         self._calls: dict[Hashable, Call] = {}
         """Calls in flight by the host's id; a tuple key is mcpmux's own (a local call, a parked one)."""
         self._deferred: set[Hashable] = set()
         """Host ids of calls waiting for a downstream's start-up before they are relayed."""
         self._progress: dict[Hashable, Call] = {}
         self._ids = 0
-        supervisor.subscribe(self)
+        if subscribe:  # else whoever attaches several hosts hands this relay its progress (front/hosts.py)
+            supervisor.subscribe(self)
 
     # --- entry points -----------------------------------------------------------------
     def call_from_host(
@@ -138,7 +144,10 @@ class Relay:
         token = progress_token(params)
         if token is not None and notify is not None:
             call.token = call.host_token = token
-            self._progress[token] = call
+            if self._token_tag:
+                call.token = f"{self._token_tag}{token}"
+                forwarded["_meta"] = {**(wire.as_object(params.get("_meta")) or {}), "progressToken": call.token}
+            self._progress[call.token] = call
         try:
             call.start(ds, forwarded, state.spec.timeout_seconds)
         except Unencodable:  # nothing was sent: the call is refused instead
@@ -211,6 +220,11 @@ class Relay:
         call.cancel(reason or "cancelled by the host")
         return True
 
+    def cancel_all(self, reason: str) -> None:
+        """End every call in flight (its host detached): each downstream hears `notifications/cancelled`."""
+        for call in list(self._calls.values()):
+            call.cancel(reason)
+
     def calls_to(self, ds: Downstream) -> list[Call]:
         """The calls in flight to `ds`, oldest first."""
         return [call for call in self._calls.values() if call.ds is ds]
@@ -227,7 +241,7 @@ class Relay:
         call.host_id, call.respond = host_id, respond
         self._calls[host_id] = call
         if call.token is not None:  # the retry has a progress token of its own: progress goes on under it
-            call.host_token = progress_token(params) or call.token
+            call.host_token = progress_token(params) or call.host_token
 
     # --- internals --------------------------------------------------------------------
     def _failed_server(self, exposed: str) -> str | None:
