@@ -141,9 +141,16 @@ class Call:
         if len(line) > self.max_output_bytes:
             result = truncate_response(line, message, self.redactor, self.max_output_bytes, server=self.route.server)
             self.truncated = True
+            if self.uri_prefix is not None:
+                result = expose_result_uris(result, self.uri_prefix) or result
             return wire.result_response(self.host_id, result)
-        if self.uri_prefix is not None and b'"uri"' in line and (linked := expose_result_uris(result, self.uri_prefix)):
-            # Resource links and embedded resources name URIs the host must be able to read back through mcpmux.
+        if (
+            self.uri_prefix is not None
+            and (b'"uri"' in line or b'resourceUri"' in line)
+            and (linked := expose_result_uris(result, self.uri_prefix))
+        ):
+            # Resource links, embedded resources and MCP Apps' `_meta` name URIs the host must be able to read
+            # back through mcpmux.
             return wire.result_response(self.host_id, linked)
         return wire.with_id(line, message, self.rid, self.host_id)
 
