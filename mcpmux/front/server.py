@@ -55,6 +55,8 @@ from mcpmux.front.host_requests import ServerRequests, pinned_roots
 from mcpmux.front.input_rounds import InputBridge
 from mcpmux.policy.primitives import Primitives
 from mcpmux.relay.relay import Relay
+from mcpmux.relay.task_requests import TASK_METHODS
+from mcpmux.relay.tasks import handshake_task
 from mcpmux.wire import JSON
 
 logger = logging.getLogger("mcpmux")
@@ -144,6 +146,10 @@ class Front:
             )
         elif method == "notifications/resources/updated":
             self.channel.resource_updated(self.handlers.updated_uri(ds.name, params))
+        elif method == "notifications/tasks/status" and (
+            entry := self.relay.tasks.of_downstream(ds, params.get("taskId"))
+        ):
+            self.channel.task_status(handshake_task(params, entry))  # only this host's tasks, under the ids it knows
 
     def request(self, ds: Downstream, message: JSON) -> bool:
         request_id, method = message.get("id"), str(message.get("method"))
@@ -224,6 +230,13 @@ class Front:
                     return
                 if self.channel.call(msg["id"], params):
                     return
+            if (
+                method in TASK_METHODS
+                and "id" in msg
+                and params is not None
+                and self.channel.task_request(msg["id"], method, params)
+            ):
+                return
             if method == "notifications/cancelled" and params is not None and "id" not in msg:
                 if self.relay.cancel_from_host(params.get("requestId"), params.get("reason")):
                     return
@@ -301,7 +314,8 @@ class Front:
         result["instructions"] = server_facts.merged_instructions(self.supervisor.profile, facts)
         offered = wire.as_object(result.get("capabilities"))
         if offered is not None:
-            result["capabilities"] = server_facts.merged_capabilities(offered, facts)
+            modern = self.channel.era == "envelope"
+            result["capabilities"] = server_facts.merged_capabilities(offered, facts, modern=modern)
         return response.model_copy(update={"result": result})
 
     async def run(self, stdin_fd: int = 0, stdout_fd: int = 1) -> None:

@@ -36,6 +36,7 @@ from mcpmux.downstream.supervisor import Supervisor
 from mcpmux.errors import DownstreamUnavailable, MCPMuxError, Unencodable
 from mcpmux.relay.call import Call, Writer, progress_token
 from mcpmux.relay.host import Host
+from mcpmux.relay.tasks import TaskEntry, TaskTable, created_result
 from mcpmux.secrets.redact import Redactor
 from mcpmux.wire import JSON
 
@@ -66,6 +67,8 @@ class Relay:
         """Host ids of calls waiting for a downstream's start-up before they are relayed."""
         self._progress: dict[Hashable, Call] = {}
         self._ids = 0
+        self.tasks = TaskTable()
+        """The tasks calls became on this connection, under ids of mcpmux's own (tasks.py)."""
         supervisor.subscribe(self)
 
     # --- entry points -----------------------------------------------------------------
@@ -121,6 +124,7 @@ class Relay:
         call = Call(self, host_id, route, arguments, respond, notify)
         call.rule = verdict.rule  # what allowed this call, for this host: its audit event names it
         call.input_caps = input_caps
+        call.task_form = "task" in params
         call.redactor = self.supervisor.redactor  # every secret of the run, whichever server sends it
         if ds is None or state is None or state.status != "running":  # never before its handshake is done
             reason = state.last_error if state is not None and state.last_error else "it is not running"
@@ -188,6 +192,36 @@ class Relay:
             raise
         reply = wire.as_object(wire.loads(line)) or {}
         return wire.as_object(reply.get("result")) or wire.tool_error_result("the relay produced no result")
+
+    def task_created(self, call: Call, ds: Downstream, task: JSON) -> tuple[TaskEntry, JSON]:
+        entry = self.tasks.add(call.route, call.arguments, ds, task)
+        return entry, created_result(task, entry, modern=call.input_caps is not None)
+
+    def fetch_task_result(self, host_id: Any, entry: TaskEntry, respond: Writer) -> None:
+        """Relay `tasks/result` of a task: answered, shaped and audited like a call of its tool, policy again."""
+        route = entry.route
+        verdict = route.decision
+        if verdict.rule != INTEGRITY_RULE:  # the policy may have changed since the task began (a reload)
+            verdict = self.supervisor.policy.decide(route.exposed, tool=route.facts, host=self.host.name)
+        if not verdict.allowed:
+            base = f"the result of task '{entry.id}' of tool '{route.exposed}' is not allowed"
+            text = ErrorText(f"{base}: {verdict.reason}", base)
+            self._refuse(host_id, route.exposed, entry.arguments, respond, "denied", text, route, verdict.rule)
+            return
+        state = self.supervisor.live(route.server)
+        call = Call(self, host_id, route, entry.arguments, respond, None)
+        call.task, call.rule, call.redactor = entry, verdict.rule, self.supervisor.redactor
+        if state is None or state.downstream is not entry.ds or state.status != "running":
+            text = f"task '{entry.id}' is gone: server '{route.server}' has stopped or restarted since it began"
+            call.fail(DownstreamUnavailable(route.server, text))
+            return
+        call.uri_prefix = state.spec.prefix if state.spec.namespaced else None
+        rule_limit = self.supervisor.policy.max_output_bytes(route.exposed, host=self.host.name, tool=route.facts)
+        call.max_output_bytes = min(state.spec.max_output_bytes, rule_limit or state.spec.max_output_bytes)
+        self._calls[host_id] = call
+        # The result comes when the task ends: wait as long as the task is kept, at least a call's timeout.
+        timeout = max(state.spec.timeout_seconds, (entry.ttl_ms or 0) / 1000)
+        call.start(entry.ds, {"taskId": entry.downstream_id}, timeout, method="tasks/result")
 
     def refuse_too_deep(self, host_id: Any, exposed: str, respond: Writer) -> None:
         """Refuse a host's `tools/call` whose line nests too deeply even to parse (its arguments are unknown)."""
@@ -309,6 +343,7 @@ class Relay:
         rule: str | None = None,
         redactor: Redactor | None = None,
         server: str | None = None,
+        task: str | None = None,
     ) -> None:
         mode = self.supervisor.profile.audit.args  # read per call, so a reloaded profile applies at once
         if mode == "redacted":  # a refused call has no redactor of its own: use its server's; without one, digest
@@ -333,6 +368,8 @@ class Relay:
         )
         if truncated:
             event["truncated"] = True
+        if task is not None:
+            event["task"] = task
         try:
             self.audit.write(event)
         except MCPMuxError as exc:  # an audit failure must not break the relay callback (audit.py logs it)

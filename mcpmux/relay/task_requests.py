@@ -1,0 +1,139 @@
+"""A host's `tasks/*` requests, answered from the downstream that runs the task (ids mapped, tasks.py).
+
+`tasks/result` (and a finished task's result inlined into a 2026-07-28 `tasks/get`) goes through
+the relay like a call (`Relay.fetch_task_result`); `tasks/get`, `tasks/cancel` and `tasks/list`
+are forwarded with the downstream's id and answered with the host's. An id mcpmux did not hand
+out on this connection is refused with "Invalid params", as a server refuses an unknown task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+from mcpmux import wire
+from mcpmux.downstream.connection import Downstream
+from mcpmux.errors import DownstreamError
+from mcpmux.relay.call import Writer
+from mcpmux.relay.relay import Relay
+from mcpmux.relay.tasks import TaskEntry, handshake_task, modern_task
+from mcpmux.wire import JSON
+
+TASK_METHODS = frozenset({"tasks/get", "tasks/result", "tasks/cancel", "tasks/list", "tasks/update"})
+MAX_LIST_PAGES = 100
+
+
+class _Answer:
+    """The one message answering a request to a downstream (a result or a JSON-RPC error)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[JSON] = asyncio.get_running_loop().create_future()
+
+    def reply(self, line: bytes, message: JSON) -> None:
+        if not self.future.done():
+            self.future.set_result(message)
+
+    def fail(self, error: DownstreamError) -> None:
+        if not self.future.done():
+            self.future.set_result({"error": {"code": wire.INTERNAL_ERROR, "message": str(error)}})
+
+
+class TaskRequests:
+    """Serves one connection's `tasks/*` requests; `modern` answers in the 2026-07-28 extension's shapes."""
+
+    def __init__(self, relay: Relay) -> None:
+        self._relay = relay
+        self._ids = itertools.count()
+
+    def request(self, host_id: Any, method: str, params: JSON, respond: Writer, *, modern: bool) -> None:
+        if method == "tasks/list" and not modern:
+            self._relay.supervisor.start_soon(self._list, host_id, params, respond)
+            return
+        task_id = params.get("taskId")
+        entry = self._relay.tasks.get(task_id)
+        if entry is None:
+            shown = f"'{task_id[:100]}'" if isinstance(task_id, str) else "without a string taskId"
+            why = f"unknown task {shown}: mcpmux handed out no such task id on this connection"
+            respond(wire.error_response(host_id, wire.INVALID_PARAMS, why))
+        elif method == "tasks/result":
+            self._relay.fetch_task_result(host_id, entry, respond)
+        elif method == "tasks/update":  # answers to a task's input requests: nothing carries them yet
+            text = f"mcpmux cannot relay input to task '{entry.id}' yet (tasks/update)"
+            respond(wire.error_response(host_id, wire.INVALID_PARAMS, text))
+        else:
+            self._relay.supervisor.start_soon(self._forward, host_id, method, entry, respond, modern)
+
+    async def _ask(self, ds: Downstream, method: str, params: JSON) -> JSON:
+        """The downstream's answer, bounded by its server's `timeout_seconds` (a timeout answers an error)."""
+        spec = self._relay.supervisor.profile.server(ds.name)
+        seconds = spec.timeout_seconds if spec is not None else 60.0
+        sink = _Answer()
+        rid = ds.send_request(method, params, sink)
+        try:
+            async with asyncio.timeout(seconds):
+                return await sink.future
+        except TimeoutError:
+            ds.abandon(rid, "timed out")
+            text = f"server '{ds.name}' did not answer {method} within {seconds:g} s"
+            return {"error": {"code": wire.INTERNAL_ERROR, "message": text}}
+
+    async def _forward(self, host_id: Any, method: str, entry: TaskEntry, respond: Writer, modern: bool) -> None:
+        answer = await self._ask(entry.ds, method, {"taskId": entry.downstream_id})
+        if (error := wire.as_object(answer.get("error"))) is not None:
+            respond(wire.dumps({"jsonrpc": "2.0", "id": host_id, "error": error}))
+            return
+        task = wire.as_object(answer.get("result")) or {}
+        if not modern:
+            respond(wire.result_response(host_id, handshake_task(task, entry)))
+        elif method == "tasks/cancel":
+            respond(wire.result_response(host_id, {}))  # the extension's cancel is an empty acknowledgement
+        else:
+            shown = modern_task(task, entry)
+            if task.get("status") == "completed":
+                shown["result"] = await self._final(entry)
+            elif task.get("status") == "failed":
+                shown["error"] = await self._failure(entry)
+            respond(wire.result_response(host_id, shown))
+
+    async def _final(self, entry: TaskEntry) -> JSON:
+        """The finished task's result as the host may see it: fetched, shaped and audited once."""
+        if entry.final is None:
+            done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+            def respond(line: bytes) -> None:
+                if not done.done():
+                    done.set_result(line)
+
+            self._relay.fetch_task_result(("task", next(self._ids)), entry, respond)
+            reply = wire.as_object(wire.loads(await done)) or {}
+            entry.final = wire.as_object(reply.get("result")) or wire.tool_error_result("the relay produced no result")
+        return entry.final
+
+    async def _failure(self, entry: TaskEntry) -> JSON:
+        """The JSON-RPC error the failed task ended with (its `tasks/result` answer)."""
+        answer = await self._ask(entry.ds, "tasks/result", {"taskId": entry.downstream_id})
+        error = wire.as_object(answer.get("error"))
+        return error or {"code": wire.INTERNAL_ERROR, "message": f"task '{entry.id}' failed"}
+
+    async def _list(self, host_id: Any, params: JSON, respond: Writer) -> None:
+        """The host's tasks, as each downstream holding some lists them (tasks it no longer has are left out)."""
+        entries = self._relay.tasks.entries()
+        tasks: list[JSON] = []
+        for ds in list({id(e.ds): e.ds for e in entries}.values()):
+            cursor: object = None
+            for _ in range(MAX_LIST_PAGES):
+                answer = await self._ask(ds, "tasks/list", {"cursor": cursor} if cursor else {})
+                page = wire.as_object(answer.get("result")) or {}
+                listed = page.get("tasks")
+                items: list[object] = listed if isinstance(listed, list) else []  # pyright: ignore[reportUnknownVariableType]
+                for item in items:
+                    task = wire.as_object(item)
+                    entry = self._relay.tasks.of_downstream(ds, task.get("taskId")) if task else None
+                    if task is not None and entry is not None:
+                        tasks.append(handshake_task(task, entry))
+                if not (cursor := page.get("nextCursor")):
+                    break
+        respond(wire.result_response(host_id, {"tasks": tasks}))
