@@ -88,3 +88,14 @@ def test_only_a_required_task_tool_from_a_host_with_the_extension_runs_as_a_task
     assert wants_task(required, declared) is True
     assert wants_task(required, {}) is None
     assert wants_task(optional, declared) is False
+
+
+def test_a_status_notified_before_the_task_exists_is_handed_out_once_and_only_for_its_own_server(tmp_path: Path):
+    table = TaskTable()
+    a, b = downstream("a", tmp_path), downstream("b", tmp_path)
+    table.hold_early(a, TASK)
+    from_b = table.add(route("b"), {}, b, TASK)
+    from_a = table.add(route("a"), {}, a, TASK)
+    assert table.take_early(from_b) is None
+    assert table.take_early(from_a) == TASK
+    assert table.take_early(from_a) is None

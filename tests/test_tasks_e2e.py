@@ -163,7 +163,12 @@ async def test_status_notifications_list_and_cancel_carry_the_hosts_task_ids(wri
     statuses = [m["params"] for m in host.raw.seen if m.get("method") == "notifications/tasks/status"]
     assert sorted(t["taskId"] for t in listed["tasks"]) == sorted([held_id, other_id])
     assert (cancelled["taskId"], cancelled["status"]) == (other_id, "cancelled")
-    assert [(p["taskId"], p["status"]) for p in statuses] == [(other_id, "cancelled"), (held_id, "completed")]
+    assert [(p["taskId"], p["status"]) for p in statuses] == [
+        (held_id, "working"),  # notified by the server before its answer: relayed right after it
+        (other_id, "working"),
+        (other_id, "cancelled"),
+        (held_id, "completed"),
+    ]
 
 
 async def test_a_tasks_result_waits_for_the_task_and_is_redacted_and_cut_like_a_call_result(
@@ -203,6 +208,29 @@ async def test_a_denied_tool_becomes_no_task(write_profile: WriteProfile, mcpmux
     assert "task" not in refused
     assert listed["tasks"] == []
     assert [e["outcome"] for e in audit_events(mcpmux_home, "tool_call")] == ["denied"]
+
+
+async def test_a_tasks_result_is_refused_once_a_reload_has_denied_its_tool(
+    write_profile: WriteProfile, mcpmux_home: Path
+):
+    from mcpmux.profile.trust import trust_profile
+
+    profile = write_profile(task_server("t"))
+    async with serve(profile) as host:
+        await host.result("tools/list")  # from now on the host hears of catalog changes
+        created = await host.result("tools/call", {"name": "t__report", "arguments": {"text": "x"}, "task": {}})
+        profile.write_text(task_server("t") + '[policy]\ndeny = ["t__report"]\n')
+        trust_profile(profile)
+        await host.raw.receive(lambda m: m.get("method") == "notifications/tools/list_changed")
+        refused = await host.result("tasks/result", {"taskId": created["task"]["taskId"]})
+    assert refused["isError"] is True
+    assert 'is not allowed: denied by policy.deny[0] "t__report"' in text_of(refused)
+    calls = audit_events(mcpmux_home, "tool_call")
+    assert [(e["outcome"], e["rule"], e.get("task")) for e in calls][-1] == (
+        "denied",
+        'policy.deny[0] "t__report"',
+        created["task"]["taskId"],
+    )
 
 
 # --- 2026-07-28 era (io.modelcontextprotocol/tasks extension) ----------------------------------------

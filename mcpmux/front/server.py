@@ -146,10 +146,11 @@ class Front:
             )
         elif method == "notifications/resources/updated":
             self.channel.resource_updated(self.handlers.updated_uri(ds.name, params))
-        elif method == "notifications/tasks/status" and (
-            entry := self.relay.tasks.of_downstream(ds, params.get("taskId"))
-        ):
-            self.channel.task_status(handshake_task(params, entry))  # only this host's tasks, under the ids it knows
+        elif method == "notifications/tasks/status":  # only this host's tasks, under the ids it knows
+            if (entry := self.relay.tasks.of_downstream(ds, params.get("taskId"))) is not None:
+                self.channel.task_status(handshake_task(params, entry))
+            else:
+                self.relay.tasks.hold_early(ds, params)  # servers notify before their CreateTaskResult
 
     def request(self, ds: Downstream, message: JSON) -> bool:
         request_id, method = message.get("id"), str(message.get("method"))

@@ -51,8 +51,9 @@ class CallOwner(Protocol):
         task: str | None = None,
     ) -> None: ...
 
-    def task_created(self, call: Call, ds: Downstream, task: JSON) -> tuple[TaskRef, JSON]:
-        """Record the task a call became: the task, and the result the host gets for it (with mcpmux's id)."""
+    def task_created(self, call: Call, ds: Downstream, task: JSON) -> tuple[TaskRef, JSON, JSON | None]:
+        """Record the task a call became: the task, the result the host gets for it (with mcpmux's id), and a
+        status notification the server sent before it, if the host's era takes them."""
         ...
 
 
@@ -163,9 +164,12 @@ class Call:
 
     def _became_task(self, line: bytes, task: JSON) -> None:
         assert self.ds is not None
-        self.task, shown = self.relay.task_created(self, self.ds, task)
+        self.task, shown, early = self.relay.task_created(self, self.ds, task)
         out = wire.result_response(self.host_id, shown)
         self.respond(self.redactor.redact_bytes(out) if self.redactor else out)
+        if early is not None and self.notify is not None:  # the status the server notified before this answer
+            note = wire.notification("notifications/tasks/status", early)
+            self.notify(self.redactor.redact_bytes(note) if self.redactor else note)
         self._audit("task", None, len(line))
 
     def _shaped(self, line: bytes, message: JSON, result: JSON) -> bytes:

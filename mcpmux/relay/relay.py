@@ -36,7 +36,7 @@ from mcpmux.downstream.supervisor import Supervisor
 from mcpmux.errors import DownstreamUnavailable, MCPMuxError, Unencodable
 from mcpmux.relay.call import Call, Writer, progress_token
 from mcpmux.relay.host import Host
-from mcpmux.relay.tasks import TaskEntry, TaskTable, created_result
+from mcpmux.relay.tasks import TaskEntry, TaskTable, created_result, handshake_task
 from mcpmux.secrets.redact import Redactor
 from mcpmux.wire import JSON
 
@@ -193,9 +193,12 @@ class Relay:
         reply = wire.as_object(wire.loads(line)) or {}
         return wire.as_object(reply.get("result")) or wire.tool_error_result("the relay produced no result")
 
-    def task_created(self, call: Call, ds: Downstream, task: JSON) -> tuple[TaskEntry, JSON]:
+    def task_created(self, call: Call, ds: Downstream, task: JSON) -> tuple[TaskEntry, JSON, JSON | None]:
         entry = self.tasks.add(call.route, call.arguments, ds, task)
-        return entry, created_result(task, entry, modern=call.input_caps is not None)
+        modern = call.input_caps is not None  # a 2026-07-28 host polls: it takes no status notifications
+        early = self.tasks.take_early(entry)
+        shown_early = handshake_task(early, entry) if early is not None and not modern else None
+        return entry, created_result(task, entry, modern=modern), shown_early
 
     def fetch_task_result(self, host_id: Any, entry: TaskEntry, respond: Writer) -> None:
         """Relay `tasks/result` of a task: answered, shaped and audited like a call of its tool, policy again."""
@@ -206,7 +209,9 @@ class Relay:
         if not verdict.allowed:
             base = f"the result of task '{entry.id}' of tool '{route.exposed}' is not allowed"
             text = ErrorText(f"{base}: {verdict.reason}", base)
-            self._refuse(host_id, route.exposed, entry.arguments, respond, "denied", text, route, verdict.rule)
+            self._refuse(
+                host_id, route.exposed, entry.arguments, respond, "denied", text, route, verdict.rule, entry.id
+            )
             return
         state = self.supervisor.live(route.server)
         call = Call(self, host_id, route, entry.arguments, respond, None)
@@ -299,11 +304,12 @@ class Relay:
         text: ErrorText,
         route: Route | None = None,
         rule: str | None = None,
+        task: str | None = None,
     ) -> None:
         redactor = self.supervisor.redactor
         full = redactor.redact_text(text.full) if redactor else text.full
         respond(wire.result_response(host_id, wire.tool_error_result(full)))
-        self.audit_call(exposed, route, arguments, decision, decision, 0.0, text, 0, rule=rule)
+        self.audit_call(exposed, route, arguments, decision, decision, 0.0, text, 0, rule=rule, task=task)
 
     # DownstreamEvents: the relay hears progress; catalogs and requests are the front's
     def catalog_changed(self, catalog: Catalog, kinds: frozenset[str]) -> None:

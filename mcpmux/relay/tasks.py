@@ -33,6 +33,8 @@ RELATED_TASK = "io.modelcontextprotocol/related-task"
 """The `_meta` key naming the task a message belongs to."""
 MAX_TASKS = 4096
 """Tasks remembered per connection; past it the oldest is forgotten (its id becomes unknown)."""
+MAX_EARLY = 64
+"""Status notifications held for tasks not created yet (a server notifies before its `CreateTaskResult`)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -61,6 +63,21 @@ class TaskTable:
     def __init__(self) -> None:
         self._by_id: OrderedDict[str, TaskEntry] = OrderedDict()
         self._by_downstream: dict[tuple[int, str], TaskEntry] = {}
+        self._early: OrderedDict[tuple[int, str], tuple[Downstream, JSON]] = OrderedDict()
+        """The latest status a server notified for a task id it has not answered a call with yet."""
+
+    def hold_early(self, ds: Downstream, params: JSON) -> None:
+        """Keep a status notification for a task not yet created: it may be one a call in flight becomes."""
+        task_id = params.get("taskId")
+        if isinstance(task_id, str):
+            self._early[(id(ds), task_id)] = (ds, params)
+            while len(self._early) > MAX_EARLY:
+                self._early.popitem(last=False)
+
+    def take_early(self, entry: TaskEntry) -> JSON | None:
+        """The status notification held for `entry` before it was created, if any (handed out once)."""
+        held = self._early.pop((id(entry.ds), entry.downstream_id), None)
+        return held[1] if held is not None and held[0] is entry.ds else None
 
     def add(self, route: Route, arguments: Any, ds: Downstream, task: JSON) -> TaskEntry:
         downstream_id = str(task.get("taskId"))
