@@ -190,11 +190,9 @@ class Call:
             if self.uri_prefix is not None:
                 result = expose_result_uris(result, self.uri_prefix) or result
             return wire.result_response(self.host_id, result)
-        if (
-            self.uri_prefix is not None
-            and (b'"uri"' in line or b'resourceUri"' in line)
-            and (linked := expose_result_uris(result, self.uri_prefix))
-        ):
+        # One scan of the line finds both keys that name URIs: `"uri"` and MCP Apps' `resourceUri"` (a key or value
+        # ending in `ri` costs a walk of the content blocks, nothing more; a quote inside a string is escaped).
+        if self.uri_prefix is not None and b'ri"' in line and (linked := expose_result_uris(result, self.uri_prefix)):
             # Resource links, embedded resources and MCP Apps' `_meta` name URIs the host must be able to read
             # back through mcpmux.
             return wire.result_response(self.host_id, linked)
