@@ -199,6 +199,26 @@ async def test_a_tasks_result_waits_for_the_task_and_is_redacted_and_cut_like_a_
     assert [e.get("truncated", False) for e in fetched] == [False, True]
 
 
+async def test_a_waiting_tasks_result_keeps_its_id_from_a_second_request(write_profile: WriteProfile):
+    profile = write_profile(task_server("t"))
+    async with serve(profile) as host:
+        held = await host.result(
+            "tools/call", {"name": "t__report", "arguments": {"text": "x", "hold": True}, "task": {}}
+        )
+        wait: dict[str, Any] = {"taskId": held["task"]["taskId"]}
+        await host.raw.send({"jsonrpc": "2.0", "id": 7, "method": "tasks/result", "params": wait})
+        await host.raw.send({"jsonrpc": "2.0", "id": 7, "method": "tasks/result", "params": wait})
+        again = await host.raw.reply_to(7)
+        await host.raw.send(
+            {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "t__finish", "arguments": {}}}
+        )
+        clash = await host.raw.reply_to(7)
+        await host.result("tools/call", {"name": "t__finish", "arguments": {}})
+        answers = [m for m in host.raw.seen if m.get("id") == 7 and "result" in m]
+    assert again["error"]["code"] == clash["error"]["code"] == -32600
+    assert [text_of(m["result"]) for m in answers] == ["x"]
+
+
 async def test_a_denied_tool_becomes_no_task(write_profile: WriteProfile, mcpmux_home: Path):
     profile = write_profile(task_server("t") + '[policy]\ndeny = ["t__report"]\n')
     async with serve(profile) as host:

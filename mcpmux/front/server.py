@@ -226,18 +226,16 @@ class Front:
                 and not self.discovery.handles(params.get("name"))
             ):
                 if self.relay.in_flight(msg["id"]):  # answering it would break the first call's routing
-                    text = f"invalid request: id {wire.dumps(msg['id']).decode()} is already in use by a call in flight"
-                    self.to_host(wire.error_response(msg["id"], wire.INVALID_REQUEST, text))
+                    self._id_in_use(msg["id"])
                     return
                 if self.channel.call(msg["id"], params):
                     return
-            if (
-                method in TASK_METHODS
-                and "id" in msg
-                and params is not None
-                and self.channel.task_request(msg["id"], method, params)
-            ):
-                return
+            if method in TASK_METHODS and "id" in msg and params is not None:
+                if method == "tasks/result" and self.relay.in_flight(msg["id"]):  # relayed like a call
+                    self._id_in_use(msg["id"])
+                    return
+                if self.channel.task_request(msg["id"], method, params):
+                    return
             if method == "notifications/cancelled" and params is not None and "id" not in msg:
                 if self.relay.cancel_from_host(params.get("requestId"), params.get("reason")):
                     return
@@ -251,6 +249,10 @@ class Front:
                 self._roots_changed()
                 return
         self._to_sdk_line(message)
+
+    def _id_in_use(self, request_id: Any) -> None:
+        text = f"invalid request: id {wire.dumps(request_id).decode()} is already in use by a call in flight"
+        self.to_host(wire.error_response(request_id, wire.INVALID_REQUEST, text))
 
     def _open(self, era: str) -> HostChannel:
         """The channel of the era the first request opened."""
