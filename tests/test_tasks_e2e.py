@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from mcpmux.secrets.store import KeyringStore
-from tests.conftest import FIXTURES, REPO
+from tests.conftest import FIXTURES, REPO, host_session
 from tests.e2e_helpers import RawHost, audit_events, npm_bin
 
 pytestmark = pytest.mark.anyio
@@ -251,6 +251,26 @@ async def test_a_tasks_result_is_refused_once_a_reload_has_denied_its_tool(
         'policy.deny[0] "t__report"',
         created["task"]["taskId"],
     )
+
+
+async def test_search_modes_call_tool_and_mcpmux_call_wait_for_a_task_tools_result(
+    write_profile: WriteProfile, mcpmux_home: Path
+):
+    profile = write_profile('expose = "search"\n' + task_server("t"))
+    async with host_session(profile) as host:
+        with anyio.fail_after(30):
+            via_search = await host.call_tool(
+                "mcpmux__call_tool", {"name": "t__report", "arguments": {"text": "found"}}
+            )
+    command = [sys.executable, "-m", "mcpmux", "call", "t__report", "text=from the cli", "--profile", str(profile)]
+    with anyio.fail_after(60):
+        cli = await anyio.run_process(command, cwd=REPO, check=False)
+    assert not via_search.is_error
+    assert [getattr(block, "text", None) for block in via_search.content] == ["found"]
+    assert cli.returncode == 0, cli.stderr
+    assert b"from the cli" in cli.stdout
+    outcomes = [(e["outcome"], bool(e.get("task"))) for e in audit_events(mcpmux_home, "tool_call")]
+    assert outcomes == [("task", True), ("ok", True)] * 2
 
 
 # --- 2026-07-28 era (io.modelcontextprotocol/tasks extension) ----------------------------------------

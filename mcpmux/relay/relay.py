@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from mcpmux import wire
@@ -36,7 +36,7 @@ from mcpmux.downstream.supervisor import Supervisor
 from mcpmux.errors import DownstreamUnavailable, MCPMuxError, Unencodable
 from mcpmux.relay.call import Call, Writer, progress_token
 from mcpmux.relay.host import Host
-from mcpmux.relay.tasks import TaskEntry, TaskTable, created_result, handshake_task
+from mcpmux.relay.tasks import TaskEntry, TaskTable, created_result, handshake_task, requires_task
 from mcpmux.secrets.redact import Redactor
 from mcpmux.wire import JSON
 
@@ -172,7 +172,21 @@ class Relay:
         self.call_from_host(host_id, params, respond, notify, input_caps)
 
     async def call(self, name: str, arguments: JSON | None = None, meta: JSON | None = None) -> JSON:
-        """Call an exposed tool and return its `CallToolResult` as a dict (never raises for tool failures)."""
+        """Call an exposed tool and return its `CallToolResult` as a dict (never raises for tool failures).
+
+        A tool that runs only as a task is called as one and its result waited for (search mode, `mcpmux call`)."""
+        params: JSON = {"name": name, "arguments": arguments or {}}
+        if meta:
+            params["_meta"] = meta
+        if (route := self.supervisor.catalog.routes.get(name)) is not None and requires_task(route.definition):
+            params["task"] = {}
+        result = await self._local(lambda host_id, respond: self.call_from_host(host_id, params, respond))
+        if (entry := self.tasks.get((wire.as_object(result.get("task")) or {}).get("taskId"))) is not None:
+            result = await self._local(lambda host_id, respond: self.fetch_task_result(host_id, entry, respond))
+        return result
+
+    async def _local(self, start: Callable[[Any, Writer], None]) -> JSON:
+        """The result of one relayed request of mcpmux's own, started by `start(host_id, respond)`."""
         self._ids += 1
         host_id = ("local", self._ids)  # a tuple: no host's id (a string or an integer) can be the same
         done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
@@ -181,10 +195,7 @@ class Relay:
             if not done.done():
                 done.set_result(line)
 
-        params: JSON = {"name": name, "arguments": arguments or {}}
-        if meta:
-            params["_meta"] = meta
-        self.call_from_host(host_id, params, respond)
+        start(host_id, respond)
         try:
             line = await done
         except BaseException:

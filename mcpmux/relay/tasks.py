@@ -134,11 +134,15 @@ def created_result(task: JSON, entry: TaskEntry, modern: bool) -> JSON:
     return {"task": handshake_task(task, entry)}
 
 
+def requires_task(definition: object) -> bool:
+    """Whether a tool runs only as a task (`execution.taskSupport = "required"`)."""
+    return getattr(getattr(definition, "execution", None), "task_support", None) == "required"
+
+
 def wants_task(definition: object, client_capabilities: JSON) -> bool | None:
     """For a 2026-07-28 call: True to run it as a task (the tool requires one and the host declared the
     extension), None to refuse it (required, not declared), False for a plain call."""
-    execution = getattr(definition, "execution", None)
-    if getattr(execution, "task_support", None) != "required":
+    if not requires_task(definition):
         return False
     extensions = wire.as_object(client_capabilities.get("extensions")) or {}
     return True if TASKS_EXTENSION in extensions else None
