@@ -99,3 +99,19 @@ def test_a_status_notified_before_the_task_exists_is_handed_out_once_and_only_fo
     assert table.take_early(from_b) is None
     assert table.take_early(from_a) == TASK
     assert table.take_early(from_a) is None
+
+
+def test_a_downstream_request_names_the_hosts_task_id_and_never_one_the_host_was_not_given(tmp_path: Path):
+    table = TaskTable()
+    a = downstream("a", tmp_path)
+    entry = table.add(route("a"), {}, a, TASK)
+
+    def asking(task_id: str) -> dict[str, Any]:
+        meta = {tasks.RELATED_TASK: {"taskId": task_id}, "keep": 1}
+        return {"id": "e", "method": "elicitation/create", "params": {"message": "?", "_meta": meta}}
+
+    mine = table.request_for_host(a, asking("1"))
+    unknown = table.request_for_host(a, asking("2"))
+    other = table.request_for_host(downstream("b", tmp_path), asking("1"))
+    assert mine["params"]["_meta"] == {tasks.RELATED_TASK: {"taskId": entry.id}, "keep": 1}
+    assert unknown["params"]["_meta"] == other["params"]["_meta"] == {"keep": 1}

@@ -65,14 +65,16 @@ class Host:
 
 
 @asynccontextmanager
-async def serve(profile: Path, *, modern: bool = False, extension: bool = True) -> AsyncGenerator[Host]:
+async def serve(
+    profile: Path, *, modern: bool = False, extension: bool = True, capabilities: dict[str, Any] | None = None
+) -> AsyncGenerator[Host]:
     command = [sys.executable, "-m", "mcpmux", "serve", "--profile", str(profile)]
     async with await anyio.open_process(command, cwd=REPO) as proc:
         host = Host(RawHost(proc), modern, extension)
         if not modern:
             params = {
                 "protocolVersion": "2025-11-25",
-                "capabilities": {},
+                "capabilities": capabilities or {},
                 "clientInfo": {"name": "raw", "version": "1"},
             }
             host.capabilities = (await host.result("initialize", params))["capabilities"]
@@ -217,6 +219,24 @@ async def test_a_waiting_tasks_result_keeps_its_id_from_a_second_request(write_p
         answers = [m for m in host.raw.seen if m.get("id") == 7 and "result" in m]
     assert again["error"]["code"] == clash["error"]["code"] == -32600
     assert [text_of(m["result"]) for m in answers] == ["x"]
+
+
+async def test_a_task_that_needs_input_asks_the_host_under_the_hosts_task_id(write_profile: WriteProfile):
+    profile = write_profile(task_server("t"))
+    async with serve(profile, capabilities={"elicitation": {}}) as host:
+        created = await host.result(
+            "tools/call", {"name": "t__report", "arguments": {"text": "x", "ask": True}, "task": {}}
+        )
+        task_id = created["task"]["taskId"]
+        status = await host.result("tasks/get", {"taskId": task_id})
+        await host.raw.send({"jsonrpc": "2.0", "id": 1, "method": "tasks/result", "params": {"taskId": task_id}})
+        asked = await host.raw.receive(lambda m: m.get("method") == "elicitation/create")
+        answer = {"action": "accept", "content": {"name": "Ada"}}
+        await host.raw.send({"jsonrpc": "2.0", "id": asked["id"], "result": answer})
+        result = (await host.raw.reply_to(1))["result"]
+    assert status["status"] == "input_required"
+    assert asked["params"]["_meta"][RELATED] == {"taskId": task_id}
+    assert text_of(result) == "hello Ada"
 
 
 async def test_a_denied_tool_becomes_no_task(write_profile: WriteProfile, mcpmux_home: Path):

@@ -167,6 +167,7 @@ class Front:
         if (roots := pinned_roots(spec, message)) is not None:
             ds.write(wire.result_response(request_id, roots))
             return True
+        message = self.relay.tasks.request_for_host(ds, message)  # a task asking for input: the host's task id
         try:
             why = self.channel.downstream_request(ds, message)
         except Unencodable:

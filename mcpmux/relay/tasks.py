@@ -109,6 +109,19 @@ class TaskTable:
     def entries(self) -> list[TaskEntry]:
         return list(self._by_id.values())
 
+    def request_for_host(self, ds: Downstream, message: JSON) -> JSON:
+        """A downstream's request to the host, its related task (a task asking for input) named by the host's id;
+        a task id the host was not given is taken off, never shown."""
+        params = wire.as_object(message.get("params")) or {}
+        meta = wire.as_object(params.get("_meta"))
+        if meta is None or RELATED_TASK not in meta:
+            return message
+        entry = self.of_downstream(ds, (wire.as_object(meta[RELATED_TASK]) or {}).get("taskId"))
+        kept = {k: v for k, v in meta.items() if k != RELATED_TASK}
+        if entry is not None:
+            kept[RELATED_TASK] = {"taskId": entry.id}
+        return {**message, "params": {**params, "_meta": kept}}
+
 
 def handshake_task(task: JSON, entry: TaskEntry) -> JSON:
     """A downstream's 2025-11-25 `Task`, under the host's id."""
