@@ -239,6 +239,20 @@ async def test_a_task_that_needs_input_asks_the_host_under_the_hosts_task_id(wri
     assert text_of(result) == "hello Ada"
 
 
+async def test_a_task_nested_deeper_than_mcpmux_writes_costs_its_answers_and_nothing_else(write_profile: WriteProfile):
+    profile = write_profile(task_server("t"))
+    async with serve(profile) as host:
+        deep = await host.result(
+            "tools/call", {"name": "t__report", "arguments": {"text": "x", "deep": True}, "task": {}}
+        )
+        listed = await host.request("tasks/list")  # the deep task is listed by the server
+        after = await host.result("tools/call", {"name": "t__report", "arguments": {"text": "fine"}, "task": {}})
+        result = await host.result("tasks/result", {"taskId": after["task"]["taskId"]})
+    assert deep["isError"] is True and "nests more than" in text_of(deep)
+    assert listed["error"]["code"] == -32603
+    assert text_of(result) == "fine"
+
+
 async def test_a_denied_tool_becomes_no_task(write_profile: WriteProfile, mcpmux_home: Path):
     profile = write_profile(task_server("t") + '[policy]\ndeny = ["t__report"]\n')
     async with serve(profile) as host:

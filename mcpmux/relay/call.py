@@ -145,22 +145,27 @@ class Call:
             return
         result = wire.as_object(message.get("result")) or {}
         if self.task_form and (task := wire.as_object(result.get("task"))) and isinstance(task.get("taskId"), str):
-            self._became_task(line, task)
+            try:
+                self._became_task(line, task)
+            except Unencodable:
+                self._answer_error(ErrorText.same(self._too_deep_text()), "error")
             return
         outcome = "tool_error" if result.get("isError") else "ok"
         try:
             out = self._shaped(line, message, result)
         except Unencodable:  # only a result that was re-serialised: a spliced one is never re-encoded
-            text = (
-                f"server '{self.route.server}' answered tool '{self.route.tool}' with a result that nests more "
-                f"than {wire.MAX_DEPTH} levels deep, which mcpmux cannot relay"
-            )
-            self._answer_error(ErrorText.same(text), "error")
+            self._answer_error(ErrorText.same(self._too_deep_text()), "error")
             return
         if self.redactor:
             out = self.redactor.redact_bytes(out)
         self.respond(out)
         self._audit(outcome, None, len(line))
+
+    def _too_deep_text(self) -> str:
+        return (
+            f"server '{self.route.server}' answered tool '{self.route.tool}' with a result that nests more "
+            f"than {wire.MAX_DEPTH} levels deep, which mcpmux cannot relay"
+        )
 
     def _became_task(self, line: bytes, task: JSON) -> None:
         assert self.ds is not None

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from mcpmux import wire
@@ -19,6 +21,8 @@ from mcpmux.relay.call import Writer
 from mcpmux.relay.relay import Relay
 from mcpmux.relay.tasks import TaskEntry, handshake_task, modern_task
 from mcpmux.wire import JSON
+
+logger = logging.getLogger("mcpmux")
 
 TASK_METHODS = frozenset({"tasks/get", "tasks/result", "tasks/cancel", "tasks/list", "tasks/update"})
 MAX_LIST_PAGES = 100
@@ -50,7 +54,7 @@ class TaskRequests:
 
     def request(self, host_id: Any, method: str, params: JSON, respond: Writer, *, modern: bool) -> None:
         if method == "tasks/list" and not modern:
-            self._relay.supervisor.start_soon(self._list, host_id, params, respond)
+            self._relay.supervisor.start_soon(self._safely, host_id, respond, self._list, host_id, params, respond)
             return
         task_id = params.get("taskId")
         entry = self._relay.tasks.get(task_id)
@@ -64,7 +68,19 @@ class TaskRequests:
             text = f"mcpmux cannot relay input to task '{entry.id}' yet (tasks/update)"
             respond(wire.error_response(host_id, wire.INVALID_PARAMS, text))
         else:
-            self._relay.supervisor.start_soon(self._forward, host_id, method, entry, respond, modern)
+            forward = (host_id, method, entry, respond, modern)
+            self._relay.supervisor.start_soon(self._safely, host_id, respond, self._forward, *forward)
+
+    async def _safely(
+        self, host_id: Any, respond: Writer, work: Callable[..., Coroutine[Any, Any, None]], *args: Any
+    ) -> None:
+        """Run `work(*args)` in the supervisor's task group: an odd answer (one nested too deeply to write, say)
+        costs this request an error, never the task group that runs every server."""
+        try:
+            await work(*args)
+        except Exception:
+            logger.exception("mcpmux failed to relay a tasks request")
+            respond(wire.error_response(host_id, wire.INTERNAL_ERROR, "mcpmux failed to relay this; see its stderr"))
 
     async def _ask(self, ds: Downstream, method: str, params: JSON) -> JSON:
         """The downstream's answer, bounded by its server's `timeout_seconds` (a timeout answers an error)."""
