@@ -339,6 +339,27 @@ async def test_a_2026_host_cancels_a_task_and_a_forged_id_is_unknown(write_profi
     assert forged["error"]["code"] == -32602
 
 
+async def test_a_2026_host_answers_a_tasks_input_request_with_tasks_update(write_profile: WriteProfile):
+    profile = write_profile(task_server("t"))
+    async with serve(profile, modern=True) as host:
+        created = await host.result("tools/call", {"name": "t__report", "arguments": {"text": "x", "ask": True}})
+        task_id = created["taskId"]
+        asking = await host.result("tasks/get", {"taskId": task_id})
+        [(key, request)] = asking["inputRequests"].items()
+        responses = {key: {"action": "accept", "content": {"name": "Ada"}}, "forged": {"action": "accept"}}
+        ack = await host.result("tasks/update", {"taskId": task_id, "inputResponses": responses})
+        with anyio.fail_after(20):
+            done = await host.result("tasks/get", {"taskId": task_id})
+            while done["status"] != "completed":  # the extension's acknowledgement is eventually consistent
+                await anyio.sleep(done.get("pollIntervalMs", 100) / 1000)
+                done = await host.result("tasks/get", {"taskId": task_id})
+    assert asking["status"] == "input_required"
+    assert request["method"] == "elicitation/create"
+    assert request["params"]["_meta"][RELATED] == {"taskId": task_id}
+    assert ack["resultType"] == "complete"
+    assert text_of(done["result"]) == "hello Ada"
+
+
 async def test_a_2026_host_without_the_tasks_extension_is_told_what_it_lacks(write_profile: WriteProfile):
     profile = write_profile(task_server("t"))
     async with serve(profile, modern=True, extension=False) as host:

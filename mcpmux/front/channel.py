@@ -287,10 +287,13 @@ class EnvelopeChannel:
             self._write(missing_extension(host_id, f"'{method}'"))
             return True
         answer = self._calls.answer_writer(host_id, self._write)
-        self._tasks.request(host_id, method, envelope.for_downstream(params), answer, modern=True)
+        plain = {k: v for k, v in params.items() if k != "_meta"}  # `inputResponses` is `tasks/update`'s own
+        self._tasks.request(host_id, method, plain, answer, modern=True)
         return True
 
     def downstream_request(self, ds: Downstream, message: JSON) -> str | None:
+        if self._tasks.asked(ds, message):  # a task's input request: the host polls it with tasks/get
+            return None
         return self._bridge.from_downstream(ds, message)
 
     def host_answer(self, message: JSON) -> bool:

@@ -9,6 +9,7 @@ out on this connection is refused with "Invalid params", as a server refuses an 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections.abc import Callable, Coroutine
@@ -19,13 +20,15 @@ from mcpmux.downstream.connection import Downstream
 from mcpmux.errors import DownstreamError
 from mcpmux.relay.call import Writer
 from mcpmux.relay.relay import Relay
-from mcpmux.relay.tasks import TaskEntry, handshake_task, modern_task
+from mcpmux.relay.tasks import RELATED_TASK, TaskEntry, handshake_task, modern_task
 from mcpmux.wire import JSON
 
 logger = logging.getLogger("mcpmux")
 
 TASK_METHODS = frozenset({"tasks/get", "tasks/result", "tasks/cancel", "tasks/list", "tasks/update"})
 MAX_LIST_PAGES = 100
+ASK_WAIT_SECONDS = 5.0
+"""How long a poll of a task needing input waits for the server to say what it needs (then answers without)."""
 
 
 class _Answer:
@@ -51,6 +54,10 @@ class TaskRequests:
     def __init__(self, relay: Relay) -> None:
         self._relay = relay
         self._ids = itertools.count()
+        self._fetches: dict[str, asyncio.Future[JSON]] = {}
+        """Per task (2026-07-28): its `tasks/result` in flight, started by a poll that found it needing input."""
+        self._asked: dict[str, asyncio.Event] = {}
+        """Per task: set when the server has asked for input (`asked`)."""
 
     def request(self, host_id: Any, method: str, params: JSON, respond: Writer, *, modern: bool) -> None:
         if method == "tasks/list" and not modern:
@@ -64,9 +71,12 @@ class TaskRequests:
             respond(wire.error_response(host_id, wire.INVALID_PARAMS, why))
         elif method == "tasks/result":
             self._relay.fetch_task_result(host_id, entry, respond)
-        elif method == "tasks/update":  # answers to a task's input requests: nothing carries them yet
-            text = f"mcpmux cannot relay input to task '{entry.id}' yet (tasks/update)"
-            respond(wire.error_response(host_id, wire.INVALID_PARAMS, text))
+        elif method == "tasks/update":  # answers to the task's input requests, each to the server's own request
+            responses = wire.as_object(params.get("inputResponses")) or {}
+            for key, response in responses.items():
+                if (answer := wire.as_object(response)) is not None and (held := entry.asks.pop(key, None)):
+                    entry.ds.write(wire.result_response(held[0], answer))
+            respond(wire.result_response(host_id, {}))
         else:
             forward = (host_id, method, entry, respond, modern)
             self._relay.supervisor.start_soon(self._safely, host_id, respond, self._forward, *forward)
@@ -112,21 +122,59 @@ class TaskRequests:
                 shown["result"] = await self._final(entry)
             elif task.get("status") == "failed":
                 shown["error"] = await self._failure(entry)
+            elif task.get("status") == "input_required":
+                shown["inputRequests"] = await self._input_requests(entry)
             respond(wire.result_response(host_id, shown))
+
+    def asked(self, ds: Downstream, message: JSON) -> bool:
+        """Hold a server's request made for one of this host's tasks (its related-task id already the host's):
+        a 2026-07-28 host finds it in `tasks/get`'s `inputRequests` and answers with `tasks/update`."""
+        params = wire.as_object(message.get("params")) or {}
+        related = wire.as_object((wire.as_object(params.get("_meta")) or {}).get(RELATED_TASK)) or {}
+        entry = self._relay.tasks.get(related.get("taskId"))
+        if entry is None or entry.ds is not ds or not wire.valid_id(message.get("id")):
+            return False
+        entry.asks[f"mcpmux-{next(self._ids)}"] = (message["id"], {"method": message.get("method"), "params": params})
+        self._asked.setdefault(entry.id, asyncio.Event()).set()
+        return True
+
+    async def _input_requests(self, entry: TaskEntry) -> JSON:
+        """What the task asks for. A 2025-11-25 server asks on the `tasks/result` that waits for the task, so
+        that wait is started (once; its result is kept for the poll that finds the task done), and the ask
+        waited for, boundedly."""
+        self._start_fetch(entry)
+        asked = self._asked.setdefault(entry.id, asyncio.Event())
+        if not entry.asks:
+            asked.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asked.wait(), ASK_WAIT_SECONDS)
+        return {key: request for key, (_, request) in entry.asks.items()}
+
+    def _start_fetch(self, entry: TaskEntry) -> asyncio.Future[JSON]:
+        """The task's `tasks/result` through the relay (shaped, audited), started once per task."""
+        pending = self._fetches.get(entry.id)
+        if pending is None:
+            future: asyncio.Future[JSON] = asyncio.get_running_loop().create_future()
+            pending = self._fetches[entry.id] = future
+
+            def respond(line: bytes) -> None:
+                if not future.done():
+                    reply = wire.as_object(wire.loads(line)) or {}
+                    result = wire.as_object(reply.get("result"))
+                    future.set_result(result or wire.tool_error_result("the relay produced no result"))
+
+            self._relay.fetch_task_result(("task", next(self._ids)), entry, respond)
+        return pending
 
     async def _final(self, entry: TaskEntry) -> JSON:
         """The finished task's result as the host may see it: fetched, shaped and audited once."""
-        if entry.final is None:
-            done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-
-            def respond(line: bytes) -> None:
-                if not done.done():
-                    done.set_result(line)
-
-            self._relay.fetch_task_result(("task", next(self._ids)), entry, respond)
-            reply = wire.as_object(wire.loads(await done)) or {}
-            entry.final = wire.as_object(reply.get("result")) or wire.tool_error_result("the relay produced no result")
-        return entry.final
+        if entry.final is not None:
+            return entry.final
+        final: JSON = await asyncio.shield(self._start_fetch(entry))
+        entry.final = final
+        self._fetches.pop(entry.id, None)
+        self._asked.pop(entry.id, None)
+        return final
 
     async def _failure(self, entry: TaskEntry) -> JSON:
         """The JSON-RPC error the failed task ended with (its `tasks/result` answer)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import secrets
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mcpmux import wire
@@ -49,6 +49,8 @@ class TaskEntry:
     ttl_ms: int | None
     final: JSON | None = None
     """A 2026-07-28 host's view of the finished task's result, once fetched (fetched and audited once)."""
+    asks: dict[str, tuple[Any, JSON]] = field(default_factory=dict[str, tuple[Any, JSON]])
+    """A 2026-07-28 host's outstanding `inputRequests`: key → (the server's request id, the request)."""
 
     def related(self, result: JSON) -> JSON:
         meta = wire.as_object(result.get("_meta"))
