@@ -25,6 +25,8 @@ Envelope (every event)::
                              `mcpmux.max_depth` (refused: arguments nested deeper than mcpmux relays)
     outcome                  ok | tool_error (the tool returned is_error) | denied | unknown | error
                              | timeout | cancelled | unavailable (the downstream is not running)
+                             | task (the call became a task; fetching its result is audited again)
+    task                     the task id the host knows, on the events of a task's creation and result
     duration_ms              from the host's request to the answer (0 for refusals)
     args                     per the profile's `[audit] args`: null (`none`), "hmac-sha256:…" keyed with the
                              audit key (`digest`, the default; null when there is no key), or the arguments
@@ -56,7 +58,7 @@ from mcpmux.profile.model import AuditArgsMode
 from mcpmux.secrets.redact import Redactor
 
 Decision = Literal["allowed", "denied", "unknown"]
-Outcome = Literal["ok", "tool_error", "denied", "unknown", "error", "timeout", "cancelled", "unavailable"]
+Outcome = Literal["ok", "tool_error", "denied", "unknown", "error", "timeout", "cancelled", "unavailable", "task"]
 ArgsMode = AuditArgsMode
 LifecycleEvent = Literal[
     "serve_start",
@@ -80,6 +82,7 @@ OUTCOMES: tuple[Outcome, ...] = (
     "timeout",
     "cancelled",
     "unavailable",
+    "task",
 )
 ERROR_OUTCOMES = frozenset({"tool_error", "error", "timeout", "unavailable"})
 """Outcomes counted as errors by `mcpmux audit stats`."""

@@ -17,7 +17,7 @@ from typing import Any
 import mcp_types as types
 
 from mcpmux.catalog.naming import SEP, assign_names
-from mcpmux.catalog.uris import expose_uri
+from mcpmux.catalog.uris import expose_meta, expose_uri
 from mcpmux.integrity.check import IntegrityReport, enforce_max_tools
 from mcpmux.policy.decide import Policy
 from mcpmux.policy.verdict import Decision, ToolFacts
@@ -146,7 +146,10 @@ def build_catalog(profile: Profile, policy: Policy, listings: Mapping[str, Listi
     for (spec, tool), name, note, names in zip(tool_items, exposed, notes, others, strict=True):
         own, shared = tuple(n for n in names if uses[n] == 1), tuple(n for n in names if uses[n] > 1)
         facts = ToolFacts.from_annotations(tool.annotations, names=own, shared=shared)
-        definition = policy.rewrite_tool(name, tool.model_copy(update={"name": name}), facts=facts)
+        update: dict[str, Any] = {"name": name}
+        if spec.namespaced and (meta := expose_meta(tool.meta, spec.prefix)) is not None:
+            update["meta"] = meta  # an MCP App's `ui://` resource, under the URI the host can read it by
+        definition = policy.rewrite_tool(name, tool.model_copy(update=update), facts=facts)
         decision = policy.decide(name, tool=facts)
         cwd = None if spec.cwd is None else str(spec.cwd)
         route = Route(name, spec.name, tool.name, definition, decision, note, facts, cwd)

@@ -30,6 +30,10 @@ logger = logging.getLogger("mcpmux")
 MAX_INSTRUCTIONS_CHARS = 8000
 """Per server: instructions are model context on every conversation; a long one is cut with a note."""
 
+TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
+HANDSHAKE_TASKS: JSON = {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
+"""What mcpmux serves of the 2025-11-25 tasks utility (relay/tasks.py)."""
+
 _OPTIONAL_FEATURES = ("prompts", "resources", "completions", "logging")
 """Capabilities the front advertises only when a downstream has them. `tools` is always advertised:
 mcpmux relays tools by definition, and a profile switch may bring them to an empty profile."""
@@ -96,16 +100,30 @@ def merged_instructions(profile: Profile, facts: Mapping[str, ServerFacts | None
     return "\n".join(lines)
 
 
-def merged_capabilities(offered: JSON, facts: Mapping[str, ServerFacts | None]) -> JSON:
+def runs_tool_tasks(capabilities: JSON) -> bool:
+    """Whether a downstream offers task-augmented `tools/call` (the 2025-11-25 tasks utility)."""
+    requests = wire.as_object((wire.as_object(capabilities.get("tasks")) or {}).get("requests")) or {}
+    return "call" in (wire.as_object(requests.get("tools")) or {})
+
+
+def merged_capabilities(offered: JSON, facts: Mapping[str, ServerFacts | None], *, modern: bool = False) -> JSON:
     """The front's capabilities: what mcpmux serves (`offered`), less what no downstream supports.
 
     While any server's facts are unknown, everything offered stays: advertising a
     feature no server has costs an empty list; hiding one a server has loses it.
+    Tasks are advertised when a downstream runs tool calls as tasks: the 2025-11-25 `tasks`
+    capability to a handshake-era host, the tasks extension to a 2026-07-28 (`modern`) one.
     """
-    if any(f is None for f in facts.values()):
-        return offered
-    known = [f.capabilities for f in facts.values() if f is not None]
     caps: dict[str, Any] = dict(offered)
+    if any(runs_tool_tasks(f.capabilities) for f in facts.values() if f is not None):
+        if modern:
+            extensions = wire.as_object(caps.get("extensions")) or {}
+            caps["extensions"] = {**extensions, TASKS_EXTENSION: {}}
+        else:
+            caps["tasks"] = HANDSHAKE_TASKS
+    if any(f is None for f in facts.values()):
+        return caps
+    known = [f.capabilities for f in facts.values() if f is not None]
     for feature in _OPTIONAL_FEATURES:
         if feature in caps and not any(feature in c for c in known):
             del caps[feature]

@@ -26,6 +26,7 @@ from mcp.shared.subscriptions import (
 )
 
 from mcpmux import wire
+from mcpmux.catalog.build import Route
 from mcpmux.downstream.connection import Downstream
 from mcpmux.front import envelope
 from mcpmux.front.envelope import ModernCalls
@@ -34,6 +35,8 @@ from mcpmux.front.input_rounds import InputBridge
 from mcpmux.relay.call import Writer
 from mcpmux.relay.host import Era, HostInfo
 from mcpmux.relay.relay import Relay
+from mcpmux.relay.task_requests import TaskRequests
+from mcpmux.relay.tasks import TASKS_EXTENSION, missing_extension, wants_task
 from mcpmux.wire import JSON
 
 Run = Callable[[], Awaitable[JSON]]
@@ -72,6 +75,14 @@ class HostChannel(Protocol):
 
     def resource_updated(self, params: JSON) -> None:
         """A downstream's `notifications/resources/updated`, its URI already the one the host knows."""
+        ...
+
+    def task_status(self, params: JSON) -> None:
+        """A downstream's `notifications/tasks/status` for one of this host's tasks, its id the host's."""
+        ...
+
+    def task_request(self, host_id: Any, method: str, params: JSON) -> bool:
+        """Serve a host's `tasks/*` request; False when this era has no such method (the SDK answers it)."""
         ...
 
     def downstream_request(self, ds: Downstream, message: JSON) -> str | None:
@@ -115,6 +126,12 @@ class Undecided:
     def resource_updated(self, params: JSON) -> None:
         pass
 
+    def task_status(self, params: JSON) -> None:
+        pass
+
+    def task_request(self, host_id: Any, method: str, params: JSON) -> bool:
+        return False
+
     def downstream_request(self, ds: Downstream, message: JSON) -> str | None:
         return "no host has connected yet to answer this"
 
@@ -145,6 +162,7 @@ class HandshakeChannel:
         self._relay = relay
         self._requests = requests
         self._answered = answered
+        self._tasks = TaskRequests(relay)
         self._held: list[tuple[Downstream, JSON]] = []
         """Downstream requests made before the host's `initialize` answer: carried once it is written."""
 
@@ -170,6 +188,16 @@ class HandshakeChannel:
     def resource_updated(self, params: JSON) -> None:
         if self._answered.is_set():
             self._write(wire.notification("notifications/resources/updated", params))
+
+    def task_status(self, params: JSON) -> None:
+        if self._answered.is_set():
+            self._write(wire.notification("notifications/tasks/status", params))
+
+    def task_request(self, host_id: Any, method: str, params: JSON) -> bool:
+        if method == "tasks/update":  # the 2026-07-28 extension's: not a method of this era
+            return False
+        self._tasks.request(host_id, method, params, self._write, modern=False)
+        return True
 
     def downstream_request(self, ds: Downstream, message: JSON) -> str | None:
         if not self._answered.is_set():
@@ -216,17 +244,27 @@ class EnvelopeChannel:
         self._calls = calls
         self._bus = bus
         self._start_soon = start_soon
+        self._tasks = TaskRequests(relay)
 
     def call(self, host_id: Any, params: JSON) -> bool:
         meta = envelope.envelope(params)
         if meta is None:  # an envelope-less request in this era: the SDK refuses it
             return False
+        route = self._relay.supervisor.catalog.routes.get(str(params.get("name")))
+        caps = envelope.client_capabilities(meta)
+        as_task = wants_task(route.definition, caps) if route is not None else False
+        if as_task is not False and route is not None and not self._allowed(route):
+            as_task = False  # a denied tool is refused by the relay, as a denial; the policy is asked only here
+        if as_task is None and route is not None:  # the tool runs only as a task; this host did not say it takes one
+            self._write(missing_extension(host_id, f"tool '{route.exposed}' runs only as a task: it"))
+            return True
         self._calls.opt_in(host_id, str(params.get("name")), meta)
         answer = self._calls.answer_writer(host_id, self._write)
         if self._bridge.resume(host_id, params, answer):  # a retry carrying answers for a parked call
             return True
         forwarded = envelope.for_downstream(params)
-        caps = envelope.client_capabilities(meta)
+        if as_task:
+            forwarded["task"] = {}  # the downstream's 2025-11-25 form; its CreateTaskResult is shown as this era's
         self._relay.call_from_host(host_id, forwarded, answer, self._write, caps)
         return True
 
@@ -236,6 +274,10 @@ class EnvelopeChannel:
     def _server_of(self, exposed: str) -> str | None:
         route = self._relay.supervisor.catalog.routes.get(exposed)
         return route.server if route is not None else None
+
+    def _allowed(self, route: Route) -> bool:
+        """Whether this host may see the tool at all (a denied one is refused by the relay, as a denial)."""
+        return self._relay.supervisor.policy.decide(route.exposed, tool=route.facts, host=self._relay.host.name).allowed
 
     def announce(self, kinds: frozenset[str]) -> None:
         for kind in sorted(kinds):
@@ -248,7 +290,25 @@ class EnvelopeChannel:
     def resource_updated(self, params: JSON) -> None:
         self._publish(ResourceUpdated(uri=str(params.get("uri"))))
 
+    def task_status(self, params: JSON) -> None:
+        pass  # this era's hosts poll `tasks/get` (task notifications on `subscriptions/listen` are not relayed)
+
+    def task_request(self, host_id: Any, method: str, params: JSON) -> bool:
+        meta = envelope.envelope(params)
+        if meta is None or method in ("tasks/list", "tasks/result"):  # not this era's: the SDK refuses them
+            return False
+        extensions = wire.as_object(envelope.client_capabilities(meta).get("extensions")) or {}
+        if TASKS_EXTENSION not in extensions:
+            self._write(missing_extension(host_id, f"'{method}'"))
+            return True
+        answer = self._calls.answer_writer(host_id, self._write)
+        plain = {k: v for k, v in params.items() if k != "_meta"}  # `inputResponses` is `tasks/update`'s own
+        self._tasks.request(host_id, method, plain, answer, modern=True)
+        return True
+
     def downstream_request(self, ds: Downstream, message: JSON) -> str | None:
+        if self._tasks.asked(ds, message):  # a task's input request: the host polls it with tasks/get
+            return None
         return self._bridge.from_downstream(ds, message)
 
     def can_ask(self, ds: Downstream, capability: str) -> bool:

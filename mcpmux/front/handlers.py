@@ -24,7 +24,7 @@ from mcp.shared.exceptions import MCPError
 from mcpmux import wire
 from mcpmux.audit import lifecycle
 from mcpmux.catalog.build import Catalog, PromptRoute
-from mcpmux.catalog.uris import expose_uri, split_uri
+from mcpmux.catalog.uris import expose_meta, expose_uri, split_uri
 from mcpmux.downstream.connection import Downstream
 from mcpmux.downstream.supervisor import Supervisor
 from mcpmux.errors import DownstreamError
@@ -202,7 +202,9 @@ class Handlers:
         result = await self.ask_in_rounds(server, "resources/read", {"uri": uri}, types.ReadResourceResult, ctx)
         if isinstance(result, types.InputRequiredResult):
             return result
-        contents = [c.model_copy(update={"uri": self._exposed_uri(server, str(c.uri))}) for c in result.contents]
+        spec = self.supervisor.profile.server(server)
+        prefix = spec.prefix if spec is not None and spec.namespaced else None
+        contents = [c.model_copy(update=_exposed_contents(prefix, c)) for c in result.contents]
         return result.model_copy(update={"contents": contents})
 
     async def subscribe(self, ctx: Ctx, params: types.SubscribeRequestParams) -> types.EmptyResult:
@@ -273,6 +275,14 @@ class Handlers:
 
     def install(self, server: Server[Any]) -> None:
         server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self.set_level)
+
+
+def _exposed_contents(prefix: str | None, contents: types.TextResourceContents | types.BlobResourceContents) -> JSON:
+    """The update exposing one read content's URI (and an MCP App's `_meta` URIs); its MIME type stays as is."""
+    update: JSON = {"uri": expose_uri(prefix, str(contents.uri))}
+    if prefix is not None and (meta := expose_meta(contents.meta, prefix)) is not None:
+        update["meta"] = meta
+    return update
 
 
 def make_server(

@@ -55,6 +55,8 @@ from mcpmux.front.host_requests import ServerRequests, pinned_roots
 from mcpmux.front.input_rounds import InputBridge
 from mcpmux.policy.primitives import Primitives
 from mcpmux.relay.relay import Relay
+from mcpmux.relay.task_requests import TASK_METHODS
+from mcpmux.relay.tasks import handshake_task
 from mcpmux.wire import JSON
 
 logger = logging.getLogger("mcpmux")
@@ -157,6 +159,11 @@ class Front:
             if shared and updated.get("uri") not in self.handlers.subscribed and self.channel.era == "handshake":
                 return  # another host's subscription
             self.channel.resource_updated(updated)
+        elif method == "notifications/tasks/status":  # only this host's tasks, under the ids it knows
+            if (entry := self.relay.tasks.of_downstream(ds, params.get("taskId"))) is not None:
+                self.channel.task_status(handshake_task(params, entry))
+            else:
+                self.relay.tasks.hold_early(ds, params)  # servers notify before their CreateTaskResult
 
     def request(self, ds: Downstream, message: JSON) -> bool:
         request_id, method = message.get("id"), str(message.get("method"))
@@ -175,6 +182,7 @@ class Front:
         if (roots := pinned_roots(spec, message)) is not None:
             ds.write(wire.result_response(request_id, roots))
             return True
+        message = self.relay.tasks.request_for_host(ds, message)  # a task asking for input: the host's task id
         try:
             why = self.channel.downstream_request(ds, message)
         except Unencodable:
@@ -234,10 +242,15 @@ class Front:
                 and not self.discovery.handles(params.get("name"))
             ):
                 if self.relay.in_flight(msg["id"]):  # answering it would break the first call's routing
-                    text = f"invalid request: id {wire.dumps(msg['id']).decode()} is already in use by a call in flight"
-                    self.to_host(wire.error_response(msg["id"], wire.INVALID_REQUEST, text))
+                    self._id_in_use(msg["id"])
                     return
                 if self.channel.call(msg["id"], params):
+                    return
+            if method in TASK_METHODS and "id" in msg and params is not None:
+                if method == "tasks/result" and self.relay.in_flight(msg["id"]):  # relayed like a call
+                    self._id_in_use(msg["id"])
+                    return
+                if self.channel.task_request(msg["id"], method, params):
                     return
             if method == "notifications/cancelled" and params is not None and "id" not in msg:
                 if self.relay.cancel_from_host(params.get("requestId"), params.get("reason")):
@@ -252,6 +265,10 @@ class Front:
                 self._roots_changed()
                 return
         self._to_sdk_line(message)
+
+    def _id_in_use(self, request_id: Any) -> None:
+        text = f"invalid request: id {wire.dumps(request_id).decode()} is already in use by a call in flight"
+        self.to_host(wire.error_response(request_id, wire.INVALID_REQUEST, text))
 
     def _open(self, era: str) -> HostChannel:
         """The channel of the era the first request opened."""
@@ -316,7 +333,8 @@ class Front:
         result["instructions"] = server_facts.merged_instructions(self.supervisor.profile, facts)
         offered = wire.as_object(result.get("capabilities"))
         if offered is not None:
-            result["capabilities"] = server_facts.merged_capabilities(offered, facts)
+            modern = self.channel.era == "envelope"
+            result["capabilities"] = server_facts.merged_capabilities(offered, facts, modern=modern)
         return response.model_copy(update={"result": result})
 
     async def run(self, stdin_fd: int = 0, stdout_fd: int = 1, flow: output.Flow | None = None) -> None:

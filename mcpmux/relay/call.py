@@ -52,7 +52,24 @@ class CallOwner(Protocol):
         *,
         rule: str | None = None,
         redactor: Redactor | None = None,
+        task: str | None = None,
     ) -> None: ...
+
+    def task_created(self, call: Call, ds: Downstream, task: JSON) -> tuple[TaskRef, JSON, JSON | None]:
+        """Record the task a call became: the task, the result the host gets for it (with mcpmux's id), and a
+        status notification the server sent before it, if the host's era takes them."""
+        ...
+
+
+class TaskRef(Protocol):
+    """The task a `tasks/result` fetch belongs to (tasks.py's `TaskEntry`)."""
+
+    @property
+    def id(self) -> str: ...
+
+    def related(self, result: JSON) -> JSON:
+        """`result` with its related-task `_meta` naming the host's task id."""
+        ...
 
 
 def progress_token(params: JSON) -> Hashable | None:
@@ -80,6 +97,8 @@ class Call:
         "route",
         "rule",
         "started",
+        "task",
+        "task_form",
         "timer",
         "token",
         "truncated",
@@ -108,11 +127,15 @@ class Call:
         self.truncated = False
         self.uri_prefix: str | None = None
         self.input_caps: JSON | None = None
+        self.task_form = False
+        """Whether the call asked to become a task: a `CreateTaskResult` answer is then recorded (tasks.py)."""
+        self.task: TaskRef | None = None
+        """The task whose result this fetches (`tasks/result`): its id is the host's, not the downstream's."""
 
-    def start(self, ds: Downstream, params: JSON, timeout: float) -> None:
+    def start(self, ds: Downstream, params: JSON, timeout: float, method: str = "tools/call") -> None:
         """Send the call; raises `wire.Unencodable` (nothing sent, no timer left) if its params cannot be written."""
         self.ds = ds
-        self.rid = ds.send_request("tools/call", params, self)
+        self.rid = ds.send_request(method, params, self)
         if not self.finished:  # a downstream that is gone fails the call at once
             self.timer = asyncio.get_running_loop().call_later(timeout, self.on_timeout, timeout)
 
@@ -125,31 +148,64 @@ class Call:
             self._answer_error(audit_events.call_error(self.route.server, self.route.tool, error), "error")
             return
         result = wire.as_object(message.get("result")) or {}
+        if self.task_form and (task := wire.as_object(result.get("task"))) and isinstance(task.get("taskId"), str):
+            try:
+                self._became_task(line, task)
+            except Unencodable:
+                self._answer_error(ErrorText.same(self._too_deep_text()), "error")
+            return
         outcome = "tool_error" if result.get("isError") else "ok"
         try:
             out = self._shaped(line, message, result)
         except Unencodable:  # only a result that was re-serialised: a spliced one is never re-encoded
-            text = (
-                f"server '{self.route.server}' answered tool '{self.route.tool}' with a result that nests more "
-                f"than {wire.MAX_DEPTH} levels deep, which mcpmux cannot relay"
-            )
-            self._answer_error(ErrorText.same(text), "error")
+            self._answer_error(ErrorText.same(self._too_deep_text()), "error")
             return
         if self.redactor:
             out = self.redactor.redact_bytes(out)
         self.respond(out)
         self._audit(outcome, None, len(line))
 
+    def _too_deep_text(self) -> str:
+        return (
+            f"server '{self.route.server}' answered tool '{self.route.tool}' with a result that nests more "
+            f"than {wire.MAX_DEPTH} levels deep, which mcpmux cannot relay"
+        )
+
+    def _became_task(self, line: bytes, task: JSON) -> None:
+        assert self.ds is not None
+        self.task, shown, early = self.relay.task_created(self, self.ds, task)
+        out = wire.result_response(self.host_id, shown)
+        self.respond(self.redactor.redact_bytes(out) if self.redactor else out)
+        if early is not None and self.notify is not None:  # the status the server notified before this answer
+            note = wire.notification("notifications/tasks/status", early)
+            self.notify(self.redactor.redact_bytes(note) if self.redactor else note)
+        self._audit("task", None, len(line))
+
     def _shaped(self, line: bytes, message: JSON, result: JSON) -> bytes:
         """The answer line for the host: cut to the output limit, resource URIs exposed, under the host's id."""
+        if self.task is not None:  # a task's result names its task: by the id the host knows
+            if len(line) > self.max_output_bytes:
+                result = truncate_response(
+                    line, message, self.redactor, self.max_output_bytes, server=self.route.server
+                )
+                self.truncated = True
+            result = self.task.related(result)
+            if self.uri_prefix is not None:
+                result = expose_result_uris(result, self.uri_prefix) or result
+            return wire.result_response(self.host_id, result)
         if len(line) > self.max_output_bytes:
             result = truncate_response(line, message, self.redactor, self.max_output_bytes, server=self.route.server)
             self.truncated = True
+            if self.uri_prefix is not None:
+                result = expose_result_uris(result, self.uri_prefix) or result
             return wire.result_response(self.host_id, result)
-        # A scan of a small line beats walking its blocks; a large line's blocks are few, its bytes many.
-        named = len(line) > _SCAN_BYTES or b'"uri"' in line
+        # One scan of a small line finds both keys that name URIs: `"uri"` and MCP Apps' `resourceUri"` (a key or
+        # value ending in `ri` costs a walk of the content blocks, nothing more; a quote inside a string is escaped).
+        # A large line's blocks are few and its bytes many: its blocks are walked without a scan.
+        named = len(line) > _SCAN_BYTES or b'ri"' in line
         if self.uri_prefix is not None and named and (linked := expose_result_uris(result, self.uri_prefix)):
-            # Resource links and embedded resources name URIs the host must be able to read back through mcpmux.
+            # Resource links, embedded resources and MCP Apps' `_meta` name URIs the host must be able to read
+            # back through mcpmux.
             return wire.result_response(self.host_id, linked)
         return wire.with_id(line, message, self.rid, self.host_id)
 
@@ -201,4 +257,5 @@ class Call:
             self.truncated,
             rule=self.rule,
             redactor=self.redactor,
+            task=self.task.id if self.task is not None else None,
         )

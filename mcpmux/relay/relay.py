@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from mcpmux import wire
@@ -36,6 +36,7 @@ from mcpmux.downstream.supervisor import Supervisor
 from mcpmux.errors import DownstreamUnavailable, MCPMuxError, Unencodable
 from mcpmux.relay.call import Call, Writer, progress_token
 from mcpmux.relay.host import Host
+from mcpmux.relay.tasks import TaskEntry, TaskTable, created_result, handshake_task, requires_task
 from mcpmux.secrets.redact import Redactor
 from mcpmux.wire import JSON
 
@@ -71,6 +72,8 @@ class Relay:
         """Host ids of calls waiting for a downstream's start-up before they are relayed."""
         self._progress: dict[Hashable, Call] = {}
         self._ids = 0
+        self.tasks = TaskTable()
+        """The tasks calls became on this connection, under ids of mcpmux's own (tasks.py)."""
         if subscribe:  # else whoever attaches several hosts hands this relay its progress (front/hosts.py)
             supervisor.subscribe(self)
 
@@ -127,6 +130,7 @@ class Relay:
         call = Call(self, host_id, route, arguments, respond, notify)
         call.rule = verdict.rule  # what allowed this call, for this host: its audit event names it
         call.input_caps = input_caps
+        call.task_form = "task" in params
         call.redactor = self.supervisor.redactor  # every secret of the run, whichever server sends it
         if ds is None or state is None or state.status != "running":  # never before its handshake is done
             reason = state.last_error if state is not None and state.last_error else "it is not running"
@@ -176,7 +180,21 @@ class Relay:
         self.call_from_host(host_id, params, respond, notify, input_caps)
 
     async def call(self, name: str, arguments: JSON | None = None, meta: JSON | None = None) -> JSON:
-        """Call an exposed tool and return its `CallToolResult` as a dict (never raises for tool failures)."""
+        """Call an exposed tool and return its `CallToolResult` as a dict (never raises for tool failures).
+
+        A tool that runs only as a task is called as one and its result waited for (search mode, `mcpmux call`)."""
+        params: JSON = {"name": name, "arguments": arguments or {}}
+        if meta:
+            params["_meta"] = meta
+        if (route := self.supervisor.catalog.routes.get(name)) is not None and requires_task(route.definition):
+            params["task"] = {}
+        result = await self._local(lambda host_id, respond: self.call_from_host(host_id, params, respond))
+        if (entry := self.tasks.get((wire.as_object(result.get("task")) or {}).get("taskId"))) is not None:
+            result = await self._local(lambda host_id, respond: self.fetch_task_result(host_id, entry, respond))
+        return result
+
+    async def _local(self, start: Callable[[Any, Writer], None]) -> JSON:
+        """The result of one relayed request of mcpmux's own, started by `start(host_id, respond)`."""
         self._ids += 1
         host_id = ("local", self._ids)  # a tuple: no host's id (a string or an integer) can be the same
         done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
@@ -185,10 +203,7 @@ class Relay:
             if not done.done():
                 done.set_result(line)
 
-        params: JSON = {"name": name, "arguments": arguments or {}}
-        if meta:
-            params["_meta"] = meta
-        self.call_from_host(host_id, params, respond)
+        start(host_id, respond)
         try:
             line = await done
         except BaseException:
@@ -196,6 +211,41 @@ class Relay:
             raise
         reply = wire.as_object(wire.loads(line)) or {}
         return wire.as_object(reply.get("result")) or wire.tool_error_result("the relay produced no result")
+
+    def task_created(self, call: Call, ds: Downstream, task: JSON) -> tuple[TaskEntry, JSON, JSON | None]:
+        entry = self.tasks.add(call.route, call.arguments, ds, task)
+        modern = call.input_caps is not None  # a 2026-07-28 host polls: it takes no status notifications
+        early = self.tasks.take_early(entry)
+        shown_early = handshake_task(early, entry) if early is not None and not modern else None
+        return entry, created_result(task, entry, modern=modern), shown_early
+
+    def fetch_task_result(self, host_id: Any, entry: TaskEntry, respond: Writer) -> None:
+        """Relay `tasks/result` of a task: answered, shaped and audited like a call of its tool, policy again."""
+        route = entry.route
+        verdict = route.decision
+        if verdict.rule != INTEGRITY_RULE:  # the policy may have changed since the task began (a reload)
+            verdict = self.supervisor.policy.decide(route.exposed, tool=route.facts, host=self.host.name)
+        if not verdict.allowed:
+            base = f"the result of task '{entry.id}' of tool '{route.exposed}' is not allowed"
+            text = ErrorText(f"{base}: {verdict.reason}", base)
+            self._refuse(
+                host_id, route.exposed, entry.arguments, respond, "denied", text, route, verdict.rule, entry.id
+            )
+            return
+        state = self.supervisor.live(route.server)
+        call = Call(self, host_id, route, entry.arguments, respond, None)
+        call.task, call.rule, call.redactor = entry, verdict.rule, self.supervisor.redactor
+        if state is None or state.downstream is not entry.ds or state.status != "running":
+            text = f"task '{entry.id}' is gone: server '{route.server}' has stopped or restarted since it began"
+            call.fail(DownstreamUnavailable(route.server, text))
+            return
+        call.uri_prefix = state.spec.prefix if state.spec.namespaced else None
+        rule_limit = self.supervisor.policy.max_output_bytes(route.exposed, host=self.host.name, tool=route.facts)
+        call.max_output_bytes = min(state.spec.max_output_bytes, rule_limit or state.spec.max_output_bytes)
+        self._calls[host_id] = call
+        # The result comes when the task ends: wait as long as the task is kept, at least a call's timeout.
+        timeout = max(state.spec.timeout_seconds, (entry.ttl_ms or 0) / 1000)
+        call.start(entry.ds, {"taskId": entry.downstream_id}, timeout, method="tasks/result")
 
     def refuse_too_deep(self, host_id: Any, exposed: str, respond: Writer) -> None:
         """Refuse a host's `tools/call` whose line nests too deeply even to parse (its arguments are unknown)."""
@@ -278,11 +328,12 @@ class Relay:
         text: ErrorText,
         route: Route | None = None,
         rule: str | None = None,
+        task: str | None = None,
     ) -> None:
         redactor = self.supervisor.redactor
         full = redactor.redact_text(text.full) if redactor else text.full
         respond(wire.result_response(host_id, wire.tool_error_result(full)))
-        self.audit_call(exposed, route, arguments, decision, decision, 0.0, text, 0, rule=rule)
+        self.audit_call(exposed, route, arguments, decision, decision, 0.0, text, 0, rule=rule, task=task)
 
     # DownstreamEvents: the relay hears progress; catalogs and requests are the front's
     def catalog_changed(self, catalog: Catalog, kinds: frozenset[str]) -> None:
@@ -322,6 +373,7 @@ class Relay:
         rule: str | None = None,
         redactor: Redactor | None = None,
         server: str | None = None,
+        task: str | None = None,
     ) -> None:
         mode = self.supervisor.profile.audit.args  # read per call, so a reloaded profile applies at once
         if mode == "redacted":  # a refused call has no redactor of its own: use its server's; without one, digest
@@ -346,6 +398,8 @@ class Relay:
         )
         if truncated:
             event["truncated"] = True
+        if task is not None:
+            event["task"] = task
         try:
             self.audit.write(event)
         except MCPMuxError as exc:  # an audit failure must not break the relay callback (audit.py logs it)
