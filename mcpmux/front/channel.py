@@ -215,7 +215,9 @@ class EnvelopeChannel:
         answer = self._calls.answer_writer(host_id, self._write)
         if self._bridge.resume(host_id, params, answer):  # a retry carrying answers for a parked call
             return True
-        forwarded = envelope.for_downstream(params)
+        # A modern downstream's own input rounds pass through as they are: its retry fields go back to it.
+        state = self._relay.supervisor.live(route.server) if route is not None else None
+        forwarded = envelope.for_downstream(params, retry=state is not None and state.era == "modern")
         caps = envelope.client_capabilities(meta)
         self._relay.call_from_host(host_id, forwarded, answer, self._write, caps)
         return True

@@ -5,7 +5,8 @@ version, client info and capabilities, an optional log level). The downstream
 speaks the 2025-11-25 handshake, so the reserved `io.modelcontextprotocol/`
 keys are taken off before forwarding (a 2.x-SDK downstream would otherwise
 treat the request as one of the other era and refuse it); everything else in
-`_meta` (progress token, trace context) goes through. Results get the era's
+`_meta` (progress token, trace context) goes through; a 2026-07-28 downstream gets
+mcpmux's own envelope (downstream/era.py). Results get the era's
 `resultType` and mcpmux's `serverInfo` stamp, as the SDK gives its own. Log messages reach the host
 only for calls that opted in with a level, and only at that level or above.
 """
@@ -58,11 +59,13 @@ def client_capabilities(meta: JSON) -> JSON:
     return wire.as_object(meta.get(CLIENT_CAPABILITIES_META_KEY)) or {}
 
 
-def for_downstream(params: JSON) -> JSON:
-    """The params as a 2025-11-25 downstream takes them: no envelope keys, no retry fields."""
+def for_downstream(params: JSON, *, retry: bool = False) -> JSON:
+    """The params without the host's envelope keys (a modern downstream gets mcpmux's own), and without the retry
+    fields unless `retry` (the downstream is modern: the round is its own)."""
     meta = wire.as_object(params.get("_meta")) or {}
     kept = {k: v for k, v in meta.items() if not k.startswith(RESERVED_PREFIX)}
-    out = {k: v for k, v in params.items() if k != "_meta" and k not in _RETRY_KEYS}
+    dropped = ("_meta",) if retry else ("_meta", *_RETRY_KEYS)
+    out = {k: v for k, v in params.items() if k not in dropped}
     if kept:
         out["_meta"] = kept
     return out

@@ -8,6 +8,11 @@ downstream gets a clean JSON-RPC error at once. A profile that pins a server's
 `roots` answers `roots/list` itself (`pinned_roots`), so the host's roots never
 reach that server. A 2026-07-28 host takes no requests: it is asked within a
 call (input_rounds.py).
+
+A 2026-07-28 downstream sends no requests either: it answers a call with an
+`input_required` result. For this host each of its input requests is carried as
+the request it names (`InputRound`), and once every answer is in, the call is
+sent again with them (`Call.resume`), as the downstream's era asks.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from typing import Any
 
 from mcpmux import wire
 from mcpmux.downstream.connection import Downstream
+from mcpmux.errors import DownstreamError
 from mcpmux.profile.model import ServerSpec
-from mcpmux.relay.call import Writer
+from mcpmux.relay.call import Call, Writer
 from mcpmux.relay.host import Host
 from mcpmux.wire import JSON
 
@@ -42,11 +48,13 @@ class ServerRequests:
     def __init__(self, host: Host, write_host: Writer) -> None:
         self._host = host
         self._write_host = write_host
-        self._pending: dict[str, tuple[Downstream, Any]] = {}
+        self._pending: dict[str, tuple[Writer, Any]] = {}
         self._ids = itertools.count()
 
-    def to_host(self, ds: Downstream, message: JSON) -> str | None:
-        """Send a downstream's request to the host; None when sent, else why it cannot be."""
+    def to_host(self, ds: Downstream, message: JSON, reply: Writer | None = None) -> str | None:
+        """Send a downstream's request to the host; None when sent, else why it cannot be.
+
+        The host's answer goes to `reply` under the request's own id (by default, written to the downstream)."""
         method = str(message.get("method"))
         capability = CAPABILITY.get(method)
         if capability is None:
@@ -54,7 +62,7 @@ class ServerRequests:
         if not self._host.can(capability):
             return not_advertised(capability, method)
         host_id = f"mxh-{next(self._ids)}"
-        self._pending[host_id] = (ds, message.get("id"))
+        self._pending[host_id] = (reply or ds.write, message.get("id"))
         forwarded: JSON = {"jsonrpc": "2.0", "id": host_id, "method": method}
         if "params" in message:
             forwarded["params"] = message["params"]
@@ -67,6 +75,48 @@ class ServerRequests:
         pending = self._pending.pop(host_id, None) if isinstance(host_id, str) else None
         if pending is None:
             return False
-        ds, request_id = pending
-        ds.write(wire.dumps({**message, "id": request_id}))
+        reply, request_id = pending
+        reply(wire.dumps({**message, "id": request_id}))
         return True
+
+
+class InputRound:
+    """One `input_required` answer of a modern downstream to a handshake host's call, its requests out to the host."""
+
+    def __init__(self, call: Call, result: JSON) -> None:
+        self.call = call
+        self.state = result.get("requestState")
+        self.requests = wire.as_object(result.get("inputRequests")) or {}
+        self.waiting = set(self.requests)
+        self.responses: JSON = {}
+
+    def messages(self) -> list[tuple[str, JSON]]:
+        """Each input request as the JSON-RPC request it names, under its input key as id."""
+        out: list[tuple[str, JSON]] = []
+        for key, request in self.requests.items():
+            asked = wire.as_object(request) or {}
+            message: JSON = {"jsonrpc": "2.0", "id": key, "method": str(asked.get("method"))}
+            if "params" in asked:
+                message["params"] = asked["params"]
+            out.append((key, message))
+        return out
+
+    def answered(self, key: str, line: bytes) -> None:
+        """The answer (or refusal) to one input request; the last one sends the call's next round."""
+        if self.call.finished or key not in self.waiting:
+            return
+        message = wire.as_object(wire.loads(line)) or {}
+        result = wire.as_object(message.get("result"))
+        if result is None:
+            error = wire.as_object(message.get("error")) or {}
+            server = self.call.route.server
+            text = f"server '{server}' asked for input that could not be given: {error.get('message')}"
+            self.call.fail(DownstreamError(server, text))
+            return
+        self.responses[key] = result
+        self.waiting.discard(key)
+        if not self.waiting:
+            retry: JSON = {"inputResponses": self.responses}
+            if self.state is not None:
+                retry["requestState"] = self.state
+            self.call.resume(retry)

@@ -37,7 +37,7 @@ from mcpmux.catalog.build import Catalog, host_view
 from mcpmux.downstream import facts as server_facts
 from mcpmux.downstream.connection import Downstream
 from mcpmux.downstream.supervisor import Supervisor
-from mcpmux.errors import TooDeep, Unencodable
+from mcpmux.errors import DownstreamError, TooDeep, Unencodable
 from mcpmux.front import output, stdio
 from mcpmux.front.channel import (
     EnvelopeChannel,
@@ -51,9 +51,10 @@ from mcpmux.front.channel import (
 from mcpmux.front.discovery import Discovery
 from mcpmux.front.envelope import ModernCalls
 from mcpmux.front.handlers import Handlers, make_server, page
-from mcpmux.front.host_requests import ServerRequests, pinned_roots
+from mcpmux.front.host_requests import InputRound, ServerRequests, pinned_roots
 from mcpmux.front.input_rounds import InputBridge
 from mcpmux.policy.primitives import Primitives
+from mcpmux.relay.call import Call, Writer
 from mcpmux.relay.relay import Relay
 from mcpmux.wire import JSON
 
@@ -150,6 +151,25 @@ class Front:
             self.channel.resource_updated(self.handlers.updated_uri(ds.name, params))
 
     def request(self, ds: Downstream, message: JSON) -> bool:
+        self._downstream_request(ds, message, ds.write, None)
+        return True
+
+    def _input_round(self, requests: ServerRequests, call: Call, result: JSON) -> None:
+        """A modern downstream's input round in a handshake host's call: each input request is decided and
+        carried as a request of that downstream would be (policy, pinned roots), the answers gathered."""
+        ds = call.ds
+        round_ = InputRound(call, result)
+        if ds is None or not round_.requests:
+            text = f"server '{call.route.server}' asked for input without naming any"
+            call.fail(DownstreamError(call.route.server, text))
+            return
+        for key, message in round_.messages():
+            self._downstream_request(ds, message, partial(round_.answered, key), requests)
+
+    def _downstream_request(
+        self, ds: Downstream, message: JSON, reply: Writer, requests: ServerRequests | None
+    ) -> None:
+        """Decide a downstream's request of the host and answer it through `reply` (or carry it to the host)."""
         request_id, method = message.get("id"), str(message.get("method"))
         spec = self.supervisor.profile.server(ds.name)
         decision = Primitives(self.supervisor.policy).request(
@@ -159,18 +179,20 @@ class Front:
             if self.supervisor.audit is not None:
                 refused = lifecycle.refusal("request", method, ds.name, decision.rule, decision.reason)
                 self.supervisor.audit.write(refused)
-            ds.write(wire.error_response(request_id, wire.METHOD_NOT_FOUND, decision.reason))
-            return True
+            reply(wire.error_response(request_id, wire.METHOD_NOT_FOUND, decision.reason))
+            return
         if (roots := pinned_roots(spec, message)) is not None:
-            ds.write(wire.result_response(request_id, roots))
-            return True
+            reply(wire.result_response(request_id, roots))
+            return
         try:
-            why = self.channel.downstream_request(ds, message)
+            if requests is not None:
+                why = requests.to_host(ds, message, reply)
+            else:
+                why = self.channel.downstream_request(ds, message)
         except Unencodable:
             why = f"mcpmux relays no request nested more than {wire.MAX_DEPTH} levels deep"
         if why is not None:
-            ds.write(wire.error_response(request_id if wire.valid_id(request_id) else None, wire.METHOD_NOT_FOUND, why))
-        return True
+            reply(wire.error_response(request_id if wire.valid_id(request_id) else None, wire.METHOD_NOT_FOUND, why))
 
     # --- the wire -------------------------------------------------------------------------
     def on_line(self, line: bytes) -> None:
@@ -245,7 +267,9 @@ class Front:
     def _open(self, era: str) -> HostChannel:
         """The channel of the era the first request opened."""
         if era == "handshake":
-            return HandshakeChannel(self.to_host, self.relay, ServerRequests(self.host, self.to_host), self.answered)
+            requests = ServerRequests(self.host, self.to_host)
+            self.relay.rounds = partial(self._input_round, requests)
+            return HandshakeChannel(self.to_host, self.relay, requests, self.answered)
         channel = EnvelopeChannel(
             self.to_host,
             self.relay,

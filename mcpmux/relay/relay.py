@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from mcpmux import wire
@@ -66,6 +66,9 @@ class Relay:
         """Host ids of calls waiting for a downstream's start-up before they are relayed."""
         self._progress: dict[Hashable, Call] = {}
         self._ids = 0
+        self.rounds: Callable[[Call, JSON], None] | None = None
+        """Given to each call to a modern downstream: carries its input rounds to the host (a handshake host's
+        front sets it; a 2026-07-28 host takes a downstream's rounds as they are)."""
         supervisor.subscribe(self)
 
     # --- entry points -----------------------------------------------------------------
@@ -122,6 +125,8 @@ class Relay:
         call.rule = verdict.rule  # what allowed this call, for this host: its audit event names it
         call.input_caps = input_caps
         call.redactor = self.supervisor.redactor  # every secret of the run, whichever server sends it
+        if ds is not None and ds.era == "modern":
+            call.rounds = self.rounds
         if ds is None or state is None or state.status != "running":  # never before its handshake is done
             reason = state.last_error if state is not None and state.last_error else "it is not running"
             if state is not None and state.status in ("restarting", "starting"):
