@@ -18,6 +18,7 @@ import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.client.context import ClientRequestContext
+from mcp.shared.exceptions import MCPDeprecationWarning
 
 from tests.conftest import FIXTURES, fixture_server_toml, serve_params
 from tests.e2e_helpers import ListChanged
@@ -66,7 +67,7 @@ async def test_a_2026_only_server_serves_hosts_of_both_eras_and_asks_its_input_r
         assert host.session.protocol_version == ("2026-07-28" if host_mode == "auto" else "2025-11-25")
     assert (text(spoken), bool(spoken.is_error)) == ("modern", False)
     assert (text(asked), bool(asked.is_error)) == ("tides: hello", False)
-    assert {t.name for t in tools.tools} == {"new__echo", "new__era", "new__ask", "new__grow"}
+    assert {t.name for t in tools.tools} == {"new__echo", "new__era", "new__ask", "new__grow", "new__note"}
 
 
 @pytest.mark.parametrize("host_mode", ["legacy", "auto"])
@@ -143,3 +144,46 @@ async def test_a_servers_new_tool_reaches_a_handshake_host_whichever_era_announc
                 await changed.wait()
             fresh = await host.call_tool("srv__fresh", {"text": "new"})
     assert (text(fresh), bool(fresh.is_error)) == ("new", False)
+
+
+@pytest.mark.parametrize("era", ["modern", "handshake"])
+async def test_a_handshake_hosts_log_level_reaches_a_server_of_either_era_and_its_messages_come_back(
+    write_profile: WriteProfile, era: str
+) -> None:
+    """A 2026-07-28 server has no `logging/setLevel`: the level goes in the `_meta` of each request instead."""
+    profile = write_profile(era_server_toml("srv", era))
+    logs: list[types.LoggingMessageNotificationParams] = []
+    heard = anyio.Event()
+
+    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+        logs.append(params)
+        heard.set()
+
+    async with Client(serve_params(profile), mode="legacy", logging_callback=on_log) as host:
+        with anyio.fail_after(30):
+            await host.list_tools()  # the server is up: the level reaches it
+            with pytest.warns(MCPDeprecationWarning):  # the SDK flags logging as a legacy-era feature
+                await host.set_logging_level("info")  # pyright: ignore[reportDeprecated]
+            await host.call_tool("srv__note", {"text": "written down"})
+            await heard.wait()
+    assert [(m.level, m.data, m.logger) for m in logs] == [("info", "written down", "srv")]
+
+
+@pytest.mark.parametrize("era", ["modern", "handshake"])
+@pytest.mark.parametrize("host_mode", ["legacy", "auto"])
+async def test_a_prompt_that_asks_the_user_works_for_hosts_of_both_eras_from_servers_of_both_eras(
+    write_profile: WriteProfile, era: str, host_mode: str
+) -> None:
+    profile = write_profile(era_server_toml("srv", era))
+    questions: list[str] = []
+
+    async def answer(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        questions.append(params.message)
+        return types.ElicitResult(action="accept", content={"answer": "tides"})
+
+    async with Client(serve_params(profile), mode=host_mode, elicitation_callback=answer) as host:
+        with anyio.fail_after(30):
+            prompt = await host.get_prompt("srv__topic")
+    message = prompt.messages[0].content
+    assert isinstance(message, types.TextContent) and message.text == "Write about tides."
+    assert questions == ["Which topic?"]

@@ -217,7 +217,7 @@ class EnvelopeChannel:
             return True
         # A modern downstream's own input rounds pass through as they are: its retry fields go back to it.
         state = self._relay.supervisor.live(route.server) if route is not None else None
-        forwarded = envelope.for_downstream(params, retry=state is not None and state.era == "modern")
+        forwarded = envelope.for_downstream(params, modern=state is not None and state.era == "modern")
         caps = envelope.client_capabilities(meta)
         self._relay.call_from_host(host_id, forwarded, answer, self._write, caps)
         return True
@@ -251,7 +251,7 @@ class EnvelopeChannel:
 
     async def routed(self, ds: Downstream, run: Run, request: JSON) -> JSON:
         caps = envelope.client_capabilities(wire.as_object(request.get("_meta")) or {})
-        return await self._bridge.ask(ds, caps, run, _retry(request))
+        return await self._bridge.ask(ds, caps, run, envelope.retry_fields(request))
 
     def _publish(self, event: ServerEvent) -> None:
         self._start_soon(self._bus.publish, event)
@@ -276,10 +276,3 @@ def opening_era(method: object, params: JSON | None) -> Era:
     if method != "initialize" and params is not None and envelope.has_envelope(params):
         return "envelope"
     return "handshake"
-
-
-def _retry(request: JSON) -> JSON | None:
-    """A 2026-07-28 retry's `requestState` and `inputResponses`, or None for a first request."""
-    if request.get("requestState") is None:
-        return None
-    return {"requestState": request.get("requestState"), "inputResponses": request.get("inputResponses")}

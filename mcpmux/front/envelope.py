@@ -59,16 +59,23 @@ def client_capabilities(meta: JSON) -> JSON:
     return wire.as_object(meta.get(CLIENT_CAPABILITIES_META_KEY)) or {}
 
 
-def for_downstream(params: JSON, *, retry: bool = False) -> JSON:
-    """The params without the host's envelope keys (a modern downstream gets mcpmux's own), and without the retry
-    fields unless `retry` (the downstream is modern: the round is its own)."""
+def for_downstream(params: JSON, *, modern: bool = False) -> JSON:
+    """The params without the host's envelope keys (a `modern` downstream gets mcpmux's own, and the host's log
+    level), and without the retry fields unless the downstream is `modern` (the input round is its own)."""
     meta = wire.as_object(params.get("_meta")) or {}
-    kept = {k: v for k, v in meta.items() if not k.startswith(RESERVED_PREFIX)}
-    dropped = ("_meta",) if retry else ("_meta", *_RETRY_KEYS)
+    kept = {k: v for k, v in meta.items() if not k.startswith(RESERVED_PREFIX) or (modern and k == LOG_LEVEL_META_KEY)}
+    dropped = ("_meta",) if modern else ("_meta", *_RETRY_KEYS)
     out = {k: v for k, v in params.items() if k not in dropped}
     if kept:
         out["_meta"] = kept
     return out
+
+
+def retry_fields(request: JSON) -> JSON | None:
+    """A 2026-07-28 retry's `requestState` and `inputResponses`, or None for a first request."""
+    if request.get("requestState") is None:
+        return None
+    return {"requestState": request.get("requestState"), "inputResponses": request.get("inputResponses")}
 
 
 class ModernCalls:

@@ -20,6 +20,7 @@ from mcp.server import Server
 from mcp.server.context import ServerRequestContext
 from mcp.server.subscriptions import ListenHandler, SubscriptionBus
 from mcp.shared.exceptions import MCPError
+from mcp_types import LOG_LEVEL_META_KEY
 
 from mcpmux import wire
 from mcpmux.audit import lifecycle
@@ -49,16 +50,28 @@ def page(items: list[Any], cursor: str | None) -> tuple[list[Any], str | None]:
 
 Routed = Callable[[Downstream, Callable[[], Awaitable[JSON]], JSON], Awaitable[JSON]]
 """Runs a routed request the way the host's era needs (the host channel's `routed`)."""
+ModernRouted = Callable[[Downstream, Callable[[JSON], Awaitable[JSON]], JSON, float], Awaitable[JSON]]
+"""Runs a routed request to a 2026-07-28 downstream, its input rounds carried to the host (front/modern_rounds.py)."""
+
+
+def _sender(ds: Downstream, method: str, params: JSON, timeout: float) -> Callable[[JSON], Awaitable[JSON]]:
+    """The request, to be sent with a round's retry fields added."""
+
+    async def send(retry: JSON) -> JSON:
+        return await ds.request(method, {**params, **retry}, timeout)
+
+    return send
 
 
 class Handlers:
     """SDK-served requests; each prompt, resource and completion is listed and served only as the policy allows
     (policy/primitives.py), for this connection's host."""
 
-    def __init__(self, supervisor: Supervisor, routed: Routed, host: Host) -> None:
+    def __init__(self, supervisor: Supervisor, routed: Routed, host: Host, modern: ModernRouted) -> None:
         self.supervisor = supervisor
         self._routed = routed
         self._host = host
+        self._modern = modern
 
     # --- policy -----------------------------------------------------------------------------
     def _prefix(self, server: str) -> str:
@@ -108,7 +121,11 @@ class Handlers:
             run = partial(ds.request, method, params, timeout)
             if rounds is not None:
                 request: JSON = {**dict(rounds.params or {}), "_meta": dict(rounds.meta or {})}
-                raw = await self._routed(ds, run, request)
+                if ds.era == "modern":
+                    send = _sender(ds, method, params, timeout)
+                    raw = await self._modern(ds, send, request, timeout)
+                else:
+                    raw = await self._routed(ds, run, request)
                 if raw.get("resultType") == "input_required":
                     return types.InputRequiredResult.model_validate(raw)
             else:
@@ -223,11 +240,14 @@ class Handlers:
         return await self.ask(server, "completion/complete", forwarded, types.CompleteResult)
 
     async def set_level(self, ctx: Ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
-        """Apply the host's level to every running downstream that offers logging."""
+        """Apply the host's level to every running downstream that offers logging, and to every 2026-07-28 one."""
         for state in self.supervisor.states.values():
             ds = state.downstream
             caps = ds.initialize_result.capabilities if ds and ds.initialize_result else None
-            if ds is not None and caps is not None and caps.logging is not None:
+            if ds is not None and ds.envelope is not None:
+                # A 2026-07-28 downstream has no `logging/setLevel` (nor the capability): its requests carry the level.
+                ds.envelope = {**ds.envelope, LOG_LEVEL_META_KEY: params.level}
+            elif ds is not None and caps is not None and caps.logging is not None:
                 ds.write(
                     wire.dumps(
                         {

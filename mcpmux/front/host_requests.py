@@ -18,14 +18,14 @@ sent again with them (`Call.resume`), as the downstream's era asks.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mcpmux import wire
 from mcpmux.downstream.connection import Downstream
-from mcpmux.errors import DownstreamError
 from mcpmux.profile.model import ServerSpec
-from mcpmux.relay.call import Call, Writer
+from mcpmux.relay.call import Writer
 from mcpmux.relay.host import Host
 from mcpmux.wire import JSON
 
@@ -80,18 +80,31 @@ class ServerRequests:
         return True
 
 
-class InputRound:
-    """One `input_required` answer of a modern downstream to a handshake host's call, its requests out to the host."""
+MAX_INPUT_REQUESTS = 64
+"""Input requests one round may make of a handshake host; a round asking more is refused whole."""
 
-    def __init__(self, call: Call, result: JSON) -> None:
-        self.call = call
+
+class InputRound:
+    """One `input_required` answer of a modern downstream, its requests out to a handshake host.
+
+    `resume` gets the next round's retry fields once every request is answered; `fail` gets why the round
+    cannot be completed (a refusal, or nothing to ask). Each is called at most once, and never both."""
+
+    def __init__(self, server: str, result: JSON, resume: Callable[[JSON], None], fail: Callable[[str], None]) -> None:
+        self.server = server
         self.state = result.get("requestState")
         self.requests = wire.as_object(result.get("inputRequests")) or {}
         self.waiting = set(self.requests)
         self.responses: JSON = {}
+        self._resume, self._fail = resume, fail
+        self.over = False
 
     def messages(self) -> list[tuple[str, JSON]]:
-        """Each input request as the JSON-RPC request it names, under its input key as id."""
+        """Each input request as the JSON-RPC request it names, under its input key as id (none if the round is
+        refused: it asks nothing, or more than `MAX_INPUT_REQUESTS`)."""
+        if not self.requests or len(self.requests) > MAX_INPUT_REQUESTS:
+            self._end(f"server '{self.server}' asked for {len(self.requests)} inputs at once", None)
+            return []
         out: list[tuple[str, JSON]] = []
         for key, request in self.requests.items():
             asked = wire.as_object(request) or {}
@@ -102,16 +115,14 @@ class InputRound:
         return out
 
     def answered(self, key: str, line: bytes) -> None:
-        """The answer (or refusal) to one input request; the last one sends the call's next round."""
-        if self.call.finished or key not in self.waiting:
+        """The answer (or refusal) to one input request; the last one completes the round."""
+        if self.over or key not in self.waiting:
             return
         message = wire.as_object(wire.loads(line)) or {}
         result = wire.as_object(message.get("result"))
         if result is None:
             error = wire.as_object(message.get("error")) or {}
-            server = self.call.route.server
-            text = f"server '{server}' asked for input that could not be given: {error.get('message')}"
-            self.call.fail(DownstreamError(server, text))
+            self._end(f"server '{self.server}' asked for input that could not be given: {error.get('message')}", None)
             return
         self.responses[key] = result
         self.waiting.discard(key)
@@ -119,4 +130,11 @@ class InputRound:
             retry: JSON = {"inputResponses": self.responses}
             if self.state is not None:
                 retry["requestState"] = self.state
-            self.call.resume(retry)
+            self._end(None, retry)
+
+    def _end(self, why: str | None, retry: JSON | None) -> None:
+        self.over = True
+        if retry is not None:
+            self._resume(retry)
+        else:
+            self._fail(why or "")

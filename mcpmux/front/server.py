@@ -37,8 +37,8 @@ from mcpmux.catalog.build import Catalog, host_view
 from mcpmux.downstream import facts as server_facts
 from mcpmux.downstream.connection import Downstream
 from mcpmux.downstream.supervisor import Supervisor
-from mcpmux.errors import DownstreamError, TooDeep, Unencodable
-from mcpmux.front import output, stdio
+from mcpmux.errors import TooDeep, Unencodable
+from mcpmux.front import modern_rounds, output, stdio
 from mcpmux.front.channel import (
     EnvelopeChannel,
     HandshakeChannel,
@@ -51,10 +51,10 @@ from mcpmux.front.channel import (
 from mcpmux.front.discovery import Discovery
 from mcpmux.front.envelope import ModernCalls
 from mcpmux.front.handlers import Handlers, make_server, page
-from mcpmux.front.host_requests import InputRound, ServerRequests, pinned_roots
+from mcpmux.front.host_requests import ServerRequests, pinned_roots
 from mcpmux.front.input_rounds import InputBridge
 from mcpmux.policy.primitives import Primitives
-from mcpmux.relay.call import Call, Writer
+from mcpmux.relay.call import Writer
 from mcpmux.relay.relay import Relay
 from mcpmux.wire import JSON
 
@@ -79,7 +79,9 @@ class Front:
         self.supervisor = supervisor
         self.relay = relay
         self.host = relay.host
-        self.handlers = Handlers(supervisor, self._routed, relay.host)
+        self.handlers = Handlers(supervisor, self._routed, relay.host, self._modern_routed)
+        self._carry: modern_rounds.Carry | None = None
+        """How a handshake host is asked a modern downstream's input requests (None: a 2026-07-28 host, or none)."""
         self.discovery = Discovery(relay, self.handlers.catalog)
         self.bus = InMemorySubscriptionBus()
         self.server = make_server(
@@ -151,23 +153,14 @@ class Front:
             self.channel.resource_updated(self.handlers.updated_uri(ds.name, params))
 
     def request(self, ds: Downstream, message: JSON) -> bool:
-        self._downstream_request(ds, message, ds.write, None)
+        self._downstream_request(ds, message, ds.write)
         return True
 
-    def _input_round(self, requests: ServerRequests, call: Call, result: JSON) -> None:
-        """A modern downstream's input round in a handshake host's call: each input request is decided and
-        carried as a request of that downstream would be (policy, pinned roots), the answers gathered."""
-        ds = call.ds
-        round_ = InputRound(call, result)
-        if ds is None or not round_.requests:
-            text = f"server '{call.route.server}' asked for input without naming any"
-            call.fail(DownstreamError(call.route.server, text))
-            return
-        for key, message in round_.messages():
-            self._downstream_request(ds, message, partial(round_.answered, key), requests)
+    async def _modern_routed(self, ds: Downstream, send: modern_rounds.Send, request: JSON, wait: float) -> JSON:
+        return await modern_rounds.routed(self._carry, ds, send, request, wait)
 
     def _downstream_request(
-        self, ds: Downstream, message: JSON, reply: Writer, requests: ServerRequests | None
+        self, ds: Downstream, message: JSON, reply: Writer, requests: ServerRequests | None = None
     ) -> None:
         """Decide a downstream's request of the host and answer it through `reply` (or carry it to the host)."""
         request_id, method = message.get("id"), str(message.get("method"))
@@ -268,7 +261,8 @@ class Front:
         """The channel of the era the first request opened."""
         if era == "handshake":
             requests = ServerRequests(self.host, self.to_host)
-            self.relay.rounds = partial(self._input_round, requests)
+            self._carry = partial(self._downstream_request, requests=requests)
+            self.relay.rounds = partial(modern_rounds.call_round, self._carry)
             return HandshakeChannel(self.to_host, self.relay, requests, self.answered)
         channel = EnvelopeChannel(
             self.to_host,
