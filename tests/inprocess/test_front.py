@@ -250,7 +250,7 @@ async def test_a_retry_naming_another_tool_is_never_attached_to_a_parked_call_wh
         meta = envelope(elicitation={})
         rounds = (await host.request("tools/call", {"name": "alpha__ask", "arguments": {}, "_meta": meta}))["result"]
         [key] = rounds["inputRequests"]
-        answers = {key: {"action": "accept", "content": {}}}
+        answers: dict[str, Any] = {key: {"action": "accept", "content": {}}}
         stolen: dict[str, Any] = {"requestState": rounds["requestState"], "inputResponses": answers, "_meta": meta}
         other = await host.request("tools/call", {"name": "alpha__echo", "arguments": {"text": "mine"}, **stolen})
         final = await host.request("tools/call", {"name": "alpha__ask", "arguments": {}, **stolen})
