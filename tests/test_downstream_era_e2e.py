@@ -9,6 +9,7 @@ request in the handshake era, bridged to whichever the host speaks.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from mcp import Client
 from mcp.client.context import ClientRequestContext
 from mcp.shared.exceptions import MCPDeprecationWarning
 
-from tests.conftest import FIXTURES, fixture_server_toml, serve_params
+from tests.conftest import FIXTURES, REPO, fixture_server_toml, serve_params
 from tests.e2e_helpers import ListChanged
 
 pytestmark = pytest.mark.anyio
@@ -187,3 +188,13 @@ async def test_a_prompt_that_asks_the_user_works_for_hosts_of_both_eras_from_ser
     message = prompt.messages[0].content
     assert isinstance(message, types.TextContent) and message.text == "Write about tides."
     assert questions == ["Which topic?"]
+
+
+async def test_status_names_the_protocol_each_server_speaks(write_profile: WriteProfile, mcpmux_home: Path) -> None:
+    profile = write_profile(era_server_toml("new", "modern") + era_server_toml("old", "handshake"))
+    async with Client(serve_params(profile), mode="legacy") as host:
+        with anyio.fail_after(30):
+            await host.list_tools()
+            status = await anyio.run_process([sys.executable, "-m", "mcpmux", "status", "--json"], cwd=REPO)
+    (serve,) = json.loads(status.stdout)
+    assert {s["name"]: s["protocol"] for s in serve["servers"]} == {"new": "2026-07-28", "old": "2025-11-25"}
