@@ -22,7 +22,7 @@ from mcp.client.context import ClientRequestContext
 from mcp.shared.exceptions import MCPDeprecationWarning
 
 from tests.conftest import FIXTURES, REPO, fixture_server_toml, serve_params
-from tests.e2e_helpers import ListChanged
+from tests.e2e_helpers import ListChanged, audit_events
 
 pytestmark = pytest.mark.anyio
 
@@ -198,3 +198,24 @@ async def test_status_names_the_protocol_each_server_speaks(write_profile: Write
             status = await anyio.run_process([sys.executable, "-m", "mcpmux", "status", "--json"], cwd=REPO)
     (serve,) = json.loads(status.stdout)
     assert {s["name"]: s["protocol"] for s in serve["servers"]} == {"new": "2026-07-28", "old": "2025-11-25"}
+
+
+async def test_a_2026_servers_input_round_is_held_to_the_policy_on_requests_to_the_host(
+    write_profile: WriteProfile, mcpmux_home: Path
+) -> None:
+    """Asked within a call or by a request of its own, elicitation from a server `[policy.requests]` leaves out
+    never reaches the host."""
+    profile = write_profile(era_server_toml("new", "modern") + '[policy.requests]\nelicitation = ["someone-else"]\n')
+    questions: list[str] = []
+
+    async def answer(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        questions.append(params.message)
+        return types.ElicitResult(action="accept", content={"answer": "hello"})
+
+    async with Client(serve_params(profile), mode="legacy", elicitation_callback=answer) as host:
+        with anyio.fail_after(30):
+            asked = await host.call_tool("new__ask", {"topic": "tides"})
+    assert asked.is_error and "policy.requests.elicitation" in text(asked)
+    assert questions == []
+    refused = audit_events(mcpmux_home, "refused")
+    assert [(e["kind"], e["server"], e["rule"]) for e in refused] == [("request", "new", "policy.requests.elicitation")]
