@@ -216,7 +216,8 @@ class EnvelopeChannel:
         if self._bridge.resume(host_id, params, answer):  # a retry carrying answers for a parked call
             return True
         # A modern downstream's own input rounds pass through as they are: its retry fields go back to it.
-        state = self._relay.supervisor.live(route.server) if route is not None else None
+        server = self._server_of(str(params.get("name")))
+        state = self._relay.supervisor.live(server) if server is not None else None
         forwarded = envelope.for_downstream(params, modern=state is not None and state.era == "modern")
         caps = envelope.client_capabilities(meta)
         self._relay.call_from_host(host_id, forwarded, answer, self._write, caps)
