@@ -196,7 +196,7 @@ async def test_status_names_the_protocol_each_server_speaks(write_profile: Write
         with anyio.fail_after(30):
             await host.list_tools()
             status = await anyio.run_process([sys.executable, "-m", "mcpmux", "status", "--json"], cwd=REPO)
-    (serve,) = json.loads(status.stdout)
+    (serve,) = json.loads(status.stdout)["serves"]
     assert {s["name"]: s["protocol"] for s in serve["servers"]} == {"new": "2026-07-28", "old": "2025-11-25"}
 
 
