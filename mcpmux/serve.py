@@ -21,6 +21,7 @@ import anyio
 from mcpmux import __version__, reload
 from mcpmux.audit import lifecycle
 from mcpmux.control import ControlServer, endpoint_path
+from mcpmux.downstream.connection import Downstream
 from mcpmux.downstream.orphans import sweep_orphans
 from mcpmux.downstream.process import child_watcher, kill_live_groups
 from mcpmux.front.server import Front
@@ -80,6 +81,11 @@ async def _serve(profile: Profile, *, paths: StatePaths | None, store: SecretSto
         guard.cancel_scope.cancel()
 
 
+def _protocol(ds: Downstream | None) -> str | None:
+    """The protocol version the downstream speaks: its handshake's, or the 2026-07-28 one it was probed at."""
+    return ds.initialize_result.protocol_version if ds is not None and ds.initialize_result is not None else None
+
+
 async def status_report(gateway: Gateway, follow_active: bool) -> dict[str, Any]:
     """The `status` answer of the control endpoint (shape: cli/status_cmd.py), every secret redacted."""
     redactor = gateway.supervisor.redactor
@@ -94,6 +100,7 @@ async def status_report(gateway: Gateway, follow_active: bool) -> dict[str, Any]
             "status": state.status,
             "pid": state.downstream.pid if state.downstream else None,
             "uptime_seconds": round(now - state.started_at, 1) if state.started_at and state.downstream else None,
+            "protocol": _protocol(state.downstream),
             "restarts": state.restart_count,
             "last_error": redact(state.last_error),
             "log_path": str(state.log_path),

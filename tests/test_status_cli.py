@@ -30,6 +30,7 @@ SAMPLE: dict[str, Any] = {
         {
             "name": "git",
             "status": "running",
+            "protocol": "2026-07-28",
             "pid": 4242,
             "uptime_seconds": 3725.4,
             "restarts": 1,
@@ -40,6 +41,7 @@ SAMPLE: dict[str, Any] = {
         {
             "name": "flaky",
             "status": "failed",
+            "protocol": None,
             "pid": None,
             "uptime_seconds": None,
             "restarts": 5,
@@ -81,7 +83,7 @@ async def test_status_shows_each_downstream_of_a_running_serve():
     assert "profile work" in out and "host claude-code" in out
     git = next(line for line in out.splitlines() if " git " in line)
     flaky = next(line for line in out.splitlines() if " flaky " in line)
-    for expected in ("running", "4242", "1h02m", "12", "/state/logs/git.log"):
+    for expected in ("running", "2026-07-28", "4242", "1h02m", "12", "/state/logs/git.log"):
         assert expected in git
     for expected in ("failed", "5", "exited with code 7", "/state/logs/flaky.log"):
         assert expected in flaky

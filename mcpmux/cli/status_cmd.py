@@ -84,7 +84,7 @@ def _table(serve: dict[str, Any]) -> Table:
     # Names, errors and the host's name come from profiles, downstreams and hosts: plain cells, escaped.
     table = Table(title=cell(title), title_justify="left")
     table.add_column("server", no_wrap=True)
-    for header in ("state", "pid", "uptime", "restarts", "tools"):
+    for header in ("state", "protocol", "pid", "uptime", "restarts", "tools"):
         table.add_column(header, no_wrap=True)
     table.add_column("last error", overflow="fold")
     table.add_column("log", overflow="fold")
@@ -95,6 +95,7 @@ def _table(serve: dict[str, Any]) -> Table:
         table.add_row(
             cell(server.get("name"), "bold"),
             cell(status, _STATE_STYLES.get(str(status), "")),
+            cell(server.get("protocol")),
             cell(server.get("pid")),
             cell(_duration(server.get("uptime_seconds"))),
             cell(server.get("restarts")),

@@ -1,4 +1,4 @@
-"""The last listing of each lazy downstream, kept under the state dir so its catalog is served without starting it.
+"""The last listing of each lazy downstream, and the protocol era of every one, kept under the state dir.
 
 A cache entry is keyed by what decides the server's behaviour (command, args,
 cwd, env and header names with their secret references, never secret values):
@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import mcp_types as types
 import orjson
@@ -56,3 +56,20 @@ def save(cache_dir: Path, spec: ServerSpec, listing: Listing) -> None:
         for f in fields(listing)
     }
     write_private(_path(cache_dir, spec), orjson.dumps(data))
+
+
+def _era_path(cache_dir: Path, spec: ServerSpec) -> Path:
+    return cache_dir / f"{spec.name}.{cache_key(spec)}.era"
+
+
+def load_era(cache_dir: Path, spec: ServerSpec) -> Literal["handshake", "modern"] | None:
+    """The protocol era the server spoke last time (era.py), so this start may skip the probe; None if unknown."""
+    try:
+        text = _era_path(cache_dir, spec).read_text().strip()
+    except (OSError, ValueError):
+        return None
+    return "handshake" if text == "handshake" else "modern" if text == "modern" else None
+
+
+def save_era(cache_dir: Path, spec: ServerSpec, era: Literal["handshake", "modern"]) -> None:
+    write_private(_era_path(cache_dir, spec), era.encode())

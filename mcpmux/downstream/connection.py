@@ -12,9 +12,9 @@ streamable HTTP and memory.py's `MemoryDownstream` to a peer in the same process
 (tests). Each provides `alive`, `write`, `kill` and `close`, and hands what
 arrives to `_on_line`; the request table and the handshake are shared.
 
-The handshake is the 2025-11-25 `initialize` one on purpose: a 2.x SDK server
-probed with `server/discover` switches to 2026-07-28, where server-initiated
-requests, `logging/setLevel` and subscriptions are not available over stdio.
+Which era a downstream speaks is found by era.py (the 2026-07-28 probe, with
+`initialize` as the fallback). A modern downstream gets its `envelope` merged
+into the `_meta` of every request mcpmux sends it; a handshake one gets none.
 """
 
 from __future__ import annotations
@@ -58,12 +58,29 @@ CLIENT_CAPABILITIES: JSON = {
 MAX_LIST_PAGES = 1000
 
 
+class Refused(DownstreamError):
+    """The downstream answered a request of mcpmux's own with a JSON-RPC error (its code and data kept)."""
+
+    def __init__(self, server: str, message: str, code: object, data: object) -> None:
+        super().__init__(server, message)
+        self.code = code
+        self.data = data
+
+
 class ReplySink(Protocol):
     """Receives the one answer to a request: the reply line, or the failure that means none will come."""
 
     def reply(self, line: bytes, message: JSON) -> None: ...
 
     def fail(self, error: DownstreamError) -> None: ...
+
+
+def with_envelope(params: JSON | None, envelope: JSON) -> JSON:
+    """`params` with the envelope's keys in its `_meta` (the envelope's win: the era is mcpmux's to state)."""
+    if params is None:
+        return {"_meta": envelope}
+    meta = wire.as_object(params.get("_meta"))
+    return {**params, "_meta": {**meta, **envelope} if meta else envelope}
 
 
 class _FutureSink:
@@ -101,6 +118,10 @@ class Downstream(asyncio.SubprocessProtocol):
     pid: int | None = None
     exit_code: int | None = None
     initialize_result: types.InitializeResult | None = None
+    """The handshake's answer; for a modern downstream, its discover answer in the same shape (era.adopt)."""
+    era: Literal["handshake", "modern"] = "handshake"
+    envelope: JSON | None = None
+    """The `_meta` keys every request carries (modern era only)."""
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     fatal: StartFailed | None = None
     """Why it ended, when starting it again cannot help (a remote server that needs a sign-in): not restarted."""
@@ -190,6 +211,8 @@ class Downstream(asyncio.SubprocessProtocol):
             return ""
         rid = f"mx-{next(self._ids)}"
         message: JSON = {"jsonrpc": "2.0", "id": rid, "method": method}
+        if self.envelope is not None:
+            params = with_envelope(params, self.envelope)
         if params is not None:
             message["params"] = params
         line = wire.dumps(message)  # raises wire.Unencodable before anything is registered or sent
@@ -218,8 +241,9 @@ class Downstream(asyncio.SubprocessProtocol):
             self.abandon(rid, "cancelled")
             raise
         if "error" in message:
-            err: JSON = message["error"]
-            raise DownstreamError(self.name, f"server '{self.name}' answered {method} with error: {err.get('message')}")
+            err: JSON = wire.as_object(message["error"]) or {}
+            text = f"server '{self.name}' answered {method} with error: {err.get('message')}"
+            raise Refused(self.name, text, err.get("code"), err.get("data"))
         return wire.as_object(message.get("result")) or {}
 
     async def initialize(self, wait_seconds: float) -> types.InitializeResult:

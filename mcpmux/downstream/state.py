@@ -41,6 +41,8 @@ class ServerState:
     """Cancels this server's keeper alone (a live profile switch dropped it)."""
     facts: ServerFacts | None = None
     """Its instructions and capabilities: from its last handshake, this run's or a previous one's."""
+    era: Literal["handshake", "modern"] | None = None
+    """The protocol era it spoke when last started (downstream/era.py), remembered across runs; None if unknown."""
 
     def may_restart(self) -> bool:
         """Whether the restart budget allows one more restart now (and count it if so)."""

@@ -25,6 +25,7 @@ from mcpmux.audit.log import AuditLog
 from mcpmux.catalog.build import Catalog, Listing
 from mcpmux.catalog.keeper import CatalogKeeper
 from mcpmux.downstream import cache as catalog_cache
+from mcpmux.downstream import era as protocol_era
 from mcpmux.downstream import facts as server_facts
 from mcpmux.downstream.coalesce import Coalescer
 from mcpmux.downstream.connection import Downstream, Hooks, ListKind
@@ -146,7 +147,8 @@ class Supervisor:
 
     def _new_state(self, spec: ServerSpec) -> ServerState:
         log_path = self.paths.server_log(self.profile.path, spec.name)
-        return ServerState(spec, log_path, facts=server_facts.load(self._cache_dir, spec))
+        known = catalog_cache.load_era(self._cache_dir, spec)
+        return ServerState(spec, log_path, facts=server_facts.load(self._cache_dir, spec), era=known)
 
     @property
     def facts(self) -> dict[str, ServerFacts | None]:
@@ -298,7 +300,7 @@ class Supervisor:
         state.downstream = protocol
         try:
             with anyio.fail_after(spec.startup_timeout_seconds):
-                await protocol.initialize(spec.startup_timeout_seconds)
+                await self._open(state, protocol)
                 state.listing = await list_everything(protocol, spec.startup_timeout_seconds)
         except TimeoutError:
             await self._stop(state)
@@ -326,6 +328,14 @@ class Supervisor:
             server_facts.remember(self._cache_dir, spec, facts, state.facts)
             state.facts = facts
         self._rebuild()
+
+    async def _open(self, state: ServerState, ds: Downstream) -> None:
+        """Open in the server's era: probed or remembered on stdio; a remote one's transport has rules of its own."""
+        spec, remote = state.spec, state.spec.command is None
+        era = await protocol_era.connect(ds, "handshake" if remote else state.era, spec.startup_timeout_seconds)
+        if era != state.era and not remote:
+            catalog_cache.save_era(self._cache_dir, spec, era)
+        state.era = era
 
     # --- catalog ----------------------------------------------------------------------
     def _rebuild(self) -> None:

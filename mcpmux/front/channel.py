@@ -262,7 +262,10 @@ class EnvelopeChannel:
         answer = self._calls.answer_writer(host_id, self._write)
         if self._bridge.resume(host_id, params, answer):  # a retry carrying answers for a parked call
             return True
-        forwarded = envelope.for_downstream(params)
+        # A modern downstream's own input rounds pass through as they are: its retry fields go back to it.
+        server = self._server_of(str(params.get("name")))
+        state = self._relay.supervisor.live(server) if server is not None else None
+        forwarded = envelope.for_downstream(params, modern=state is not None and state.era == "modern")
         if as_task:
             forwarded["task"] = {}  # the downstream's 2025-11-25 form; its CreateTaskResult is shown as this era's
         self._relay.call_from_host(host_id, forwarded, answer, self._write, caps)
@@ -322,7 +325,7 @@ class EnvelopeChannel:
 
     async def routed(self, ds: Downstream, run: Run, request: JSON) -> JSON:
         caps = envelope.client_capabilities(wire.as_object(request.get("_meta")) or {})
-        return await self._bridge.ask(ds, caps, run, _retry(request))
+        return await self._bridge.ask(ds, caps, run, envelope.retry_fields(request))
 
     def _publish(self, event: ServerEvent) -> None:
         self._start_soon(self._bus.publish, event)
@@ -347,10 +350,3 @@ def opening_era(method: object, params: JSON | None) -> Era:
     if method != "initialize" and params is not None and envelope.has_envelope(params):
         return "envelope"
     return "handshake"
-
-
-def _retry(request: JSON) -> JSON | None:
-    """A 2026-07-28 retry's `requestState` and `inputResponses`, or None for a first request."""
-    if request.get("requestState") is None:
-        return None
-    return {"requestState": request.get("requestState"), "inputResponses": request.get("inputResponses")}

@@ -5,7 +5,8 @@ version, client info and capabilities, an optional log level). The downstream
 speaks the 2025-11-25 handshake, so the reserved `io.modelcontextprotocol/`
 keys are taken off before forwarding (a 2.x-SDK downstream would otherwise
 treat the request as one of the other era and refuse it); everything else in
-`_meta` (progress token, trace context) goes through. Results get the era's
+`_meta` (progress token, trace context) goes through; a 2026-07-28 downstream gets
+mcpmux's own envelope (downstream/era.py). Results get the era's
 `resultType` and mcpmux's `serverInfo` stamp, as the SDK gives its own. Log messages reach the host
 only for calls that opted in with a level, and only at that level or above.
 """
@@ -58,14 +59,23 @@ def client_capabilities(meta: JSON) -> JSON:
     return wire.as_object(meta.get(CLIENT_CAPABILITIES_META_KEY)) or {}
 
 
-def for_downstream(params: JSON) -> JSON:
-    """The params as a 2025-11-25 downstream takes them: no envelope keys, no retry fields."""
+def for_downstream(params: JSON, *, modern: bool = False) -> JSON:
+    """The params without the host's envelope keys (a `modern` downstream gets mcpmux's own, and the host's log
+    level), and without the retry fields unless the downstream is `modern` (the input round is its own)."""
     meta = wire.as_object(params.get("_meta")) or {}
-    kept = {k: v for k, v in meta.items() if not k.startswith(RESERVED_PREFIX)}
-    out = {k: v for k, v in params.items() if k != "_meta" and k not in _RETRY_KEYS}
+    kept = {k: v for k, v in meta.items() if not k.startswith(RESERVED_PREFIX) or (modern and k == LOG_LEVEL_META_KEY)}
+    dropped = ("_meta",) if modern else ("_meta", *_RETRY_KEYS)
+    out = {k: v for k, v in params.items() if k not in dropped}
     if kept:
         out["_meta"] = kept
     return out
+
+
+def retry_fields(request: JSON) -> JSON | None:
+    """A 2026-07-28 retry's `requestState` and `inputResponses`, or None for a first request."""
+    if request.get("requestState") is None:
+        return None
+    return {"requestState": request.get("requestState"), "inputResponses": request.get("inputResponses")}
 
 
 class ModernCalls:

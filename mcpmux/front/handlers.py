@@ -20,6 +20,7 @@ from mcp.server import Server
 from mcp.server.context import ServerRequestContext
 from mcp.server.subscriptions import ListenHandler, SubscriptionBus
 from mcp.shared.exceptions import MCPError
+from mcp_types import LOG_LEVEL_META_KEY
 
 from mcpmux import wire
 from mcpmux.audit import lifecycle
@@ -49,6 +50,17 @@ def page(items: list[Any], cursor: str | None) -> tuple[list[Any], str | None]:
 
 Routed = Callable[[Downstream, Callable[[], Awaitable[JSON]], JSON], Awaitable[JSON]]
 """Runs a routed request the way the host's era needs (the host channel's `routed`)."""
+ModernRouted = Callable[[Downstream, Callable[[JSON], Awaitable[JSON]], JSON, float], Awaitable[JSON]]
+"""Runs a routed request to a 2026-07-28 downstream, its input rounds carried to the host (front/modern_rounds.py)."""
+
+
+def _sender(ds: Downstream, method: str, params: JSON, timeout: float) -> Callable[[JSON], Awaitable[JSON]]:
+    """The request, to be sent with a round's retry fields added."""
+
+    async def send(retry: JSON) -> JSON:
+        return await ds.request(method, {**params, **retry}, timeout)
+
+    return send
 
 
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
@@ -71,10 +83,13 @@ class Handlers:
     """SDK-served requests; each prompt, resource and completion is listed and served only as the policy allows
     (policy/primitives.py), for this connection's host."""
 
-    def __init__(self, supervisor: Supervisor, routed: Routed, host: Host, peers: Peers | None = None) -> None:
+    def __init__(
+        self, supervisor: Supervisor, routed: Routed, host: Host, modern: ModernRouted, peers: Peers | None = None
+    ) -> None:
         self.supervisor = supervisor
         self._routed = routed
         self._host = host
+        self._modern = modern
         self.peers = peers
         self.level: str | None = None
         """The level this host asked for with `logging/setLevel` (None: it never did)."""
@@ -129,7 +144,11 @@ class Handlers:
             run = partial(ds.request, method, params, timeout)
             if rounds is not None:
                 request: JSON = {**dict(rounds.params or {}), "_meta": dict(rounds.meta or {})}
-                raw = await self._routed(ds, run, request)
+                if ds.era == "modern":
+                    send = _sender(ds, method, params, timeout)
+                    raw = await self._modern(ds, send, request, timeout)
+                else:
+                    raw = await self._routed(ds, run, request)
                 if raw.get("resultType") == "input_required":
                     return types.InputRequiredResult.model_validate(raw)
             else:
@@ -251,7 +270,7 @@ class Handlers:
         return await self.ask(server, "completion/complete", forwarded, types.CompleteResult)
 
     async def set_level(self, ctx: Ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
-        """Apply the host's level to every running downstream that offers logging.
+        """Apply the host's level to every running downstream that offers logging, and to every 2026-07-28 one.
 
         With other hosts attached, the downstreams log at the most verbose level any host asked for,
         and each host's front drops what is below its own (front/server.py)."""
@@ -260,7 +279,10 @@ class Handlers:
         for state in self.supervisor.states.values():
             ds = state.downstream
             caps = ds.initialize_result.capabilities if ds and ds.initialize_result else None
-            if ds is not None and caps is not None and caps.logging is not None:
+            if ds is not None and ds.envelope is not None:
+                # A 2026-07-28 downstream has no `logging/setLevel` (nor the capability): its requests carry the level.
+                ds.envelope = {**ds.envelope, LOG_LEVEL_META_KEY: params.level}
+            elif ds is not None and caps is not None and caps.logging is not None:
                 ds.write(
                     wire.dumps(
                         {

@@ -117,6 +117,8 @@ class InputBridge:
         token = params.get("requestState")
         if not isinstance(token, str) or (parked := self._states.get(token)) is None:
             return False
+        if parked.call.route.exposed != params.get("name"):
+            return False  # a state naming another tool's call (a modern downstream may mint any token) is not ours
         _answer(parked.asked, parked.queued, wire.as_object(params.get("inputResponses")) or {})
         if parked.final is not None:
             self._forget(token, parked)

@@ -38,7 +38,7 @@ from mcpmux.downstream import facts as server_facts
 from mcpmux.downstream.connection import Downstream
 from mcpmux.downstream.supervisor import Supervisor
 from mcpmux.errors import TooDeep, Unencodable
-from mcpmux.front import output, stdio
+from mcpmux.front import modern_rounds, output, stdio
 from mcpmux.front.channel import (
     EnvelopeChannel,
     HandshakeChannel,
@@ -54,6 +54,7 @@ from mcpmux.front.handlers import LOG_LEVELS, Handlers, Peers, make_server, page
 from mcpmux.front.host_requests import ServerRequests, pinned_roots
 from mcpmux.front.input_rounds import InputBridge
 from mcpmux.policy.primitives import Primitives
+from mcpmux.relay.call import Writer
 from mcpmux.relay.relay import Relay
 from mcpmux.relay.task_requests import TASK_METHODS
 from mcpmux.relay.tasks import handshake_task
@@ -82,7 +83,9 @@ class Front:
         self.supervisor = supervisor
         self.relay = relay
         self.host = relay.host
-        self.handlers = Handlers(supervisor, self._routed, relay.host, peers)
+        self.handlers = Handlers(supervisor, self._routed, relay.host, self._modern_routed, peers)
+        self._carry: modern_rounds.Carry | None = None
+        """How a handshake host is asked a modern downstream's input requests (None: a 2026-07-28 host, or none)."""
         self.discovery = Discovery(relay, self.handlers.catalog)
         self.bus = InMemorySubscriptionBus()
         self.server = make_server(
@@ -166,6 +169,16 @@ class Front:
                 self.relay.tasks.hold_early(ds, params)  # servers notify before their CreateTaskResult
 
     def request(self, ds: Downstream, message: JSON) -> bool:
+        self._downstream_request(ds, message, ds.write)
+        return True
+
+    async def _modern_routed(self, ds: Downstream, send: modern_rounds.Send, request: JSON, wait: float) -> JSON:
+        return await modern_rounds.routed(self._carry, ds, send, request, wait)
+
+    def _downstream_request(
+        self, ds: Downstream, message: JSON, reply: Writer, requests: ServerRequests | None = None
+    ) -> None:
+        """Decide a downstream's request of the host and answer it through `reply` (or carry it to the host)."""
         request_id, method = message.get("id"), str(message.get("method"))
         spec = self.supervisor.profile.server(ds.name)
         decision = Primitives(self.supervisor.policy).request(
@@ -177,19 +190,21 @@ class Front:
                     "request", method, ds.name, decision.rule, decision.reason, host=self.host.name
                 )
                 self.supervisor.audit.write(refused)
-            ds.write(wire.error_response(request_id, wire.METHOD_NOT_FOUND, decision.reason))
-            return True
+            reply(wire.error_response(request_id, wire.METHOD_NOT_FOUND, decision.reason))
+            return
         if (roots := pinned_roots(spec, message)) is not None:
-            ds.write(wire.result_response(request_id, roots))
-            return True
+            reply(wire.result_response(request_id, roots))
+            return
         message = self.relay.tasks.request_for_host(ds, message)  # a task asking for input: the host's task id
         try:
-            why = self.channel.downstream_request(ds, message)
+            if requests is not None:
+                why = requests.to_host(ds, message, reply)
+            else:
+                why = self.channel.downstream_request(ds, message)
         except Unencodable:
             why = f"mcpmux relays no request nested more than {wire.MAX_DEPTH} levels deep"
         if why is not None:
-            ds.write(wire.error_response(request_id if wire.valid_id(request_id) else None, wire.METHOD_NOT_FOUND, why))
-        return True
+            reply(wire.error_response(request_id if wire.valid_id(request_id) else None, wire.METHOD_NOT_FOUND, why))
 
     # --- the wire -------------------------------------------------------------------------
     def on_line(self, line: bytes) -> None:
@@ -273,7 +288,10 @@ class Front:
     def _open(self, era: str) -> HostChannel:
         """The channel of the era the first request opened."""
         if era == "handshake":
-            return HandshakeChannel(self.to_host, self.relay, ServerRequests(self.host, self.to_host), self.answered)
+            requests = ServerRequests(self.host, self.to_host)
+            self._carry = partial(self._downstream_request, requests=requests)
+            self.relay.rounds = partial(modern_rounds.call_round, self._carry)
+            return HandshakeChannel(self.to_host, self.relay, requests, self.answered)
         channel = EnvelopeChannel(
             self.to_host,
             self.relay,

@@ -90,10 +90,12 @@ class Call:
         "input_caps",
         "max_output_bytes",
         "notify",
+        "params",
         "redactor",
         "relay",
         "respond",
         "rid",
+        "rounds",
         "route",
         "rule",
         "started",
@@ -131,16 +133,35 @@ class Call:
         """Whether the call asked to become a task: a `CreateTaskResult` answer is then recorded (tasks.py)."""
         self.task: TaskRef | None = None
         """The task whose result this fetches (`tasks/result`): its id is the host's, not the downstream's."""
+        self.params: JSON = {}
+        self.rounds: Callable[[Call, JSON], None] | None = None
+        """Takes a modern downstream's `input_required` answer (a handshake host is asked; the call is resumed)."""
 
     def start(self, ds: Downstream, params: JSON, timeout: float, method: str = "tools/call") -> None:
         """Send the call; raises `wire.Unencodable` (nothing sent, no timer left) if its params cannot be written."""
         self.ds = ds
+        self.params = params
         self.rid = ds.send_request(method, params, self)
         if not self.finished:  # a downstream that is gone fails the call at once
             self.timer = asyncio.get_running_loop().call_later(timeout, self.on_timeout, timeout)
 
+    def resume(self, retry: JSON) -> None:
+        """Send the call's next round downstream (`retry`: the input responses and request state), same timer."""
+        if self.finished or self.ds is None:
+            return
+        try:
+            self.rid = self.ds.send_request("tools/call", {**self.params, **retry}, self)
+        except Unencodable:
+            text = f"the answers to server '{self.route.server}''s input round nest too deeply for mcpmux to relay"
+            self.fail(DownstreamError(self.route.server, text))
+
     # ReplySink
     def reply(self, line: bytes, message: JSON) -> None:
+        if self.rounds is not None and b'"input_required"' in line and not self.finished:
+            result = wire.as_object(message.get("result"))
+            if result is not None and result.get("resultType") == "input_required":
+                self.rounds(self, result)
+                return
         if not self._finish():
             return
         error = message.get("error")

@@ -74,6 +74,9 @@ class Relay:
         self._ids = 0
         self.tasks = TaskTable()
         """The tasks calls became on this connection, under ids of mcpmux's own (tasks.py)."""
+        self.rounds: Callable[[Call, JSON], None] | None = None
+        """Given to each call to a modern downstream: carries its input rounds to the host (a handshake host's
+        front sets it; a 2026-07-28 host takes a downstream's rounds as they are)."""
         if subscribe:  # else whoever attaches several hosts hands this relay its progress (front/hosts.py)
             supervisor.subscribe(self)
 
@@ -132,6 +135,8 @@ class Relay:
         call.input_caps = input_caps
         call.task_form = "task" in params
         call.redactor = self.supervisor.redactor  # every secret of the run, whichever server sends it
+        if ds is not None and ds.era == "modern":
+            call.rounds = self.rounds
         if ds is None or state is None or state.status != "running":  # never before its handshake is done
             reason = state.last_error if state is not None and state.last_error else "it is not running"
             if state is not None and state.status in ("restarting", "starting"):

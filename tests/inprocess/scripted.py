@@ -116,6 +116,11 @@ class ScriptedServer:
             self.tools[message["params"]["name"]](ToolCall(ds, message, self))
         elif method is None and request_id in self.waiting:
             self.waiting.pop(request_id)(message)
+        elif method == "ping":
+            self._answer(ds, request_id, {})
+        elif method is not None and request_id is not None:  # `server/discover` among them: a handshake-era server
+            error = {"code": -32601, "message": f"Method not found: {method}"}
+            ds.deliver(orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": error}))
 
     @staticmethod
     def _answer(ds: MemoryDownstream, request_id: Any, result: dict[str, Any]) -> None:

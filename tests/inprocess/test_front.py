@@ -233,3 +233,30 @@ async def test_a_host_that_gives_no_name_is_covered_by_deny_rules_naming_hosts(
     assert listed["result"]["tools"] == []
     assert answer["result"]["isError"] is True
     assert "denied by policy.rules[0]" in answer["result"]["content"][0]["text"]
+
+
+async def test_a_retry_naming_another_tool_is_never_attached_to_a_parked_call_whatever_its_request_state(
+    tmp_path: Path, mcpmux_home: Path
+) -> None:
+    """A 2026-07-28 downstream's `requestState` reaches the host as it is, so it may mint one of mcpmux's own
+    tokens: a retry is attached to a parked call only when it names that call's tool."""
+
+    def ask(call: ToolCall) -> None:
+        question: dict[str, Any] = {"message": "Which?", "requestedSchema": {"type": "object", "properties": {}}}
+        call.ask("srv-q", "elicitation/create", question, lambda answer: call.answer(answer["result"]["action"]))
+
+    server = ScriptedServer({"ask": ask, "echo": echo})
+    async with gateway_of(tmp_path, {"alpha": server}) as gateway, front_of(gateway, "envelope") as (_, host):
+        meta = envelope(elicitation={})
+        rounds = (await host.request("tools/call", {"name": "alpha__ask", "arguments": {}, "_meta": meta}))["result"]
+        [key] = rounds["inputRequests"]
+        answers: dict[str, Any] = {key: {"action": "accept", "content": {}}}
+        stolen: dict[str, Any] = {"requestState": rounds["requestState"], "inputResponses": answers, "_meta": meta}
+        other = await host.request("tools/call", {"name": "alpha__echo", "arguments": {"text": "mine"}, **stolen})
+        final = await host.request("tools/call", {"name": "alpha__ask", "arguments": {}, **stolen})
+    assert other["result"]["content"][0]["text"] == "echo mine"
+    assert final["result"]["content"][0]["text"] == "accept"
+    answered = [m for m in server.received if m.get("id") == "srv-q" and "result" in m]
+    assert len(answered) == 1  # the answer went down once: with the retry that named the parked call's tool
+    echoed = [m for m in server.received if m.get("method") == "tools/call" and m["params"]["name"] == "echo"]
+    assert [sorted(m["params"]) for m in echoed] == [["arguments", "name"]]  # no retry fields, no envelope
