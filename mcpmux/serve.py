@@ -33,6 +33,7 @@ from mcpmux.secrets.store import SecretStore
 logger = logging.getLogger("mcpmux")
 
 HANDSHAKE_HEAD_START_SECONDS = 1.0
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _STARTED_AT = datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -157,14 +158,21 @@ async def watch_signals(shutdown: Shutdown) -> None:
     that loses patience (the SDK's stdio client SIGTERMs 2 s after closing stdin, then SIGKILLs)
     must not kill mcpmux midway, which would orphan the children of a slow downstream.
     """
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-        async for signum in signals:
-            name = signal.Signals(signum).name
-            if not shutdown.begun:
-                shutdown.begun = True
-                shutdown.signalled.append(name)
-                logger.info("received %s; shutting down", name)
-                shutdown.serving.cancel()
-            else:
-                logger.info("received %s while shutting down; ending the downstreams now", name)
-                kill_live_groups()
+    try:
+        with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                if not shutdown.begun:
+                    shutdown.begun = True
+                    shutdown.signalled.append(name)
+                    logger.info("received %s; shutting down", name)
+                    shutdown.serving.cancel()
+                else:
+                    logger.info("received %s while shutting down; ending the downstreams now", name)
+                    kill_live_groups()
+    finally:
+        # Closing the receiver restored the default actions; every downstream is gone by now and the process
+        # only has to exit. Ignored from here (no await in between), a host's next SIGTERM cannot turn that
+        # clean exit into a kill (exit -15) or a late SIGINT into a traceback. SIGKILL still ends it.
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
