@@ -24,6 +24,7 @@ from mcpmux.control import ControlServer, endpoint_path
 from mcpmux.downstream.connection import Downstream
 from mcpmux.downstream.orphans import sweep_orphans
 from mcpmux.downstream.process import child_watcher, kill_live_groups
+from mcpmux.front.degraded import Degraded
 from mcpmux.front.server import Front
 from mcpmux.gateway import Gateway, open_gateway
 from mcpmux.paths import StatePaths
@@ -87,6 +88,29 @@ def _protocol(ds: Downstream | None) -> str | None:
     return ds.initialize_result.protocol_version if ds is not None and ds.initialize_result is not None else None
 
 
+async def serve_unable(problem: str, *, paths: StatePaths | None = None, control: bool = True) -> None:
+    """Answer the host with `problem` (front/degraded.py) until stdin closes or a signal arrives.
+
+    With `control`, `mcpmux status` shows the problem too; without (the state folder is unsafe),
+    nothing is written into the state folder.
+    """
+
+    async def status(params: dict[str, Any]) -> dict[str, Any]:
+        return {"pid": os.getpid(), "profile": None, "startup_error": problem, "started_at": _STARTED_AT, "servers": []}
+
+    shutdown = _Shutdown()
+    async with anyio.create_task_group() as guard:
+        guard.start_soon(_watch_signals, shutdown)
+        with shutdown.serving:
+            async with anyio.create_task_group() as tg:
+                if control:
+                    await tg.start(ControlServer({"status": status}).serve, endpoint_path(paths=paths))
+                await Degraded(problem).run()
+                shutdown.begun = True
+                tg.cancel_scope.cancel()
+        guard.cancel_scope.cancel()
+
+
 async def status_report(gateway: Gateway, follow_active: bool) -> dict[str, Any]:
     """The `status` answer of the control endpoint (shape: cli/status_cmd.py), every secret redacted."""
     redactor = gateway.supervisor.redactor
@@ -115,6 +139,7 @@ async def status_report(gateway: Gateway, follow_active: bool) -> dict[str, Any]
         "profile_hash": gateway.supervisor.profile.sha256,  # of the bytes parsed, as the audit log records it
         "follows_active": follow_active,
         "reload_error": redact(gateway.supervisor.reload_error),
+        "startup_error": None,  # what a serve that could not start says instead of serving (`serve_unable`)
         "host": gateway.relay.host.name,
         "started_at": _STARTED_AT,
         "servers": servers,
