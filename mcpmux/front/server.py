@@ -55,7 +55,7 @@ from mcpmux.front.host_requests import ServerRequests, pinned_roots
 from mcpmux.front.input_rounds import InputBridge
 from mcpmux.policy.primitives import Primitives
 from mcpmux.relay.call import Writer
-from mcpmux.relay.relay import Relay
+from mcpmux.relay.relay import STARTUP_WAIT_SECONDS, Relay
 from mcpmux.relay.task_requests import TASK_METHODS
 from mcpmux.relay.tasks import handshake_task
 from mcpmux.wire import JSON
@@ -69,7 +69,9 @@ Short, so that a profile's first run answers within a second like every other: a
 slower than this is in the instructions from the next session on (downstream/facts.py
 remembers them), and so is one that any command starting the servers (`mcpmux tools`) has seen."""
 EOF_DRAIN_SECONDS = 2.0
-"""Once the host's input ends, how long its requests already received may take to be answered (and written)."""
+"""Once the host's input ends and its requests are answered, how long the answers may take to be written."""
+EOF_ANSWER_MARGIN_SECONDS = 5.0
+"""Past the longest an owed request takes on its own (its start-up wait and timeout), a bug's bound."""
 _FACTS_METHODS = frozenset({"initialize", "server/discover"})
 
 LineReader = Callable[[Callable[[bytes], None]], Awaitable[None]]
@@ -383,14 +385,20 @@ class Front:
                 tg.cancel_scope.cancel()
 
     async def _drain(self, write_line: Callable[[bytes], None]) -> None:
-        """The host's input ended: wait, boundedly, until every request already received has been answered."""
+        """The host's input ended: wait until every request already received has been answered.
+
+        `echo '<requests>' | mcpmux serve` closes stdin before the downstreams are even up: each
+        request still gets its answer, as late as its own bounds allow (the wait for start-up, then
+        its server's timeout). A host that wants out sooner signals: serve then stops at once.
+        """
 
         def write(line: bytes) -> None:
             write_line(line)
             self._wrote.set()
 
         self._out = write  # the happy path's writer stays free of this check
-        with anyio.move_on_after(EOF_DRAIN_SECONDS):
+        longest_call = max((s.timeout_seconds for s in self.supervisor.profile.servers), default=0.0)
+        with anyio.move_on_after(STARTUP_WAIT_SECONDS + longest_call + EOF_ANSWER_MARGIN_SECONDS):
             while self._sdk_owed or self.relay.owed():
                 await self._wrote.wait()
                 self._wrote = anyio.Event()
