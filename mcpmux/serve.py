@@ -98,9 +98,9 @@ async def serve_unable(problem: str, *, paths: StatePaths | None = None, control
     async def status(params: dict[str, Any]) -> dict[str, Any]:
         return {"pid": os.getpid(), "profile": None, "startup_error": problem, "started_at": _STARTED_AT, "servers": []}
 
-    shutdown = _Shutdown()
+    shutdown = Shutdown()
     async with anyio.create_task_group() as guard:
-        guard.start_soon(_watch_signals, shutdown)
+        guard.start_soon(watch_signals, shutdown)
         with shutdown.serving:
             async with anyio.create_task_group() as tg:
                 if control:

@@ -80,16 +80,28 @@ async def test_a_command_found_nowhere_is_named_with_each_path_searched_and_the_
     profile = write_profile(f'[servers.alpha]\ncommand = "{COMMAND}"\n')
     shell = login_shell(tmp_path, None)
     env = {"PATH": MINIMAL_PATH, "SHELL": str(shell)}
-    async with host_session(profile, env=env) as host:
+    logged: list[types.LoggingMessageNotificationParams] = []
+    told = anyio.Event()
+
+    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+        logged.append(params)
+        told.set()
+
+    async with host_session(profile, env=env, logging_callback=on_log) as host:
         with anyio.fail_after(30):
             result = await host.call_tool("alpha__echo", {"text": "lost"})
+            await told.wait()
     said = text(result)
     assert result.is_error
     assert said.startswith("tool 'alpha__echo' is unavailable: server 'alpha' failed to start: ")
-    assert f"command '{COMMAND}' not found (searched PATH={MINIMAL_PATH}, " in said
-    assert f"nor your login shell's ({shell}) PATH=" in said
-    assert 'add its folder to the profile: path = ["FOLDER"]' in said
-    assert f"`command -v {COMMAND}` in a terminal prints FOLDER/{COMMAND}" in said
+    [log] = logged
+    assert (log.level, log.logger) == ("error", "mcpmux")
+    assert str(log.data).startswith("server 'alpha' failed and will not be restarted: ")
+    for shown in (said, str(log.data)):
+        assert f"command '{COMMAND}' not found (searched PATH={MINIMAL_PATH}, " in shown
+        assert f"nor your login shell's ({shell}) PATH=" in shown
+        assert 'add its folder to the profile: path = ["FOLDER"]' in shown
+        assert f"`command -v {COMMAND}` in a terminal prints FOLDER/{COMMAND}" in shown
 
 
 @pytest.mark.parametrize(

@@ -112,6 +112,8 @@ class Front:
         """Ids of the host's requests handed to the SDK and not answered yet (waited for when the input ends)."""
         self._wrote = anyio.Event()
         """Set by each line written once the host's input has ended (the drain waits on it)."""
+        self._failures: list[JSON] = []
+        """mcpmux's own log messages of servers that failed before the host's handshake answer (sent after it)."""
         if peers is None:
             supervisor.subscribe(self)
 
@@ -169,6 +171,15 @@ class Front:
                 self.channel.task_status(handshake_task(params, entry))
             else:
                 self.relay.tasks.hold_early(ds, params)  # servers notify before their CreateTaskResult
+
+    def server_failed(self, name: str, reason: str) -> None:
+        """Tell the host in its log (its calls of the server's tools say "unavailable" too); see channel.py."""
+        text = f"server '{name}' failed and will not be restarted: {reason} (see `mcpmux logs {name}`)"
+        params: JSON = {"level": "error", "logger": "mcpmux", "data": text}
+        if self.answered.is_set():
+            self.channel.log_message(name, params)
+        else:  # a first start fails before the handshake answer, which waits for it; said right after
+            self._failures.append(params)
 
     def request(self, ds: Downstream, message: JSON) -> bool:
         self._downstream_request(ds, message, ds.write)
@@ -338,6 +349,9 @@ class Front:
                 if (handshake or self.channel.era == "envelope") and not self.answered.is_set():
                     self.answered.set()  # a handshake host may hear notifications only from now on (channel.py)
                     self.channel.opened()
+                    failures, self._failures = self._failures, []
+                    for params in failures:
+                        self.channel.log_message("mcpmux", params)
 
     async def _with_facts(self, response: types.JSONRPCResponse) -> types.JSONRPCResponse:
         """The handshake answer with the downstreams' instructions and capabilities merged in.
