@@ -95,8 +95,18 @@ async def serve_unable(problem: str, *, paths: StatePaths | None = None, control
     nothing is written into the state folder.
     """
 
-    async def status(params: dict[str, Any]) -> dict[str, Any]:
-        return {"pid": os.getpid(), "profile": None, "startup_error": problem, "started_at": _STARTED_AT, "servers": []}
+    async def status(params: dict[str, Any]) -> dict[str, Any]:  # the shape of `status_report`, nothing running
+        return {
+            "pid": os.getpid(),
+            "profile": None,
+            "profile_hash": None,
+            "follows_active": False,
+            "reload_error": None,
+            "startup_error": problem,
+            "host": None,
+            "started_at": _STARTED_AT,
+            "servers": [],
+        }
 
     shutdown = Shutdown()
     async with anyio.create_task_group() as guard:

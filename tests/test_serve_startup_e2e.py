@@ -4,6 +4,7 @@ and stderr say the same; it exits as soon as the host closes stdin."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -137,6 +138,7 @@ async def test_mcpmux_status_and_stderr_say_what_the_host_is_told(tmp_path: Path
             await host.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello})
             answer = await host.reply_to(1)
             status = await anyio.run_process([sys.executable, "-m", "mcpmux", "status"], cwd=REPO, check=False)
+            as_json = await anyio.run_process([sys.executable, "-m", "mcpmux", "status", "--json"], check=False)
             await host.close()
             with anyio.fail_after(10):
                 code = await proc.wait()
@@ -145,6 +147,9 @@ async def test_mcpmux_status_and_stderr_say_what_the_host_is_told(tmp_path: Path
     assert status.returncode == 1
     assert f"mcpmux serve pid {proc.pid} could not start" in status.stderr.decode()
     assert_names(status.stderr.decode(), failure)
+    [entry] = json.loads(as_json.stdout)["serves"]
+    assert (entry["pid"], entry["profile"], entry["servers"]) == (proc.pid, None, [])
+    assert_names(entry["startup_error"], failure)
     stderr = (tmp_path / "serve.err").read_text()
     assert_names(stderr, failure)
     assert code == 1
