@@ -14,6 +14,7 @@ import pytest
 
 from mcpmux.errors import ProfileError
 from mcpmux.profile.load import load_profile
+from mcpmux.profile.trust import describe
 from tests.conftest import FIXTURE_SERVER, host_session
 
 pytestmark = pytest.mark.anyio
@@ -131,3 +132,11 @@ def test_path_expands_the_home_folder_and_applies_to_every_local_server(tmp_path
     alpha, web = load_profile(profile).servers
     assert alpha.search_path == (str(Path.home() / ".local/bin"), "/opt/homebrew/bin")
     assert web.search_path == ()
+
+
+def test_what_a_person_reads_before_trusting_names_the_folders_a_command_is_looked_up_in_first(tmp_path: Path):
+    profile = tmp_path / "p.toml"
+    profile.write_text('path = ["/opt/team/bin"]\n[servers.alpha]\ncommand = "npx"\nargs = ["-y", "some-mcp"]\n')
+    assert describe(load_profile(profile)) == (
+        "  server 'alpha': runs npx -y some-mcp; looked up first in /opt/team/bin"
+    )
