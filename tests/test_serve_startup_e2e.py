@@ -9,7 +9,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ class Failure:
     """What the problem text must contain: the problem."""
     fix: str
     """... and the command that fixes it."""
+    env: dict[str, str] = field(default_factory=dict[str, str])
 
 
 def untrusted(tmp_path: Path, home: Path) -> Failure:
@@ -66,12 +67,23 @@ def unsafe_state(tmp_path: Path, home: Path) -> Failure:
     return Failure(["--profile", "nowhere"], tmp_path, f"{home} is writable by other users", f"chmod go-w {home}")
 
 
+def unusable_state(tmp_path: Path, home: Path) -> Failure:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    state = blocker / "home" / "state"
+    fix = "set MCPMUX_HOME to a folder of yours"
+    return Failure(
+        ["--profile", "nowhere"], tmp_path, f"mcpmux cannot use {state}", fix, {"MCPMUX_HOME": str(state.parent)}
+    )
+
+
 KINDS: dict[str, Callable[[Path, Path], Failure]] = {
     "untrusted": untrusted,
     "missing": missing,
     "none chosen": none_chosen,
     "invalid TOML": invalid_toml,
     "unsafe state folder": unsafe_state,
+    "unusable state folder": unusable_state,
 }
 
 
@@ -79,7 +91,7 @@ def serve_params(failure: Failure) -> StdioServerParameters:
     return StdioServerParameters(
         command=sys.executable,
         args=["-m", "mcpmux", "serve", *failure.args],
-        env=dict(os.environ),
+        env={**os.environ, **failure.env},
         cwd=str(failure.cwd),
     )
 

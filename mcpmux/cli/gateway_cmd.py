@@ -68,14 +68,19 @@ def serve(
     on stderr and the command exits 1.
     """
     from mcpmux.cli.shared_cmd import serve_shared, wants_shared
-    from mcpmux.paths import check_state_private
+    from mcpmux.paths import check_state_private, ensure_private_dir, state_paths
     from mcpmux.profile.lookup import resolve_profile
 
     log_to_stderr(verbose=not quiet)
+    paths = state_paths()
     try:
-        check_state_private()  # refuse state folders others can write (trust records, active profile, logs)
+        check_state_private(paths)  # refuse state folders others can write (trust records, active profile, logs)
+        ensure_private_dir(paths.state_dir)  # the gateway needs it, and would fail only once the host is waiting
     except MCPMuxError as exc:
         _serve_problem(exc, control=False)  # the status endpoint would live in that folder: nothing goes there
+    except OSError as exc:
+        fix = "set MCPMUX_HOME to a folder of yours, or make that path one"
+        _serve_problem(MCPMuxError(f"mcpmux cannot use {paths.state_dir} for its state: {exc}; {fix}"), control=False)
     try:
         resolved = resolve_profile(profile)
         admit(resolved, trust)

@@ -19,6 +19,7 @@ repository's base, say) is trusted like a repository profile, together with that
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime
