@@ -50,6 +50,7 @@ from mcpmux.front.channel import (
 )
 from mcpmux.front.discovery import Discovery
 from mcpmux.front.envelope import ModernCalls
+from mcpmux.front.failures import FailureNotes
 from mcpmux.front.handlers import LOG_LEVELS, Handlers, Peers, make_server, page
 from mcpmux.front.host_requests import ServerRequests, pinned_roots
 from mcpmux.front.input_rounds import InputBridge
@@ -70,8 +71,6 @@ slower than this is in the instructions from the next session on (downstream/fac
 remembers them), and so is one that any command starting the servers (`mcpmux tools`) has seen."""
 EOF_DRAIN_SECONDS = 2.0
 """Once the host's input ends and its requests are answered, how long the answers may take to be written."""
-EOF_ANSWER_MARGIN_SECONDS = 5.0
-"""Past the longest an owed request takes on its own (its start-up wait and timeout), a bug's bound."""
 _FACTS_METHODS = frozenset({"initialize", "server/discover"})
 
 LineReader = Callable[[Callable[[bytes], None]], Awaitable[None]]
@@ -112,8 +111,7 @@ class Front:
         """Ids of the host's requests handed to the SDK and not answered yet (waited for when the input ends)."""
         self._wrote = anyio.Event()
         """Set by each line written once the host's input has ended (the drain waits on it)."""
-        self._failures: list[JSON] = []
-        """mcpmux's own log messages of servers that failed before the host's handshake answer (sent after it)."""
+        self._failures = FailureNotes()
         if peers is None:
             supervisor.subscribe(self)
 
@@ -173,13 +171,10 @@ class Front:
                 self.relay.tasks.hold_early(ds, params)  # servers notify before their CreateTaskResult
 
     def server_failed(self, name: str, reason: str) -> None:
-        """Tell the host in its log (its calls of the server's tools say "unavailable" too); see channel.py."""
-        text = f"server '{name}' failed and will not be restarted: {reason} (see `mcpmux logs {name}`)"
-        params: JSON = {"level": "error", "logger": "mcpmux", "data": text}
+        """Tell the host in its log (a call of the server's tools is answered "unavailable" too)."""
+        self._failures.add(name, reason)
         if self.answered.is_set():
-            self.channel.log_message(name, params)
-        else:  # a first start fails before the handshake answer, which waits for it; said right after
-            self._failures.append(params)
+            self._failures.tell(self.channel)
 
     def request(self, ds: Downstream, message: JSON) -> bool:
         self._downstream_request(ds, message, ds.write)
@@ -349,9 +344,7 @@ class Front:
                 if (handshake or self.channel.era == "envelope") and not self.answered.is_set():
                     self.answered.set()  # a handshake host may hear notifications only from now on (channel.py)
                     self.channel.opened()
-                    failures, self._failures = self._failures, []
-                    for params in failures:
-                        self.channel.log_message("mcpmux", params)
+                    self._failures.tell(self.channel)
 
     async def _with_facts(self, response: types.JSONRPCResponse) -> types.JSONRPCResponse:
         """The handshake answer with the downstreams' instructions and capabilities merged in.
@@ -399,12 +392,8 @@ class Front:
                 tg.cancel_scope.cancel()
 
     async def _drain(self, write_line: Callable[[bytes], None]) -> None:
-        """The host's input ended: wait until every request already received has been answered.
-
-        `echo '<requests>' | mcpmux serve` closes stdin before the downstreams are even up: each
-        request still gets its answer, as late as its own bounds allow (the wait for start-up, then
-        its server's timeout). A host that wants out sooner signals: serve then stops at once.
-        """
+        """The host's input ended (`echo … | mcpmux serve`: before the servers are up): wait until every request
+        received is answered, as late as its own bounds allow; a host that wants out sooner signals."""
 
         def write(line: bytes) -> None:
             write_line(line)
@@ -412,7 +401,7 @@ class Front:
 
         self._out = write  # the happy path's writer stays free of this check
         longest_call = max((s.timeout_seconds for s in self.supervisor.profile.servers), default=0.0)
-        with anyio.move_on_after(STARTUP_WAIT_SECONDS + longest_call + EOF_ANSWER_MARGIN_SECONDS):
+        with anyio.move_on_after(STARTUP_WAIT_SECONDS + longest_call + 5.0):  # 5 s more: only a bug's bound
             while self._sdk_owed or self.relay.owed():
                 await self._wrote.wait()
                 self._wrote = anyio.Event()

@@ -9,7 +9,6 @@ line numbers for values, so `lines.LineIndex` scans the text for key paths itsel
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -26,6 +25,7 @@ from mcpmux.profile.lines import Key, LineIndex
 from mcpmux.profile.model import DEFAULT_MAX_NAME_LENGTH, AuditSpec, EnvValue, Profile, SecretRef, ServerSpec
 from mcpmux.profile.oauth_table import parse_oauth
 from mcpmux.profile.policy_table import parse_policy
+from mcpmux.profile.search_path import check_search_path
 from mcpmux.profile.templates import parse_secret_template
 
 _MODES = ("block", "warn", "allow")
@@ -325,25 +325,6 @@ def _check_registry(c: _Checker, data: Mapping[str, object]) -> str | None:
     return None
 
 
-def _check_search_path(c: _Checker, data: Mapping[str, object]) -> tuple[str, ...]:
-    """`path`: folders searched for every server's `command` (a GUI host starts mcpmux with a minimal PATH).
-
-    Each must be absolute (or start with `~`): a relative one would be searched from each server's
-    working folder, where anyone who can write a file could plant a `npx`. A folder missing on this
-    machine is fine (a shared profile may list `/opt/homebrew/bin` for macOS and `~/.local/bin`).
-    """
-    folders: list[str] = []
-    for item in c.string_list(data, "path", ()):
-        folder = Path(item).expanduser()
-        if os.pathsep in item:
-            c.problem(("path",), f"'{item}' holds '{os.pathsep}'", 'write one folder per item: ["/a/bin", "/b/bin"]')
-        elif not folder.is_absolute():
-            c.problem(("path",), f"'{item}' is not an absolute folder", 'write it from / or ~, e.g. "~/.local/bin"')
-        else:
-            folders.append(str(folder))
-    return tuple(folders)
-
-
 def _check_profile(c: _Checker, data: Mapping[str, object]) -> Profile:
     c.unknown_keys(data, _TOP_KEYS, ())
     description = c.typed(data, "description", (), str, "a string") or ""
@@ -353,7 +334,10 @@ def _check_profile(c: _Checker, data: Mapping[str, object]) -> Profile:
         max_len = None
     servers_raw = c.table(data, "servers", (), "a table of [servers.NAME] tables")
     servers = [_check_server(c, name, raw) for name, raw in servers_raw.items()]
-    if search_path := _check_search_path(c, data):
+    search_path, refused = check_search_path(c.string_list(data, "path", ()))
+    for message, fix in refused:
+        c.problem(("path",), message, fix)
+    if search_path:
         servers = [replace(s, search_path=search_path) if s is not None and s.command else s for s in servers]
     policy = parse_policy(c, c.table(data, "policy", (), "a [policy] table"))
     audit = _check_audit(c, c.table(data, "audit", (), "an [audit] table"))
