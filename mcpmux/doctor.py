@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mcpmux.downstream.process import base_environment, resolve_command
+from mcpmux.downstream.process import base_environment, resolve_command, with_search_path
 from mcpmux.errors import MCPMuxError, ProfileError, SecretError
 from mcpmux.hosts.configs import HOST_NAMES, HOSTS, config_paths, read_config, server_tables
 from mcpmux.oauth.storage import KeyringTokenStorage
@@ -74,6 +74,7 @@ def profile_checks(profile_arg: str | None, *, cwd: Path | None = None) -> tuple
             checks.append(Check(f"server {server.name}", "ok", f"remote: {server.url}"))
             continue
         env = {**base_environment(), **{k: v for k, v in server.env.items() if isinstance(v, str)}}
+        env = with_search_path(env, server.search_path)
         found = resolve_command(server.command, env, server.cwd)
         if found is None:
             fix = "install it, or write its absolute path as `command`"

@@ -24,6 +24,7 @@ from mcpmux.control import ControlServer, endpoint_path
 from mcpmux.downstream.connection import Downstream
 from mcpmux.downstream.orphans import sweep_orphans
 from mcpmux.downstream.process import child_watcher, kill_live_groups
+from mcpmux.front.degraded import Degraded
 from mcpmux.front.server import Front
 from mcpmux.gateway import Gateway, open_gateway
 from mcpmux.paths import StatePaths
@@ -33,6 +34,7 @@ from mcpmux.secrets.store import SecretStore
 logger = logging.getLogger("mcpmux")
 
 HANDSHAKE_HEAD_START_SECONDS = 1.0
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _STARTED_AT = datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -86,6 +88,39 @@ def _protocol(ds: Downstream | None) -> str | None:
     return ds.initialize_result.protocol_version if ds is not None and ds.initialize_result is not None else None
 
 
+async def serve_unable(problem: str, *, paths: StatePaths | None = None, control: bool = True) -> None:
+    """Answer the host with `problem` (front/degraded.py) until stdin closes or a signal arrives.
+
+    With `control`, `mcpmux status` shows the problem too; without (the state folder is unsafe),
+    nothing is written into the state folder.
+    """
+
+    async def status(params: dict[str, Any]) -> dict[str, Any]:  # the shape of `status_report`, nothing running
+        return {
+            "pid": os.getpid(),
+            "profile": None,
+            "profile_hash": None,
+            "follows_active": False,
+            "reload_error": None,
+            "startup_error": problem,
+            "host": None,
+            "started_at": _STARTED_AT,
+            "servers": [],
+        }
+
+    shutdown = Shutdown()
+    async with anyio.create_task_group() as guard:
+        guard.start_soon(watch_signals, shutdown)
+        with shutdown.serving:
+            async with anyio.create_task_group() as tg:
+                if control:
+                    await tg.start(ControlServer({"status": status}).serve, endpoint_path(paths=paths))
+                await Degraded(problem).run()
+                shutdown.begun = True
+                tg.cancel_scope.cancel()
+        guard.cancel_scope.cancel()
+
+
 async def status_report(gateway: Gateway, follow_active: bool) -> dict[str, Any]:
     """The `status` answer of the control endpoint (shape: cli/status_cmd.py), every secret redacted."""
     redactor = gateway.supervisor.redactor
@@ -114,6 +149,7 @@ async def status_report(gateway: Gateway, follow_active: bool) -> dict[str, Any]
         "profile_hash": gateway.supervisor.profile.sha256,  # of the bytes parsed, as the audit log records it
         "follows_active": follow_active,
         "reload_error": redact(gateway.supervisor.reload_error),
+        "startup_error": None,  # what a serve that could not start says instead of serving (`serve_unable`)
         "host": gateway.relay.host.name,
         "started_at": _STARTED_AT,
         "servers": servers,
@@ -157,14 +193,21 @@ async def watch_signals(shutdown: Shutdown) -> None:
     that loses patience (the SDK's stdio client SIGTERMs 2 s after closing stdin, then SIGKILLs)
     must not kill mcpmux midway, which would orphan the children of a slow downstream.
     """
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-        async for signum in signals:
-            name = signal.Signals(signum).name
-            if not shutdown.begun:
-                shutdown.begun = True
-                shutdown.signalled.append(name)
-                logger.info("received %s; shutting down", name)
-                shutdown.serving.cancel()
-            else:
-                logger.info("received %s while shutting down; ending the downstreams now", name)
-                kill_live_groups()
+    try:
+        with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                if not shutdown.begun:
+                    shutdown.begun = True
+                    shutdown.signalled.append(name)
+                    logger.info("received %s; shutting down", name)
+                    shutdown.serving.cancel()
+                else:
+                    logger.info("received %s while shutting down; ending the downstreams now", name)
+                    kill_live_groups()
+    finally:
+        # Closing the receiver restored the default actions; every downstream is gone by now and the process
+        # only has to exit. Ignored from here (no await in between), a host's next SIGTERM cannot turn that
+        # clean exit into a kill (exit -15) or a late SIGINT into a traceback. SIGKILL still ends it.
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shlex
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import anyio
 import typer
@@ -18,7 +20,7 @@ from mcpmux.cli._json import print_json
 from mcpmux.cli._options import READY_WAIT_SECONDS, JsonOption, ProfileOption
 from mcpmux.cli.tools_view import changes_json, find_route, print_tool, profile_json, tool_json
 from mcpmux.cli.trust_cmd import TrustOption, admit
-from mcpmux.errors import MCPMuxError
+from mcpmux.errors import MCPMuxError, ProfileError
 from mcpmux.printable import printable
 from mcpmux.wire import as_object
 
@@ -59,20 +61,59 @@ def serve(
         bool, typer.Option("--shared", help="Attach to the profile's shared gateway (one set of downstreams).")
     ] = False,
 ) -> None:
-    """Run the gateway as a stdio MCP server for a host (stdout carries only the protocol)."""
+    """Run the gateway as a stdio MCP server for a host (stdout carries only the protocol).
+
+    If it cannot start (profile missing, invalid or untrusted; state folder unsafe), a host still gets
+    its `initialize` answered and is then told why, with the fix (front/degraded.py); a terminal is told
+    on stderr and the command exits 1.
+    """
     from mcpmux.cli.shared_cmd import serve_shared, wants_shared
-    from mcpmux.paths import check_state_private
+    from mcpmux.paths import check_state_private, ensure_private_dir, state_paths
     from mcpmux.profile.lookup import resolve_profile
 
-    check_state_private()  # refuse state folders others can write (trust records, active profile, logs)
-    resolved = resolve_profile(profile)
-    admit(resolved, trust)
     log_to_stderr(verbose=not quiet)
+    paths = state_paths()
+    try:
+        check_state_private(paths)  # refuse state folders others can write (trust records, active profile, logs)
+        ensure_private_dir(paths.state_dir)  # the gateway needs it, and would fail only once the host is waiting
+    except MCPMuxError as exc:
+        _serve_problem(exc, control=False)  # the status endpoint would live in that folder: nothing goes there
+    except OSError as exc:
+        fix = "set MCPMUX_HOME to a folder of yours, or make that path one"
+        _serve_problem(MCPMuxError(f"mcpmux cannot use {paths.state_dir} for its state: {exc}; {fix}"), control=False)
+    try:
+        resolved = resolve_profile(profile)
+        admit(resolved, trust)
+    except MCPMuxError as exc:
+        _serve_problem(exc, control=True)
     if wants_shared(shared, resolved) and serve_shared(resolved, profile):
         return
     from mcpmux.serve import serve as serve_profile  # after: a shared serve never loads the gateway's code
 
     _run(lambda: serve_profile(resolved, follow_active=profile is None))
+
+
+def _serve_problem(exc: MCPMuxError, *, control: bool) -> NoReturn:
+    """Tell the host why serve cannot start (and stderr, and `mcpmux status`); a person at a terminal just sees it."""
+    from mcpmux.serve import serve_unable
+
+    if os.isatty(0):
+        raise exc
+    problem = problem_text(exc)
+    err_console.print("mcpmux: cannot serve; the host is told why until it disconnects:", highlight=False)
+    say(f"error: {problem}")
+    _run(lambda: serve_unable(problem, control=control))
+    raise typer.Exit(1)
+
+
+def problem_text(exc: MCPMuxError) -> str:
+    """The error and how to fix it; for a profile that exists, the command that lists all its problems."""
+    text = str(exc)
+    if isinstance(exc, ProfileError):
+        files = [p.path for p in exc.problems if p.path.is_file()]
+        if files:
+            text += f"\nSee every problem with: mcpmux validate {shlex.quote(str(files[0]))}"
+    return text
 
 
 def tools(

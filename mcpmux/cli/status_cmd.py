@@ -119,25 +119,42 @@ def status(
     ] = False,
 ) -> None:
     """Show each running `mcpmux serve`: its profile and host, every downstream's state, a refused profile edit."""
+    unsafe = _unsafe_state()
     serves = _gather()
+    failed = unsafe is not None or any("error" in serve or serve.get("startup_error") for serve in serves)
     if as_json:
         print_json({"active": active_json(), "serves": serves})
-        if any("error" in serve for serve in serves):
+        if failed:
             raise typer.Exit(1)
         return
     # What a serve started now without --profile would use (the running ones below may differ).
     err_console.print(active_line(), highlight=False, markup=False, soft_wrap=True)
+    if unsafe is not None:  # every serve refuses to start until this is fixed, and cannot say so here
+        say(f"error: {unsafe}")
     if not serves:
         err_console.print("no mcpmux serve is running (a host starts one with `mcpmux serve`)", highlight=False)
     else:
         for serve in serves:
             if "error" in serve:
                 say(f"error: {serve['error']}")
+            elif serve.get("startup_error"):  # it answers its host with this error (front/degraded.py)
+                say(f"error: mcpmux serve pid {serve.get('pid')} could not start: {serve['startup_error']}")
             else:
                 out_console.print(_table(serve))
                 _reload_error(serve)
-    if any("error" in serve for serve in serves):
+    if failed:
         raise typer.Exit(1)
+
+
+def _unsafe_state() -> str | None:
+    """Why `serve` refuses the state folders (others can write them), if it does."""
+    from mcpmux.paths import check_state_private
+
+    try:
+        check_state_private()
+    except MCPMuxError as exc:
+        return str(exc)
+    return None
 
 
 def _newest(candidates: Iterable[Path], server: str) -> Path | None:

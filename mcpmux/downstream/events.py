@@ -26,3 +26,7 @@ class DownstreamEvents(Protocol):
     def request(self, ds: Downstream, message: JSON) -> bool:
         """A request from `ds` to its client; True when this subscriber takes it (and answers it)."""
         ...
+
+    def server_failed(self, name: str, reason: str) -> None:
+        """Server `name` failed and will not be restarted (it could not start, or ran out of restarts)."""
+        ...

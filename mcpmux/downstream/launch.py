@@ -7,6 +7,7 @@ of retrying.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,9 @@ from typing import Any
 from mcpmux.catalog.build import Listing
 from mcpmux.downstream import http
 from mcpmux.downstream.connection import Downstream, Hooks, ListKind
+from mcpmux.downstream.login_path import login_path, merged
 from mcpmux.downstream.logs import prepare_log
-from mcpmux.downstream.process import base_environment, resolve_command, spawn
+from mcpmux.downstream.process import base_environment, resolve_command, spawn, with_search_path
 from mcpmux.errors import SecretError, StartFailed
 from mcpmux.oauth.session import serve_auth
 from mcpmux.paths import open_private
@@ -45,14 +47,8 @@ async def launch(
         resolved, used = await resolve_env(spec.env, store)
     except SecretError as exc:
         raise StartFailed(spec.name, f"server '{spec.name}' not started: {exc}") from exc
-    env = base_environment() | resolved
-    exe = resolve_command(spec.command, env, spec.cwd)
-    if exe is None:
-        raise StartFailed(
-            spec.name,
-            f"server '{spec.name}': command '{spec.command}' not found on PATH; "
-            "install it or give an absolute path in the profile",
-        )
+    env = with_search_path(base_environment() | resolved, spec.search_path)
+    exe, env = await _find_command(spec, env)
     prepare_log(log_path)  # while running, logs.watch_log bounds it
     try:
         with open_private(log_path) as log:
@@ -65,6 +61,34 @@ async def launch(
         raise StartFailed(spec.name, f"server '{spec.name}' could not be started: {exc}") from exc
     assert isinstance(protocol, Downstream)
     return protocol, used
+
+
+async def _find_command(spec: ServerSpec, env: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The executable `command` names, and the environment to run it in.
+
+    Looked up on the server's PATH (the profile's `path` first); failing that, a bare name is
+    looked up on the user's login shell's PATH (login_path.py), which then becomes the server's
+    PATH too, so that what it runs in turn (`npx` → `node`) resolves the same way.
+    """
+    assert spec.command is not None
+    if (exe := resolve_command(spec.command, env, spec.cwd)) is not None:
+        return exe, env
+    searched = f"PATH={env.get('PATH', '')}"
+    if os.sep not in spec.command:
+        login = await login_path()
+        if login.path is not None:
+            login_env = {**env, "PATH": merged(login.path, env.get("PATH", ""))}
+            if (exe := resolve_command(spec.command, login_env, spec.cwd)) is not None:
+                return exe, login_env
+            searched += f", nor your login shell's ({login.shell}) PATH={login.path}"
+        else:
+            searched += f"; {login.why_not}"
+    raise StartFailed(
+        spec.name,
+        f"server '{spec.name}': command '{spec.command}' not found (searched {searched}); install it, "
+        f'write its absolute path as `command`, or add its folder to the profile: path = ["FOLDER"] '
+        f"(`command -v {spec.command}` in a terminal prints FOLDER/{spec.command})",
+    )
 
 
 async def _connect(

@@ -49,6 +49,13 @@ def base_environment() -> dict[str, str]:
     return env
 
 
+def with_search_path(env: Mapping[str, str], folders: tuple[str, ...]) -> dict[str, str]:
+    """`env` with the profile's `path` folders ahead of its PATH (so the server's own children find theirs too)."""
+    if not folders:
+        return dict(env)
+    return {**env, "PATH": os.pathsep.join([*folders, env.get("PATH", os.defpath)])}
+
+
 def resolve_command(command: str, env: Mapping[str, str], cwd: Path | None) -> str | None:
     """The executable a downstream's `command` names, searched on the downstream's own PATH."""
     if os.sep in command:

@@ -208,6 +208,8 @@ class Supervisor:
                 self._rebuild()
                 logger.error("server '%s' failed and will not be restarted: %s", name, state.last_error)
                 self._event(lifecycle.downstream_failed(name, state.last_error or "", str(state.log_path)))
+                for subscriber in self._subscribers:
+                    subscriber.server_failed(name, state.last_error or "")
                 return
             state.status = "restarting"
             delay = state.backoff()

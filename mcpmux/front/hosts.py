@@ -88,6 +88,10 @@ class Hosts:
         for front in self.fronts:
             front.notification(ds, method, message, line)
 
+    def server_failed(self, name: str, reason: str) -> None:
+        for front in self.fronts:
+            front.server_failed(name, reason)
+
     def request(self, ds: Downstream, message: JSON) -> bool:
         spec = self.supervisor.profile.server(ds.name)
         if (roots := pinned_roots(spec, message)) is not None:  # no host is asked: the profile answers

@@ -50,12 +50,13 @@ from mcpmux.front.channel import (
 )
 from mcpmux.front.discovery import Discovery
 from mcpmux.front.envelope import ModernCalls
+from mcpmux.front.failures import FailureNotes
 from mcpmux.front.handlers import LOG_LEVELS, Handlers, Peers, make_server, page
 from mcpmux.front.host_requests import ServerRequests, pinned_roots
 from mcpmux.front.input_rounds import InputBridge
 from mcpmux.policy.primitives import Primitives
 from mcpmux.relay.call import Writer
-from mcpmux.relay.relay import Relay
+from mcpmux.relay.relay import STARTUP_WAIT_SECONDS, Relay
 from mcpmux.relay.task_requests import TASK_METHODS
 from mcpmux.relay.tasks import handshake_task
 from mcpmux.wire import JSON
@@ -69,7 +70,7 @@ Short, so that a profile's first run answers within a second like every other: a
 slower than this is in the instructions from the next session on (downstream/facts.py
 remembers them), and so is one that any command starting the servers (`mcpmux tools`) has seen."""
 EOF_DRAIN_SECONDS = 2.0
-"""Once the host's input ends, how long its requests already received may take to be answered (and written)."""
+"""Once the host's input ends and its requests are answered, how long the answers may take to be written."""
 _FACTS_METHODS = frozenset({"initialize", "server/discover"})
 
 LineReader = Callable[[Callable[[bytes], None]], Awaitable[None]]
@@ -110,6 +111,7 @@ class Front:
         """Ids of the host's requests handed to the SDK and not answered yet (waited for when the input ends)."""
         self._wrote = anyio.Event()
         """Set by each line written once the host's input has ended (the drain waits on it)."""
+        self._failures = FailureNotes()
         if peers is None:
             supervisor.subscribe(self)
 
@@ -167,6 +169,12 @@ class Front:
                 self.channel.task_status(handshake_task(params, entry))
             else:
                 self.relay.tasks.hold_early(ds, params)  # servers notify before their CreateTaskResult
+
+    def server_failed(self, name: str, reason: str) -> None:
+        """Tell the host in its log (a call of the server's tools is answered "unavailable" too)."""
+        self._failures.add(name, reason)
+        if self.answered.is_set():
+            self._failures.tell(self.channel)
 
     def request(self, ds: Downstream, message: JSON) -> bool:
         self._downstream_request(ds, message, ds.write)
@@ -336,6 +344,7 @@ class Front:
                 if (handshake or self.channel.era == "envelope") and not self.answered.is_set():
                     self.answered.set()  # a handshake host may hear notifications only from now on (channel.py)
                     self.channel.opened()
+                    self._failures.tell(self.channel)
 
     async def _with_facts(self, response: types.JSONRPCResponse) -> types.JSONRPCResponse:
         """The handshake answer with the downstreams' instructions and capabilities merged in.
@@ -383,14 +392,16 @@ class Front:
                 tg.cancel_scope.cancel()
 
     async def _drain(self, write_line: Callable[[bytes], None]) -> None:
-        """The host's input ended: wait, boundedly, until every request already received has been answered."""
+        """The host's input ended (`echo … | mcpmux serve`: before the servers are up): wait until every request
+        received is answered, as late as its own bounds allow; a host that wants out sooner signals."""
 
         def write(line: bytes) -> None:
             write_line(line)
             self._wrote.set()
 
         self._out = write  # the happy path's writer stays free of this check
-        with anyio.move_on_after(EOF_DRAIN_SECONDS):
+        longest_call = max((s.timeout_seconds for s in self.supervisor.profile.servers), default=0.0)
+        with anyio.move_on_after(STARTUP_WAIT_SECONDS + longest_call + 5.0):  # 5 s more: only a bug's bound
             while self._sdk_owed or self.relay.owed():
                 await self._wrote.wait()
                 self._wrote = anyio.Event()

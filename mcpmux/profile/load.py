@@ -25,6 +25,7 @@ from mcpmux.profile.lines import Key, LineIndex
 from mcpmux.profile.model import DEFAULT_MAX_NAME_LENGTH, AuditSpec, EnvValue, Profile, SecretRef, ServerSpec
 from mcpmux.profile.oauth_table import parse_oauth
 from mcpmux.profile.policy_table import parse_policy
+from mcpmux.profile.search_path import check_search_path
 from mcpmux.profile.templates import parse_secret_template
 
 _MODES = ("block", "warn", "allow")
@@ -34,7 +35,7 @@ _BUDGET_CHOICES: dict[str, tuple[str, ...]] = {
     "expose": ("all", "search"),
 }
 _TOP_KEYS = (
-    *("extends", "description", "max_name_length", "servers", "policy", "audit"),
+    *("extends", "description", "max_name_length", "path", "servers", "policy", "audit"),
     *(*_BUDGET_CHOICES, "max_tools", "hide_flagged", "registry", "shared"),
 )
 # Keys only a local (`command`) or only a remote (`url`) downstream uses; the rest apply to both.
@@ -333,6 +334,11 @@ def _check_profile(c: _Checker, data: Mapping[str, object]) -> Profile:
         max_len = None
     servers_raw = c.table(data, "servers", (), "a table of [servers.NAME] tables")
     servers = [_check_server(c, name, raw) for name, raw in servers_raw.items()]
+    search_path, refused = check_search_path(c.string_list(data, "path", ()))
+    for message, fix in refused:
+        c.problem(("path",), message, fix)
+    if search_path:
+        servers = [replace(s, search_path=search_path) if s is not None and s.command else s for s in servers]
     policy = parse_policy(c, c.table(data, "policy", (), "a [policy] table"))
     audit = _check_audit(c, c.table(data, "audit", (), "an [audit] table"))
     # Integrity and context budget: only what the profile sets, so the defaults stay in profile_model.py.

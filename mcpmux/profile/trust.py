@@ -19,6 +19,7 @@ repository's base, say) is trusted like a repository profile, together with that
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -243,6 +244,8 @@ def describe(profile: Profile) -> str:
         else:
             runs = f"runs {shlex.join([server.command or '', *server.args])}"
             extra = f"; in {server.cwd}" if server.cwd else ""
+            # `path` decides which program a bare command is: a folder put first can stand in for `npx`.
+            extra += f"; looked up first in {os.pathsep.join(server.search_path)}" if server.search_path else ""
             settings = [_env_text(k, v) for k, v in server.env.items()]
             extra += f"; env: {' '.join(settings)}" if settings else ""
         secrets = f"; reads secrets: {', '.join(server.secret_names)}" if server.secret_names else ""

@@ -347,6 +347,9 @@ class Relay:
     def request(self, ds: Downstream, message: JSON) -> bool:
         return False
 
+    def server_failed(self, name: str, reason: str) -> None:
+        pass  # a call to its tools is answered "unavailable" from its state (`_failed_server`)
+
     def notification(self, ds: Downstream, method: str, message: JSON, line: bytes) -> None:
         if method != "notifications/progress":
             return

@@ -12,7 +12,6 @@ import orjson
 import pytest
 
 from mcpmux import wire
-from mcpmux.front import server as front_server
 from mcpmux.front.server import Front
 from tests.e2e_helpers import audit_events
 from tests.inprocess.scripted import Replies, ScriptedServer, ToolCall, gateway_of
@@ -242,17 +241,19 @@ async def test_requests_received_before_the_hosts_input_ends_are_answered_before
     assert at_return[[m["id"] for m in at_return].index(1)]["result"]["content"][0]["text"].startswith("answered")
 
 
-async def test_a_call_never_answered_holds_serve_only_for_the_drain_bound_after_the_input_ends(
-    tmp_path: Path, mcpmux_home: Path, monkeypatch: pytest.MonkeyPatch
+async def test_a_call_never_answered_holds_serve_only_until_its_timeout_after_the_input_ends(
+    tmp_path: Path, mcpmux_home: Path
 ) -> None:
-    monkeypatch.setattr(front_server, "EOF_DRAIN_SECONDS", 0.2)
     server = ScriptedServer({"hang": lambda call: None})
-    async with gateway_of(tmp_path, {"alpha": server}) as gateway:
+    async with gateway_of(tmp_path, {"alpha": server}, "timeout_seconds = 0.2\n") as gateway:
         front = Front(gateway.supervisor, gateway.relay)
 
         async def read_lines(on_line: Callable[[bytes], None]) -> None:
             params: dict[str, Any] = {"name": "alpha__hang", "arguments": {}}
             on_line(orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}))
 
+        replies = Replies()
         with anyio.fail_after(5):
-            await front.serve(read_lines, Replies())
+            await front.serve(read_lines, replies)
+    [answer] = replies.lines
+    assert answer["id"] == 1 and answer["result"]["isError"] is True  # the call's own timeout answered it
