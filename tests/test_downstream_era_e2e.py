@@ -45,9 +45,10 @@ async def say_hello(context: ClientRequestContext, params: types.ElicitRequestPa
 
 
 def received(home: Path, server: str) -> list[list[str]]:
-    """The methods the era fixture received, one list per start of it (from its log)."""
+    """The methods the era fixture received, one list per start of it (from its logs: one per serve, oldest first)."""
     starts: list[list[str]] = []
-    for line in (home / "state" / "logs" / f"{server}.log").read_text().splitlines():
+    logs = sorted((home / "state" / "logs").glob(f"*/{server}.*.log"), key=lambda p: p.stat().st_mtime)
+    for line in (line for log in logs for line in log.read_text().splitlines()):
         if line.startswith("--- mcpmux: starting"):
             starts.append([])
         elif line.startswith("era-server: received ") and starts:
