@@ -61,7 +61,7 @@ async def test_a_new_slow_server_delays_initialize_boundedly_and_is_remembered_f
         answered_after = time.monotonic() - began
         await host.list_tools()  # waits for the server's first start, which records its facts
     assert "Sloth answers slowly." not in first  # not known within the bounded wait
-    assert answered_after < 6  # the bound (0.5 s) plus Python's start-up, not the server's 6 s
+    assert answered_after < 6  # by the time mcpmux is 0.85 s old (later on a busy machine), not the server's 6 s
 
     async with host_session(profile) as host:
         second = (await host.initialize()).instructions or ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,3 +34,9 @@ def test_linux_spawns_through_setpriv_when_util_linux_has_it() -> None:
         assert process._PDEATHSIG_HOOK is None  # pyright: ignore[reportPrivateUsage]
     else:
         assert process._PDEATHSIG_PREFIX == []  # pyright: ignore[reportPrivateUsage]
+
+
+def test_the_age_of_this_process_counts_from_its_start_not_from_mcpmux_import() -> None:
+    # A first initialize waits for new servers until mcpmux is this old: interpreter start-up counts.
+    since_import = time.monotonic() - process._IMPORTED  # pyright: ignore[reportPrivateUsage]
+    assert since_import <= process.process_age() < since_import + 3600

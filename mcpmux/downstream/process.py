@@ -25,6 +25,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
 from typing import IO
@@ -141,6 +142,18 @@ def child_watcher() -> Generator[None]:
         yield
     finally:
         asyncio.set_child_watcher(previous)  # pyright: ignore[reportDeprecated]
+
+
+_IMPORTED = time.monotonic()
+
+
+def process_age() -> float:
+    """Seconds since this process started: the kernel's start time on Linux, else since this module's import."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(") ", 1)[1].split()[19])
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.monotonic() - _IMPORTED
 
 
 _live_groups: set[int] = set()

@@ -36,6 +36,7 @@ from mcpmux.audit import lifecycle
 from mcpmux.catalog.build import Catalog, host_view
 from mcpmux.downstream import facts as server_facts
 from mcpmux.downstream.connection import Downstream
+from mcpmux.downstream.process import process_age
 from mcpmux.downstream.supervisor import Supervisor
 from mcpmux.errors import TooDeep, Unencodable
 from mcpmux.front import modern_rounds, output, stdio
@@ -63,11 +64,10 @@ from mcpmux.wire import JSON
 
 logger = logging.getLogger("mcpmux")
 
-FIRST_START_WAIT_SECONDS = 0.5
-"""How long the host's `initialize` may wait for servers never started before (their instructions).
-
-Short, so that a profile's first run answers within a second like every other: a server
-slower than this is in the instructions from the next session on (downstream/facts.py
+FIRST_ANSWER_BY_SECONDS = 0.85
+"""While servers never started before are awaited (their instructions), `initialize` is answered
+at the latest when mcpmux is this old, so a profile's first run answers within a second like
+every other: a slower server is in the instructions from the next session on (downstream/facts.py
 remembers them), and so is one that any command starting the servers (`mcpmux tools`) has seen."""
 EOF_DRAIN_SECONDS = 2.0
 """Once the host's input ends and its requests are answered, how long the answers may take to be written."""
@@ -349,11 +349,11 @@ class Front:
     async def _with_facts(self, response: types.JSONRPCResponse) -> types.JSONRPCResponse:
         """The handshake answer with the downstreams' instructions and capabilities merged in.
 
-        A server never seen before (no cached facts) is waited for, up to
-        FIRST_START_WAIT_SECONDS; later answers come from the cache at once.
+        A server never seen before (no cached facts) is waited for until mcpmux is
+        FIRST_ANSWER_BY_SECONDS old; later answers come from the cache at once.
         """
         if any(f is None for f in self.supervisor.facts.values()):
-            with anyio.move_on_after(FIRST_START_WAIT_SECONDS):
+            with anyio.move_on_after(max(0.0, FIRST_ANSWER_BY_SECONDS - process_age())):
                 await self.supervisor.ready.wait()
         facts = self.supervisor.facts
         result = dict(response.result)
