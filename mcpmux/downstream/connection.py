@@ -59,12 +59,13 @@ MAX_LIST_PAGES = 1000
 
 
 class Refused(DownstreamError):
-    """The downstream answered a request of mcpmux's own with a JSON-RPC error (its code and data kept)."""
+    """The downstream answered a request of mcpmux's own with a JSON-RPC error (kept whole, as `error`)."""
 
-    def __init__(self, server: str, message: str, code: object, data: object) -> None:
+    def __init__(self, server: str, message: str, error: JSON) -> None:
         super().__init__(server, message)
-        self.code = code
-        self.data = data
+        self.error = error
+        self.code = error.get("code")
+        self.data = error.get("data")
 
 
 class ReplySink(Protocol):
@@ -243,7 +244,7 @@ class Downstream(asyncio.SubprocessProtocol):
         if "error" in message:
             err: JSON = wire.as_object(message["error"]) or {}
             text = f"server '{self.name}' answered {method} with error: {err.get('message')}"
-            raise Refused(self.name, text, err.get("code"), err.get("data"))
+            raise Refused(self.name, text, err)
         return wire.as_object(message.get("result")) or {}
 
     async def initialize(self, wait_seconds: float) -> types.InitializeResult:

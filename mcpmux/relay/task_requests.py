@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from mcpmux import wire
-from mcpmux.downstream.connection import Downstream
+from mcpmux.downstream.connection import Downstream, Refused
 from mcpmux.errors import DownstreamError
 from mcpmux.relay.call import Writer
 from mcpmux.relay.relay import Relay
@@ -29,23 +29,6 @@ TASK_METHODS = frozenset({"tasks/get", "tasks/result", "tasks/cancel", "tasks/li
 MAX_LIST_PAGES = 100
 ASK_WAIT_SECONDS = 5.0
 """How long a poll of a task needing input waits for the server to say what it needs (then answers without)."""
-
-
-class _Answer:
-    """The one message answering a request to a downstream (a result or a JSON-RPC error)."""
-
-    __slots__ = ("future",)
-
-    def __init__(self) -> None:
-        self.future: asyncio.Future[JSON] = asyncio.get_running_loop().create_future()
-
-    def reply(self, line: bytes, message: JSON) -> None:
-        if not self.future.done():
-            self.future.set_result(message)
-
-    def fail(self, error: DownstreamError) -> None:
-        if not self.future.done():
-            self.future.set_result({"error": {"code": wire.INTERNAL_ERROR, "message": str(error)}})
 
 
 class TaskRequests:
@@ -93,18 +76,16 @@ class TaskRequests:
             respond(wire.error_response(host_id, wire.INTERNAL_ERROR, "mcpmux failed to relay this; see its stderr"))
 
     async def _ask(self, ds: Downstream, method: str, params: JSON) -> JSON:
-        """The downstream's answer, bounded by its server's `timeout_seconds` (a timeout answers an error)."""
+        """The downstream's answer as `{"result": …}` or `{"error": …}` (its own JSON-RPC error passed on whole),
+        bounded by its server's `timeout_seconds` (a timeout, or a server gone, answers an error of mcpmux's)."""
         spec = self._relay.supervisor.profile.server(ds.name)
         seconds = spec.timeout_seconds if spec is not None else 60.0
-        sink = _Answer()
-        rid = ds.send_request(method, params, sink)
         try:
-            async with asyncio.timeout(seconds):
-                return await sink.future
-        except TimeoutError:
-            ds.abandon(rid, "timed out")
-            text = f"server '{ds.name}' did not answer {method} within {seconds:g} s"
-            return {"error": {"code": wire.INTERNAL_ERROR, "message": text}}
+            return {"result": await ds.request(method, params, seconds)}
+        except Refused as exc:
+            return {"error": exc.error or {"code": wire.INTERNAL_ERROR, "message": str(exc)}}
+        except DownstreamError as exc:
+            return {"error": {"code": wire.INTERNAL_ERROR, "message": str(exc)}}
 
     async def _forward(self, host_id: Any, method: str, entry: TaskEntry, respond: Writer, modern: bool) -> None:
         answer = await self._ask(entry.ds, method, {"taskId": entry.downstream_id})
