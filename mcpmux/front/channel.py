@@ -263,8 +263,7 @@ class EnvelopeChannel:
         if self._bridge.resume(host_id, params, answer):  # a retry carrying answers for a parked call
             return True
         # A modern downstream's own input rounds pass through as they are: its retry fields go back to it.
-        server = self._server_of(str(params.get("name")))
-        state = self._relay.supervisor.live(server) if server is not None else None
+        state = self._relay.supervisor.live(route.server) if route is not None else None
         forwarded = envelope.for_downstream(params, modern=state is not None and state.era == "modern")
         if as_task:
             forwarded["task"] = {}  # the downstream's 2025-11-25 form; its CreateTaskResult is shown as this era's
