@@ -37,11 +37,11 @@ def serve_shared(profile: Profile, profile_option: str | None) -> bool:
     key = gateway_key(None if following else profile.path)
     argv = ["_gateway"] if following else ["_gateway", "--profile", str(profile.path)]
     try:
-        conn = attach(paths, key, argv)
+        conn, handed_off = attach(paths, key, argv)
     except Fallback as exc:
         say(f"warning: serving without sharing: {exc}")
         return False
-    exec_pump(conn, str(log_of(paths, key)))  # never returns
+    exec_pump(conn, str(log_of(paths, key)), handed_off=handed_off)  # never returns
     return True
 
 

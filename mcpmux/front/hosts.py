@@ -60,9 +60,11 @@ class Hosts:
         return front
 
     def detach(self, front: Front) -> None:
-        """The host is gone: its calls still in flight are cancelled downstream; the others go on untouched."""
-        if front in self.fronts:
-            self.fronts.remove(front)
+        """The host is gone: its calls still in flight are cancelled downstream; the others go on untouched.
+        Once only: a second call for the same front does nothing."""
+        if front not in self.fronts:
+            return
+        self.fronts.remove(front)
         cancelled = front.relay.owed()
         front.relay.cancel_all(DETACHED)
         self.audit.write(lifecycle.host_detached(front.host.name, cancelled))

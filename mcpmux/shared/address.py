@@ -19,8 +19,8 @@ from mcpmux import __version__
 from mcpmux.paths import StatePaths
 from mcpmux.wire import as_object
 
-PROTOCOL = 1
-"""The attach protocol's version: bumped whenever the hello or what follows it changes."""
+PROTOCOL = 2
+"""The attach protocol's version: bumped whenever the hello or what follows it changes (2: stdio handed over)."""
 MAX_HELLO_BYTES = 4096
 
 
@@ -56,9 +56,22 @@ def hello(key: str, **extra: Any) -> bytes:
     return orjson.dumps({"mcpmux": "attach", "protocol": PROTOCOL, "version": __version__, "key": key, **extra}) + b"\n"
 
 
-def welcome(pid: int) -> bytes:
-    """The gateway's answer to a hello it accepts."""
-    return orjson.dumps({"mcpmux": "attached", "protocol": PROTOCOL, "version": __version__, "pid": pid}) + b"\n"
+def welcome(pid: int, *, handoff: bool) -> bytes:
+    """The gateway's answer to a hello it accepts; `handoff`: it took the host's stdio and serves it itself."""
+    message = {"mcpmux": "attached", "protocol": PROTOCOL, "version": __version__, "pid": pid, "handoff": handoff}
+    return orjson.dumps(message) + b"\n"
+
+
+DONE = b'{"mcpmux":"done"}\n'
+"""The gateway's last line to a serve whose stdio it took over: the host's input ended and all is answered."""
+
+
+def handed_off(line: bytes) -> bool:
+    """Whether a welcome says the gateway took the host's stdio."""
+    try:
+        return (as_object(orjson.loads(line)) or {}).get("handoff") is True
+    except orjson.JSONDecodeError:
+        return False
 
 
 def refusal(reason: str) -> bytes:

@@ -35,7 +35,7 @@ from mcpmux.paths import StatePaths, state_paths
 from mcpmux.profile.model import Profile
 from mcpmux.secrets.store import SecretStore
 from mcpmux.serve import Shutdown, signed_in, status_report, watch_signals
-from mcpmux.shared import address, sock
+from mcpmux.shared import address, handoff, sock
 from mcpmux.shared.host_socket import serve_host
 
 logger = logging.getLogger("mcpmux")
@@ -103,9 +103,10 @@ class SharedGateway:
 
     async def _serve_host(self, conn: socket.socket) -> None:
         attached: Attached | None = None
+        fds: list[int] = []  # the host's stdin and stdout, when its serve handed them over
         try:
             with conn:
-                attached = await self._greet(conn)
+                attached = await self._greet(conn, fds)
                 if attached is None:
                     return
                 self._connecting -= 1
@@ -113,18 +114,26 @@ class SharedGateway:
                 self._touch()
                 flow = HostFlow(self.gateway.supervisor.flow, self._paused)
                 try:
-                    await serve_host(attached.front, conn, flow)
+                    if fds:
+                        detach = partial(self.hosts.detach, attached.front)
+                        await handoff.serve_handed_off(attached.front, conn, fds, flow, detach)
+                    else:
+                        await serve_host(attached.front, conn, flow)
                 finally:
                     flow.resume_reading()  # a host that left while not reading holds nobody back
                     self.attached.remove(attached)
                     self.hosts.detach(attached.front)
         finally:
+            handoff.close_all(fds)
             if attached is None:
                 self._connecting -= 1
             self._touch()
 
-    async def _greet(self, conn: socket.socket) -> Attached | None:
-        """The hello: the peer must be this user's, and speak this gateway's version, for this profile."""
+    async def _greet(self, conn: socket.socket, fds: list[int]) -> Attached | None:
+        """The hello: the peer must be this user's, and speak this gateway's version, for this profile.
+
+        A hello may offer the host's stdin and stdout: the welcome asks for them, and they come next (into
+        `fds`, the caller's to close); this gateway then serves them itself (handoff.py)."""
         loop = asyncio.get_running_loop()
         conn.setblocking(False)
         uid = sock.peer_uid(conn)
@@ -146,7 +155,14 @@ class SharedGateway:
             with contextlib.suppress(OSError):
                 await loop.sock_sendall(conn, address.refusal(why))
             return None
-        await loop.sock_sendall(conn, address.welcome(os.getpid()))
+        wanted = handoff.wants_handoff(line)
+        await loop.sock_sendall(conn, address.welcome(os.getpid(), handoff=wanted))
+        if wanted:
+            with anyio.move_on_after(HELLO_SECONDS):
+                await handoff.receive_fds(conn, fds)
+            if (why := handoff.fds_mismatch(fds)) is not None:
+                logger.warning("refused a host on the shared gateway's socket: %s", why)
+                return None
         pipe_pid = sock.peer_pid(conn)
         return Attached(self.hosts.attach(pipe_pid=pipe_pid), pipe_pid)
 

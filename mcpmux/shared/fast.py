@@ -59,8 +59,9 @@ def attach_running(argv: list[str]) -> None:
         return
     if conn is None:
         return
+    fds = sock.handoff_fds()
     try:
-        conn.sendall(address.hello(key, pid=os.getpid()))
+        conn.sendall(address.hello(key, pid=os.getpid(), handoff=bool(fds)))
         line = sock.read_line(conn, address.MAX_HELLO_BYTES)
     except OSError:
         line = b""
@@ -68,4 +69,11 @@ def attach_running(argv: list[str]) -> None:
         with contextlib.suppress(OSError):
             conn.close()
         return
-    exec_pump(conn, str(address.log_path(paths, key)))
+    handed_off = bool(fds) and address.handed_off(line)
+    if handed_off:
+        try:
+            sock.send_stdio(conn, fds)
+        except OSError:
+            conn.close()
+            return
+    exec_pump(conn, str(address.log_path(paths, key)), handed_off=handed_off)

@@ -1,7 +1,9 @@
 """The `serve` side of shared mode: attach to the profile's gateway, starting it if none runs.
 
-After the hello, `serve` becomes the byte pipe (pump.py). A gateway that is exiting just as a serve
-attaches closes the connection before its welcome: the serve then starts a new one.
+The hello offers the host's stdin and stdout when they are pipes or sockets, and they are sent once the
+gateway's welcome asks for them (the gateway then serves them itself); then `serve` becomes the bare
+waiter or byte pipe (pump.py). A gateway that is exiting just as a serve attaches closes the connection
+before its welcome: the serve then starts a new one.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ class Fallback(Exception):
     """Shared mode cannot be used here (socket path too long, another mcpmux's gateway): serve in-process."""
 
 
-def attach(paths: StatePaths, key: str, gateway_argv: list[str]) -> socket.socket:
-    """A connection to the profile's gateway past its hello, starting the gateway if none runs."""
+def attach(paths: StatePaths, key: str, gateway_argv: list[str]) -> tuple[socket.socket, bool]:
+    """A connection to the profile's gateway past its hello, starting the gateway if none runs; and whether the
+    gateway took the host's stdio."""
     path = address.socket_path(paths, key)
     try:
         sock.check_length(path)
@@ -45,8 +48,9 @@ def attach(paths: StatePaths, key: str, gateway_argv: list[str]) -> socket.socke
                     conn = sock.connect(path)
         if conn is None:
             continue
+        fds = sock.handoff_fds()
         try:
-            conn.sendall(address.hello(key, pid=os.getpid()))
+            conn.sendall(address.hello(key, pid=os.getpid(), handoff=bool(fds)))
             line = sock.read_line(conn, address.MAX_HELLO_BYTES)
         except OSError:
             line = b""
@@ -56,7 +60,14 @@ def attach(paths: StatePaths, key: str, gateway_argv: list[str]) -> socket.socke
         if (why := address.mismatch(line)) is not None:
             conn.close()
             raise Fallback(f"the gateway on {path} cannot be shared with this serve: {why}")
-        return conn
+        handed_off = bool(fds) and address.handed_off(line)
+        if handed_off:
+            try:
+                sock.send_stdio(conn, fds)  # only now: the gateway welcomed this serve
+            except OSError:
+                conn.close()
+                continue
+        return conn, handed_off
     raise MCPMuxError(f"could not attach to the shared gateway on {path} (log: {address.log_path(paths, key)})")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import stat
 import struct
 import sys
 from pathlib import Path
@@ -90,6 +91,27 @@ def peer_pid(conn: socket.socket) -> int | None:
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         return struct.unpack("3i", creds)[0]
     return None
+
+
+def handoff_fds(stdin_fd: int = 0, stdout_fd: int = 1) -> list[int]:
+    """The host's stdin and stdout when the gateway can take them over (pipes or sockets), else none.
+
+    Handed over, they are read and written by the gateway itself: no process relays the host's bytes.
+    A terminal or a file (`serve < requests.json`) stays with the byte pipe, which reads anything."""
+    try:
+        modes = [os.fstat(fd).st_mode for fd in (stdin_fd, stdout_fd)]
+    except OSError:
+        return []
+    return [stdin_fd, stdout_fd] if all(pollable(mode) for mode in modes) else []
+
+
+def pollable(mode: int) -> bool:
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def send_stdio(conn: socket.socket, fds: list[int]) -> None:
+    """The host's stdio to a gateway whose welcome asked for it: one byte carrying the descriptors (SCM_RIGHTS)."""
+    socket.send_fds(conn, [b"\0"], fds)
 
 
 def read_line(conn: socket.socket, limit: int) -> bytes:
