@@ -4,7 +4,8 @@ In these rows the "direct" column is the non-shared mode and the "mcpmux" column
 Measured: downstream processes and total RSS (every process of the run's tag: serves, pipes, the
 gateway and downstreams) with all hosts connected; spawn → `initialize` answered and → first full
 `tools/list` for a host attaching to a running gateway; sequential `tools/call` latency over the
-extra hop (blocks alternating between one shared and one non-shared host).
+extra hop (blocks alternating between one shared and one non-shared host); throughput of all 4 hosts
+at once, 16 calls in flight each (rounds alternating between the shared and the non-shared hosts).
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
+import anyio
 from mcp import ClientSession, StdioServerParameters
 
 from bench.harness import BenchError, Endpoint, Workspace, rss_mb, tagged_processes
 from bench.results import Row, percentile
+from bench.scenarios import burst
 
 HOSTS = 4
+IN_FLIGHT = 16
 IDLE_SECONDS = 0.5
 """The shared gateway's grace after its last host: short, so the leftover check finds nothing."""
 
@@ -84,6 +88,27 @@ async def _latency(a: Endpoint, b: Endpoint, calls: int, rounds: int) -> tuple[l
     return p50s["a"], p50s["b"]
 
 
+async def _together(hosts: list[_Host], calls: int) -> float:
+    """Calls per second of every host's burst of `calls` echo calls, IN_FLIGHT at a time each, run at once."""
+    t0 = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for host in hosts:
+            tg.start_soon(burst, host.endpoint, calls, IN_FLIGHT)
+    return len(hosts) * (calls // IN_FLIGHT * IN_FLIGHT) / (time.perf_counter() - t0)
+
+
+async def _throughput(
+    shared: list[_Host], plain: list[_Host], calls: int, rounds: int
+) -> tuple[list[float], list[float]]:
+    """Per round, calls per second of all hosts at once: attached to the gateway, and each with its own serve."""
+    rates: dict[str, list[float]] = {"shared": [], "plain": []}
+    sides = [("shared", shared), ("plain", plain)]
+    for r in range(rounds):
+        for label, hosts in sides if r % 2 == 0 else sides[::-1]:
+            rates[label].append(await _together(hosts, calls))
+    return rates["shared"], rates["plain"]
+
+
 async def shared_hosts(ws: Workspace, servers: int, calls: int, rounds: int) -> list[Row]:
     names = [f"e{i + 1:02d}" for i in range(servers)]
     plain, _ = ws.prepare_mcpmux(names, fresh=True)
@@ -106,6 +131,8 @@ async def shared_hosts(ws: Workspace, servers: int, calls: int, rounds: int) -> 
             shared_pids = [p for p in everyone if p not in pids]
             shared_procs, shared_rss = len(_downstreams(shared_pids)), _total_rss(shared_pids)
             shared_p50, plain_p50 = await _latency(attached[0].endpoint, alone[0].endpoint, calls, rounds)
+            burst_calls = max(IN_FLIGHT, calls // IN_FLIGHT * IN_FLIGHT)
+            shared_rate, plain_rate = await _throughput(attached, alone, burst_calls, rounds)
     n = f"{HOSTS} hosts, {servers} servers"
     return [
         Row(
@@ -157,5 +184,15 @@ async def shared_hosts(ws: Workspace, servers: int, calls: int, rounds: int) -> 
             limit=0.1,
             target="≤ +0.1 ms",
             note=f"{rounds}×{calls} calls, {HOSTS} hosts attached",
+        ),
+        Row(
+            f"shared: throughput, {HOSTS} hosts × {IN_FLIGHT} in flight",
+            "calls/s",
+            shared_rate,
+            plain_rate,
+            kind="percent",
+            limit=90,
+            target="≥ 90 % of non-shared",
+            note=f"{rounds}×{HOSTS}×{burst_calls} calls, all hosts at once",
         ),
     ]

@@ -115,6 +115,7 @@ async def test_hosts_attached_to_one_gateway_share_one_process_per_downstream(
     assert shown["pid"] == gateway
     assert len(shown["hosts"]) == 3
     assert {h["name"] for h in shown["hosts"]} == {"mcp"}  # the SDK client's default name
+    assert {h["stdio"] for h in shown["hosts"]} == {"handed over"}  # the gateway serves each host's pipes itself
     assert len(pipes) == 3 and all(b"pump.py" in cmdline for cmdline in pipes)  # each serve became the bare pipe
     assert [e.get("serve") for e in audit_events(mcpmux_home, "tool_call")].count(None) == 0
 

@@ -66,7 +66,8 @@ def _hosts(entries: Any) -> str:
     listed: list[Any] = entries if isinstance(entries, list) else []  # pyright: ignore[reportUnknownVariableType]
     for entry in listed:
         host = as_object(entry) or {}
-        shown.append(f"{host.get('name') or '?'} (serve pid {host.get('pipe_pid') or '?'})")
+        piped = ", piped" if host.get("stdio") == "piped" else ""
+        shown.append(f"{host.get('name') or '?'} (serve pid {host.get('pipe_pid') or '?'}{piped})")
     return ", ".join(shown) or "none (exits when idle)"
 
 

@@ -60,6 +60,8 @@ class Attached:
 
     front: Front
     pipe_pid: int | None
+    handed_off: bool
+    """The gateway serves the host's stdio itself (else the serve pipes the host's bytes: a terminal or a file)."""
     since: float = field(default_factory=time.time)
 
 
@@ -164,7 +166,7 @@ class SharedGateway:
                 logger.warning("refused a host on the shared gateway's socket: %s", why)
                 return None
         pipe_pid = sock.peer_pid(conn)
-        return Attached(self.hosts.attach(pipe_pid=pipe_pid), pipe_pid)
+        return Attached(self.hosts.attach(pipe_pid=pipe_pid), pipe_pid, handed_off=wanted)
 
     def _touch(self) -> None:
         self._changed.set()
@@ -197,6 +199,7 @@ class SharedGateway:
                     "version": info.version if info else None,
                     "era": info.era if info else None,
                     "pipe_pid": entry.pipe_pid,
+                    "stdio": "handed over" if entry.handed_off else "piped",
                     "attached_seconds": round(time.time() - entry.since, 1),
                     "calls_in_flight": entry.front.relay.owed(),
                 }
