@@ -143,3 +143,21 @@ def test_a_servers_request_goes_with_a_request_of_this_host_in_flight_else_the_g
     assert routes.related(elicit) == 3
     routes.related(JSONRPCResponse(jsonrpc="2.0", id=3, result={}))
     assert routes.related(elicit) == 4
+
+
+def test_a_request_the_host_cancels_is_settled_and_no_longer_takes_the_servers_messages() -> None:
+    routes = Routes()
+    ended: list[str] = []
+
+    async def end() -> None:
+        ended.append("ended")
+
+    assert routes.received(_request(1, "p1"), end) is None
+    routes.received(_request(2))
+    cancel = JSONRPCNotification(jsonrpc="2.0", method="notifications/cancelled", params={"requestId": 1})
+    assert routes.received(cancel) is end
+    assert routes.received(cancel) is None  # once
+    elicit = JSONRPCRequest(jsonrpc="2.0", id=7, method="elicitation/create", params={})
+    assert routes.related(elicit) == 2
+    progress = JSONRPCNotification(jsonrpc="2.0", method="notifications/progress", params={"progressToken": "p1"})
+    assert routes.related(progress) is None

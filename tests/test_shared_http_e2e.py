@@ -337,3 +337,92 @@ async def test_sigterm_ends_the_gateway_and_its_downstreams_failing_the_call_in_
     assert processes_marked_by(gateway.pid) == []
     stops = [e for e in audit_events(mcpmux_home, "serve_stop") if e.get("shared")]
     assert [e["reason"] for e in stops] == ["received SIGTERM"]
+
+
+async def test_an_http_host_that_cancels_its_call_keeps_its_session(
+    write_profile: WriteProfile, mcpmux_home: Path
+) -> None:
+    profile = write_profile(fixture_server_toml("alpha"))
+    progressed = anyio.Event()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        progressed.set()
+
+    async with http_gateway(profile) as gateway, http_host(gateway, "host") as host:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: host.call_tool("alpha__slow", {"steps": 1}, progress_callback=on_progress))
+                await progressed.wait()
+                tg.cancel_scope.cancel()
+            await until_audited(mcpmux_home, lambda events: any(e.get("tool") == "slow" for e in events))
+            after = text_of(await host.call_tool("alpha__echo", {"text": "still here"}))
+    assert after == "still here"
+    (slow,) = [e for e in audit_events(mcpmux_home, "tool_call") if e["tool"] == "slow"]
+    assert slow["outcome"] == "cancelled"
+
+
+def test_an_address_off_loopback_is_a_usage_error_naming_the_flag(write_profile: WriteProfile) -> None:
+    profile = write_profile(fixture_server_toml("alpha"))
+    done = subprocess.run(
+        [sys.executable, "-m", "mcpmux", "gateway", "--http", "0.0.0.0:8080", "-p", str(profile)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--http" in done.stderr and "127.0.0.1:PORT" in done.stderr
+
+
+async def test_a_second_gateway_of_a_running_profile_is_refused_and_the_first_keeps_serving(
+    write_profile: WriteProfile, mcpmux_home: Path
+) -> None:
+    profile = write_profile(fixture_server_toml("alpha"))
+    async with http_gateway(profile) as gateway:
+        second = await anyio.run_process(
+            [sys.executable, "-m", "mcpmux", "gateway", "--http", "127.0.0.1:0", "-p", str(profile)],
+            cwd=REPO,
+            check=False,
+        )
+        async with http_host(gateway, "host") as host:
+            answer = text_of(await host.call_tool("alpha__echo", {"text": "first"}))
+    assert second.returncode == 1
+    assert b"already running" in second.stderr
+    assert answer == "first"
+
+
+async def test_a_call_the_host_cancels_has_its_stream_ended_rather_than_left_open(
+    write_profile: WriteProfile, mcpmux_home: Path
+) -> None:
+    profile = write_profile(fixture_server_toml("alpha"))
+    rest: list[str] = []
+    async with http_gateway(profile) as gateway, httpx2.AsyncClient(headers=gateway.auth, timeout=30) as raw:
+        session = await open_raw_session(raw, gateway.url, "raw")
+        headers = {"Accept": ACCEPT, "Mcp-Session-Id": session, "Mcp-Protocol-Version": "2025-06-18"}
+        call = {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "alpha__slow", "arguments": {"steps": 1}, "_meta": {"progressToken": "p"}},
+        }
+        cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 2}}
+        with anyio.fail_after(20):
+            async with raw.stream("POST", gateway.url, json=call, headers=headers) as stream:
+                lines = stream.aiter_lines()
+                async for line in lines:
+                    if "notifications/progress" in line:
+                        break
+                assert (await raw.post(gateway.url, json=cancel, headers=headers)).status_code == 202
+                rest = [line async for line in lines]
+            after = await raw.post(
+                gateway.url,
+                json={
+                    "jsonrpc": "2.0",
+                    "id": 3,
+                    "method": "tools/call",
+                    "params": {"name": "alpha__echo", "arguments": {"text": "on"}},
+                },
+                headers=headers,
+            )
+    assert any('"code":-32800' in line.replace(" ", "") for line in rest)
+    assert '"on"' in after.text
