@@ -426,3 +426,20 @@ async def test_a_call_the_host_cancels_has_its_stream_ended_rather_than_left_ope
             )
     assert any('"code":-32800' in line.replace(" ", "") for line in rest)
     assert '"on"' in after.text
+
+
+async def test_an_idle_session_is_ended_and_its_host_detached(
+    write_profile: WriteProfile, mcpmux_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MCPMUX_HTTP_SESSION_IDLE_SECONDS", "0.5")
+    profile = write_profile(fixture_server_toml("alpha"))
+
+    def detached(events: list[dict[str, Any]]) -> bool:
+        return any(e.get("event") == "host_detached" and e.get("host") == "idle" for e in events)
+
+    async with http_gateway(profile) as gateway, httpx2.AsyncClient(headers=gateway.auth, timeout=30) as raw:
+        session = await open_raw_session(raw, gateway.url, "idle")
+        await until_audited(mcpmux_home, detached)
+        headers = {"Accept": ACCEPT, "Mcp-Session-Id": session, "Mcp-Protocol-Version": "2025-06-18"}
+        late = await raw.post(gateway.url, json={"jsonrpc": "2.0", "id": 9, "method": "ping"}, headers=headers)
+    assert late.status_code == 404

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import os
 import socket
 import time
 from collections.abc import AsyncGenerator, Callable
@@ -51,7 +53,8 @@ logger = logging.getLogger("mcpmux")
 
 PATH = "/mcp"
 SESSION_IDLE_SECONDS = 30 * 60.0
-"""A session with no request in flight and no GET stream open for this long is ended (the SDK's default)."""
+"""A session with no request in flight and no GET stream open for this long is ended (the SDK's default);
+`MCPMUX_HTTP_SESSION_IDLE_SECONDS` overrides it."""
 MAX_SESSIONS = 256
 SHUTDOWN_SECONDS = 3.0
 """How long open streams and connections get to close when the gateway stops."""
@@ -66,6 +69,14 @@ class HttpHost:
     since: float
 
 
+def session_idle_seconds() -> float:
+    try:
+        seconds = float(os.environ.get("MCPMUX_HTTP_SESSION_IDLE_SECONDS", SESSION_IDLE_SECONDS))
+    except ValueError:
+        return SESSION_IDLE_SECONDS
+    return seconds if math.isfinite(seconds) and seconds > 0 else SESSION_IDLE_SECONDS
+
+
 class Sessions:
     """The HTTP sessions: each one a transport, a front from `hosts`, and the bridge between them."""
 
@@ -75,6 +86,7 @@ class Sessions:
         self.attached: list[HttpHost] = []
         self._transports: dict[str, StreamableHTTPServerTransport] = {}
         self._tg: anyio.abc.TaskGroup | None = None
+        self._idle = session_idle_seconds()
         self._security = TransportSecuritySettings(  # the guard checked these already; the transport checks again
             enable_dns_rebinding_protection=True,
             allowed_hosts=sorted(loopback.allowed_hosts(address)),
@@ -119,7 +131,7 @@ class Sessions:
         transport = StreamableHTTPServerTransport(
             mcp_session_id=session_id,
             security_settings=self._security,
-            idle_timeout=SESSION_IDLE_SECONDS,
+            idle_timeout=self._idle,
         )
         self._transports[session_id] = transport
         established = False
