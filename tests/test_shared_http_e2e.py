@@ -25,6 +25,7 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types import UNSUPPORTED_PROTOCOL_VERSION
 
 from mcpmux.paths import state_paths
 from mcpmux.shared.token import load_or_create
@@ -443,3 +444,22 @@ async def test_an_idle_session_is_ended_and_its_host_detached(
         headers = {"Accept": ACCEPT, "Mcp-Session-Id": session, "Mcp-Protocol-Version": "2025-06-18"}
         late = await raw.post(gateway.url, json={"jsonrpc": "2.0", "id": 9, "method": "ping"}, headers=headers)
     assert late.status_code == 404
+
+
+async def test_a_host_that_speaks_only_2026_is_told_which_versions_are_served_by_url(
+    write_profile: WriteProfile, mcpmux_home: Path
+) -> None:
+    profile = write_profile(fixture_server_toml("alpha"))
+    refused: list[MCPError] = []
+    async with (
+        http_gateway(profile) as gateway,
+        create_mcp_http_client(headers=gateway.auth) as client,
+        Client(streamable_http_client(gateway.url, http_client=client), mode="2026-07-28") as host,
+    ):
+        try:
+            await host.call_tool("alpha__echo", {"text": "modern"})
+        except MCPError as exc:
+            refused.append(exc)
+    assert [exc.error.code for exc in refused] == [UNSUPPORTED_PROTOCOL_VERSION]
+    assert "2025-06-18" in refused[0].error.data["supported"]
+    assert audit_events(mcpmux_home, "tool_call") == []
