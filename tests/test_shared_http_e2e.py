@@ -463,3 +463,20 @@ async def test_a_host_that_speaks_only_2026_is_told_which_versions_are_served_by
     assert [exc.error.code for exc in refused] == [UNSUPPORTED_PROTOCOL_VERSION]
     assert "2025-06-18" in refused[0].error.data["supported"]
     assert audit_events(mcpmux_home, "tool_call") == []
+
+
+async def test_policy_is_decided_for_each_http_host_by_its_own_name(
+    write_profile: WriteProfile, mcpmux_home: Path
+) -> None:
+    rule = '[[policy.rules]]\ntools = ["alpha__echo"]\neffect = "deny"\nhosts = ["untrusted*"]\n'
+    profile = write_profile(fixture_server_toml("alpha") + rule)
+    async with (
+        http_gateway(profile) as gateway,
+        http_host(gateway, "trusted-host") as trusted,
+        http_host(gateway, "untrusted-host") as untrusted,
+    ):
+        allowed = await trusted.call_tool("alpha__echo", {"text": "ok"})
+        denied = await untrusted.call_tool("alpha__echo", {"text": "no"})
+    assert not allowed.is_error and denied.is_error
+    calls = [(e["host"], e["decision"]) for e in audit_events(mcpmux_home, "tool_call")]
+    assert calls == [("trusted-host", "allowed"), ("untrusted-host", "denied")]
