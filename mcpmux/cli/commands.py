@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
         shared_cmd,
         status_cmd,
         trust_cmd,
+        url_cmd,
     )
 
     gateway_cmd.register(app)
@@ -35,3 +36,4 @@ def register(app: typer.Typer) -> None:
     doctor_cmd.register(app)
     registry_cmd.register(app)
     shared_cmd.register(app)
+    url_cmd.register(app)

@@ -61,13 +61,14 @@ def _gather() -> list[dict[str, Any]]:
 
 
 def _hosts(entries: Any) -> str:
-    """The hosts attached to a shared gateway, each with the pid of its `serve`."""
+    """The hosts attached to a shared gateway, each with the pid of its `serve` (or "by URL")."""
     shown: list[str] = []
     listed: list[Any] = entries if isinstance(entries, list) else []  # pyright: ignore[reportUnknownVariableType]
     for entry in listed:
         host = as_object(entry) or {}
         piped = ", piped" if host.get("stdio") == "piped" else ""
-        shown.append(f"{host.get('name') or '?'} (serve pid {host.get('pipe_pid') or '?'}{piped})")
+        via = "by URL" if host.get("transport") == "http" else f"serve pid {host.get('pipe_pid') or '?'}{piped}"
+        shown.append(f"{host.get('name') or '?'} ({via})")
     return ", ".join(shown) or "none (exits when idle)"
 
 
@@ -76,6 +77,8 @@ def _table(serve: dict[str, Any]) -> Table:
     title = f"mcpmux {kind} pid {serve.get('pid')} · profile {serve.get('profile')}"
     if isinstance(sha := serve.get("profile_hash"), str):
         title += f" (sha256 {sha[:12]})"
+    if serve.get("url"):
+        title += f" · url {serve['url']}"
     if serve.get("shared"):
         title += f" · hosts: {_hosts(serve.get('hosts'))}"
     else:

@@ -37,6 +37,7 @@ from mcpmux.secrets.store import SecretStore
 from mcpmux.serve import Shutdown, signed_in, status_report, watch_signals
 from mcpmux.shared import address, handoff, sock
 from mcpmux.shared.host_socket import serve_host
+from mcpmux.shared.http import HttpServing
 
 logger = logging.getLogger("mcpmux")
 
@@ -198,6 +199,7 @@ class SharedGateway:
                     "name": info.name if info else None,
                     "version": info.version if info else None,
                     "era": info.era if info else None,
+                    "transport": "socket",
                     "pipe_pid": entry.pipe_pid,
                     "stdio": "handed over" if entry.handed_off else "piped",
                     "attached_seconds": round(time.time() - entry.since, 1),
@@ -215,10 +217,13 @@ async def run_gateway(
     ready: Ready | None = None,
     paths: StatePaths | None = None,
     store: SecretStore | None = None,
+    http: HttpServing | None = None,
 ) -> None:
-    """Serve every host that attaches on the profile's socket until idle or signalled; `ready` hears "ready"."""
+    """Serve every host that attaches on the profile's socket until idle or signalled; `ready` hears "ready".
+
+    With `http` it also serves hosts by URL (shared/http.py), and runs until signalled: never idle."""
     with child_watcher():  # as in serve: downstream exits watched through pidfds, not a thread each
-        await _run(profile, key=key, follow_active=follow_active, ready=ready, paths=paths, store=store)
+        await _run(profile, key=key, follow_active=follow_active, ready=ready, paths=paths, store=store, http=http)
 
 
 async def _run(
@@ -229,6 +234,7 @@ async def _run(
     ready: Ready | None,
     paths: StatePaths | None,
     store: SecretStore | None,
+    http: HttpServing | None,
 ) -> None:
     paths = paths or state_paths()
     path = address.socket_path(paths, key)
@@ -249,16 +255,18 @@ async def _run(
                     tg.start_soon(sweep_orphans)
                     control = ControlServer(
                         {
-                            "status": partial(_status, shared, follow_active),
+                            "status": partial(_status, shared, follow_active, http),
                             "signed_in": partial(signed_in, gateway),
                         }
                     )
                     await tg.start(control.serve, endpoint_path(paths=paths))
                     tg.start_soon(partial(reload.watch, gateway, follow_active=follow_active))
                     tg.start_soon(shared.accept, listener)
+                    if http is not None:
+                        await tg.start(http.serve, shared.hosts)
                     if ready is not None:
                         ready.say("ready")
-                    await shared.until_idle()
+                    await (shared.until_idle() if http is None else anyio.sleep_forever())
                     shutdown.begun = True
                     _unlink_if_ours(path, inode)  # a serve from now on starts a new gateway
                     tg.cancel_scope.cancel()
@@ -269,9 +277,12 @@ async def _run(
         guard.cancel_scope.cancel()
 
 
-async def _status(shared: SharedGateway, follow_active: bool, params: dict[str, Any]) -> dict[str, Any]:
+async def _status(
+    shared: SharedGateway, follow_active: bool, http: HttpServing | None, params: dict[str, Any]
+) -> dict[str, Any]:
     report_ = await status_report(shared.gateway, follow_active)
-    hosts = shared.status()
+    hosts = shared.status() + (http.status() if http else [])
+    report_["url"] = http.url if http else None
     report_["shared"] = True
     report_["hosts"] = hosts
     report_["host"] = ", ".join(str(h["name"] or "?") for h in hosts) or None
