@@ -160,6 +160,18 @@ async def test_requests_without_the_token_or_with_a_wrong_one_are_refused_401(
     assert audit_events(mcpmux_home, "host_attached") == []
 
 
+async def test_a_request_that_opens_no_session_attaches_no_host_and_audits_none(
+    write_profile: WriteProfile, mcpmux_home: Path
+) -> None:
+    profile = write_profile(fixture_server_toml("alpha"))
+    listing: dict[str, Any] = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    async with http_gateway(profile) as gateway, httpx2.AsyncClient() as client:
+        answer = await client.post(gateway.url, json=listing, headers={"Accept": ACCEPT, **gateway.auth})
+    assert answer.status_code == 400  # only an initialize opens a session
+    events = {e.get("event") for e in audit_events(mcpmux_home)}
+    assert not events & {"host_attached", "host_detached"}
+
+
 async def test_a_request_from_a_web_page_origin_is_refused_403_and_a_loopback_page_is_served(
     write_profile: WriteProfile, mcpmux_home: Path
 ) -> None:

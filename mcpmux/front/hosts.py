@@ -67,7 +67,8 @@ class Hosts:
         self.fronts.remove(front)
         cancelled = front.relay.owed()
         front.relay.cancel_all(DETACHED)
-        self.audit.write(lifecycle.host_detached(front.host.name, cancelled))
+        if front.host.info is not None:  # a host that never said who it is was never audited as attached
+            self.audit.write(lifecycle.host_detached(front.host.name, cancelled))
 
     # --- Peers ------------------------------------------------------------------------------------
     def downstream_level(self) -> str | None:
