@@ -27,6 +27,7 @@ from mcpmux.audit import lifecycle
 from mcpmux.control import ControlServer, endpoint_path
 from mcpmux.downstream.flow import ReadGate
 from mcpmux.downstream.orphans import sweep_orphans
+from mcpmux.downstream.private import SharedSupervisor
 from mcpmux.downstream.process import child_watcher
 from mcpmux.front.hosts import Hosts
 from mcpmux.front.server import Front
@@ -34,7 +35,7 @@ from mcpmux.gateway import Gateway, open_gateway
 from mcpmux.paths import StatePaths, state_paths
 from mcpmux.profile.model import Profile
 from mcpmux.secrets.store import SecretStore
-from mcpmux.serve import Shutdown, signed_in, status_report, watch_signals
+from mcpmux.serve import Shutdown, server_rows, signed_in, status_report, watch_signals
 from mcpmux.shared import address, sock
 from mcpmux.shared.host_socket import serve_host
 
@@ -175,6 +176,7 @@ class SharedGateway:
         hosts: list[dict[str, Any]] = []
         for entry in self.attached:
             info = entry.front.host.info
+            view = self.hosts.views.get(entry.front)  # its own copies of `shared = false` servers
             hosts.append(
                 {
                     "name": info.name if info else None,
@@ -183,6 +185,7 @@ class SharedGateway:
                     "pipe_pid": entry.pipe_pid,
                     "attached_seconds": round(time.time() - entry.since, 1),
                     "calls_in_flight": entry.front.relay.owed(),
+                    "servers": server_rows(view.own.states, view.redactor) if view is not None else [],
                 }
             )
         return hosts
@@ -217,7 +220,7 @@ async def _run(
     reason = "idle: no host attached"
     async with anyio.create_task_group() as guard:
         guard.start_soon(watch_signals, shutdown)
-        async with open_gateway(profile, paths=paths, store=store) as gateway:
+        async with open_gateway(profile, paths=paths, store=store, kind=SharedSupervisor) as gateway:
             gateway.audit.write(
                 lifecycle.serve_start(os.getpid(), __version__, profile_files=profile.source_hashes, shared=True)
             )
