@@ -34,6 +34,12 @@ def profile_text(*extra: str) -> str:
     return fixture_server_toml("alpha") + session_toml() + "".join(extra)
 
 
+def pid_of_serve(gateway: dict[str, Any], copy: int) -> int:
+    """The pid of the serve (the host's pipe) whose copy has pid `copy`, as `status --json` shows it."""
+    (host,) = [h for h in gateway["hosts"] if any(s["pid"] == copy for s in h["servers"])]
+    return int(host["pipe_pid"])
+
+
 async def pid_of(session: ClientSession) -> int:
     return int(text_of(await session.call_tool("session__pid", {})))
 
@@ -52,6 +58,8 @@ async def test_a_private_server_runs_once_per_host_and_keeps_each_hosts_state_ap
         (gateway,) = gateway_pids(mcpmux_home)
         processes = processes_marked_by(gateway)
         statuses = await anyio.to_thread.run_sync(status_json)
+        command = [sys.executable, "-m", "mcpmux", "status"]
+        shown_text = await anyio.run_process(command, cwd=REPO, check=False)
     assert recalled == ["first's", "second's"]
     assert echoed == "shared"
     assert pids[0] != pids[1] and set(pids) <= set(processes)
@@ -61,6 +69,8 @@ async def test_a_private_server_runs_once_per_host_and_keeps_each_hosts_state_ap
     assert [s["name"] for s in shown["servers"]] == ["alpha"]  # the gateway's own: the shared ones
     own = [[(s["name"], s["pid"], s["status"]) for s in h["servers"]] for h in shown["hosts"]]
     assert sorted(own) == sorted([[("session", pid, "running")] for pid in pids])
+    for pid in pids:  # the table names each copy with its host
+        assert f"session (for mcp, serve pid {pid_of_serve(shown, pid)})" in shown_text.stdout.decode()
     logs = {s["log_path"] for h in shown["hosts"] for s in h["servers"]}
     assert len(logs) == 2  # each host's copy logs into a file of its own
     await wait_for_exit(gateway, 20)
@@ -210,3 +220,15 @@ def test_validate_accepts_shared_false_and_names_a_value_that_is_not_a_boolean(t
     assert refused.returncode == 1
     problems: Any = refused.stdout + refused.stderr
     assert f"{bad}:4: servers.session.shared: must be true or false, not a string" in problems
+
+
+async def test_outside_shared_mode_a_shared_false_server_is_served_as_any_other(
+    write_profile: WriteProfile, mcpmux_home: Path
+) -> None:
+    profile = write_profile(profile_text())
+    command = [sys.executable, "-m", "mcpmux", "call", "session__remember", "value=v", "--profile", str(profile)]
+    done = await anyio.run_process(command, cwd=REPO, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert [e.get("shared") for e in audit_events(mcpmux_home, "serve_start")] == []  # no gateway was started
+    calls = [(e["exposed"], e["outcome"]) for e in audit_events(mcpmux_home, "tool_call")]
+    assert calls == [("session__remember", "ok")]

@@ -29,8 +29,8 @@ def private_servers(profile: Profile) -> tuple[ServerSpec, ...]:
     return tuple(spec for spec in profile.enabled_servers if not spec.shared)
 
 
-def _only(profile: Profile, shared: bool) -> Profile:
-    """`profile` with the servers that are not of the kind asked for disabled (still named: catalogs need them)."""
+def part(profile: Profile, *, shared: bool) -> Profile:
+    """`profile` with the servers of the other kind disabled (still there: catalogs name, and policy warns, by them)."""
     servers = tuple(s if s.shared == shared or not s.enabled else replace(s, enabled=False) for s in profile.servers)
     return replace(profile, servers=servers)
 
@@ -43,13 +43,13 @@ class SharedSupervisor(Supervisor):
     """The shared gateway's supervisor: keeps the shared servers; `profile` stays the whole profile."""
 
     def __init__(self, profile: Profile, **options: Any) -> None:
-        super().__init__(_only(profile, shared=True), **options)
+        super().__init__(part(profile, shared=True), **options)
         self.profile = profile
         self.switched: list[Callable[[Profile], None]] = []
         """Told of each live switch, after the shared servers moved (each host's copies move then)."""
 
     def switch(self, profile: Profile) -> dict[str, list[str]]:
-        result = super().switch(_only(profile, shared=True))
+        result = super().switch(part(profile, shared=True))
         self.profile = profile
         for listener in list(self.switched):
             listener(profile)
@@ -96,10 +96,10 @@ class PrivateSupervisor(Supervisor):
         self._log_pid = log_pid  # before Supervisor.__init__, which makes the states
         self._on_listings = on_listings
         self._on_secrets = on_secrets
-        super().__init__(_only(profile, shared=False), record_pins=False, **options)
+        super().__init__(part(profile, shared=False), record_pins=False, **options)
 
     def switch(self, profile: Profile) -> dict[str, list[str]]:
-        return super().switch(_only(profile, shared=False))
+        return super().switch(part(profile, shared=False))
 
     def _new_state(self, spec: ServerSpec) -> ServerState:
         state = super()._new_state(spec)

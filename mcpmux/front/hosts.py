@@ -34,6 +34,7 @@ from mcpmux.downstream.servers import Servers
 from mcpmux.downstream.supervisor import Supervisor
 from mcpmux.front.handlers import LOG_LEVELS, Handlers
 from mcpmux.front.host_requests import CAPABILITY, pinned_roots
+from mcpmux.front.output import Flow
 from mcpmux.front.private import HostServers
 from mcpmux.front.server import Front
 from mcpmux.profile.model import Profile
@@ -88,6 +89,11 @@ class Hosts:
     def _start(self, front: Front, view: HostServers) -> None:
         self.views[front] = view
         self.supervisor.start_soon(view.run, front)
+
+    def flow(self, front: Front, shared: Flow) -> Flow:
+        """What a host that stops reading holds back: the shared servers through `shared`, and its own copies."""
+        view = self.views.get(front)
+        return shared if view is None else view.held_back(shared)
 
     def _switched(self, profile: Profile) -> None:
         """A live switch: each view moves its copies; a host without any gets them if the profile now has some."""

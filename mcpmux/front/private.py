@@ -29,6 +29,7 @@ from mcpmux.downstream.events import DownstreamEvents
 from mcpmux.downstream.facts import ServerFacts
 from mcpmux.downstream.private import SharedSupervisor, serving_listings
 from mcpmux.downstream.state import ServerState
+from mcpmux.front.output import Flow
 from mcpmux.front.server import Front
 from mcpmux.integrity.check import IntegrityReport
 from mcpmux.policy.decide import Policy
@@ -109,6 +110,10 @@ class HostServers:
         """The host detached: its copies end (each shielded and bounded, as the supervisor ends any server)."""
         self._scope.cancel()
 
+    def held_back(self, shared: Flow) -> Flow:
+        """The host's back-pressure: `shared` (the shared servers, while any host is not reading) and its copies."""
+        return _Both(shared, self.own.flow)
+
     def switch(self, profile: Profile) -> None:
         """The profile changed live: changed copies restart, removed ones end, added ones start."""
         self.own.switch(profile)
@@ -155,3 +160,16 @@ class HostServers:
     def server_failed(self, name: str, reason: str) -> None:
         if self.front is not None:
             self.front.server_failed(name, reason)
+
+
+class _Both:
+    def __init__(self, *flows: Flow) -> None:
+        self._flows = flows
+
+    def pause_reading(self) -> None:
+        for flow in self._flows:
+            flow.pause_reading()
+
+    def resume_reading(self) -> None:
+        for flow in self._flows:
+            flow.resume_reading()

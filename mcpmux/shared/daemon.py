@@ -114,7 +114,7 @@ class SharedGateway:
                 self._touch()
                 flow = HostFlow(self.gateway.supervisor.flow, self._paused)
                 try:
-                    await serve_host(attached.front, conn, flow)
+                    await serve_host(attached.front, conn, self.hosts.flow(attached.front, flow))
                 finally:
                     flow.resume_reading()  # a host that left while not reading holds nobody back
                     self.attached.remove(attached)
