@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio
 
+from mcpmux.audit import lifecycle
 from mcpmux.catalog.build import Catalog
 from mcpmux.catalog.keeper import changed_kinds
 from mcpmux.downstream.connection import Downstream
@@ -133,9 +134,17 @@ class HostServers:
                 logger.warning("%s: %s", name, tool.reason)
         self._report = report
         old, self.catalog = self.catalog, catalog
+        if self.audit is not None and (event := self._copies_changed(old, catalog, own)) is not None:
+            self.audit.write(event)
         kinds = changed_kinds(old, catalog)
         if kinds and self.front is not None:
             self.front.catalog_changed(catalog, kinds)
+
+    def _copies_changed(self, old: Catalog, new: Catalog, own: set[str]) -> dict[str, Any] | None:
+        """The `catalog_changed` event of this host's copies' tools (the shared catalog's events cover the rest)."""
+        before = {n: lifecycle.tool_fingerprint(r.definition) for n, r in old.routes.items() if r.server in own}
+        after = {n: lifecycle.tool_fingerprint(r.definition) for n, r in new.routes.items() if r.server in own}
+        return lifecycle.catalog_changed(before, after, host=self.front.host.name if self.front else None)
 
     def _was_new(self, name: str, reason: str) -> bool:
         before = self._report.tools.get(name) if self._report is not None else None
