@@ -11,7 +11,7 @@ import anyio
 import mcp_types as types
 import pytest
 from mcp.client.context import ClientRequestContext
-from mcp.client.session import ClientSession, ElicitationFnT
+from mcp.client.session import ClientSession, ElicitationFnT, ListRootsFnT
 
 from mcpmux.control import pid_alive
 from tests.conftest import FIXTURES, REPO, fixture_server_toml, processes_marked_by
@@ -109,6 +109,39 @@ async def test_a_private_servers_question_reaches_only_its_own_host_while_both_h
                 tg.start_soon(ask, "two", two)
     assert results == {"one": "one answers", "two": "two answers"}
     assert asked == {"one": ["for one?"], "two": ["for two?"]}
+
+
+async def test_a_private_servers_roots_are_its_own_hosts_while_both_hosts_call_it(
+    write_profile: WriteProfile, mcpmux_home: Path, gateways: None
+) -> None:
+    profile = write_profile(profile_text())
+    listed: dict[str, int] = {"one": 0, "two": 0}
+    both_asked = anyio.Event()
+
+    def roots_of(who: str) -> ListRootsFnT:
+        async def roots(context: ClientRequestContext) -> types.ListRootsResult:
+            listed[who] += 1
+            if all(listed.values()):
+                both_asked.set()
+            await both_asked.wait()  # both calls in flight: a shared server would ask neither host
+            return types.ListRootsResult(roots=[types.Root.model_validate({"uri": f"file:///{who}"})])
+
+        return roots
+
+    results: dict[str, str] = {}
+
+    async def ask(who: str, host: ClientSession) -> None:
+        results[who] = text_of(await host.call_tool("session__roots", {}))
+
+    async with (
+        shared_host(profile, list_roots_callback=roots_of("one")) as one,
+        shared_host(profile, list_roots_callback=roots_of("two")) as two,
+    ):
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(ask, "one", one)
+                tg.start_soon(ask, "two", two)
+    assert results == {"one": "file:///one", "two": "file:///two"}
 
 
 async def test_a_host_that_detaches_ends_its_copy_and_leaves_the_other_hosts_untouched(
