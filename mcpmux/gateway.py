@@ -53,8 +53,11 @@ async def open_gateway(
     record_pins: bool = True,
     clock: Callable[[], datetime] | None = None,
     connect: Connect = launch,
+    kind: type[Supervisor] = Supervisor,
 ) -> AsyncGenerator[Gateway]:
-    """Start every downstream of `profile` in the background (or on `gateway.start()`); on exit, end them all."""
+    """Start every downstream of `profile` in the background (or on `gateway.start()`); on exit, end them all.
+
+    `kind`: the supervisor (a shared gateway's keeps only the servers its hosts share: downstream/private.py)."""
     paths = paths or state_paths()
     ensure_private_dir(paths.state_dir)
     telemetry.setup()
@@ -66,7 +69,7 @@ async def open_gateway(
     audit = AuditLog(paths.audit_log, key=await _audit_key(paths), observers=[telemetry.observe], redactor=redactor)
     audit.bind(serve=uuid.uuid4().hex, profile=profile.name, profile_hash=profile.sha256)  # of the bytes parsed
     store = store or default_store()
-    supervisor = Supervisor(
+    supervisor = kind(
         profile, store=store, paths=paths, audit=audit, record_pins=record_pins, clock=clock, connect=connect
     )
     host = Host(on_bind=lambda info: audit.bind(host=info.name, host_version=info.version))

@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -24,11 +25,13 @@ from mcpmux.control import ControlServer, endpoint_path
 from mcpmux.downstream.connection import Downstream
 from mcpmux.downstream.orphans import sweep_orphans
 from mcpmux.downstream.process import child_watcher, kill_live_groups
+from mcpmux.downstream.state import ServerState
 from mcpmux.front.degraded import Degraded
 from mcpmux.front.server import Front
 from mcpmux.gateway import Gateway, open_gateway
 from mcpmux.paths import StatePaths
 from mcpmux.profile.model import Profile
+from mcpmux.secrets.redact import Redactor
 from mcpmux.secrets.store import SecretStore
 
 logger = logging.getLogger("mcpmux")
@@ -124,12 +127,24 @@ async def serve_unable(problem: str, *, paths: StatePaths | None = None, control
 async def status_report(gateway: Gateway, follow_active: bool) -> dict[str, Any]:
     """The `status` answer of the control endpoint (shape: cli/status_cmd.py), every secret redacted."""
     redactor = gateway.supervisor.redactor
+    servers = server_rows(gateway.supervisor.states, redactor)
+    return {
+        "pid": os.getpid(),
+        "profile": gateway.supervisor.profile.name,
+        "profile_hash": gateway.supervisor.profile.sha256,  # of the bytes parsed, as the audit log records it
+        "follows_active": follow_active,
+        "reload_error": _redacted(redactor, gateway.supervisor.reload_error),
+        "startup_error": None,  # what a serve that could not start says instead of serving (`serve_unable`)
+        "host": gateway.relay.host.name,
+        "started_at": _STARTED_AT,
+        "servers": servers,
+    }
 
-    def redact(text: str | None) -> str | None:
-        return redactor.redact_text(text) if text is not None and redactor else text
 
+def server_rows(states: Mapping[str, ServerState], redactor: Redactor) -> list[dict[str, Any]]:
+    """Each server's row of the `status` answer (also each shared gateway host's own copies: shared/daemon.py)."""
     now = time.monotonic()
-    servers = [
+    return [
         {
             "name": name,
             "status": state.status,
@@ -137,23 +152,16 @@ async def status_report(gateway: Gateway, follow_active: bool) -> dict[str, Any]
             "uptime_seconds": round(now - state.started_at, 1) if state.started_at and state.downstream else None,
             "protocol": _protocol(state.downstream),
             "restarts": state.restart_count,
-            "last_error": redact(state.last_error),
+            "last_error": _redacted(redactor, state.last_error),
             "log_path": str(state.log_path),
             "tools": len(state.listing.tools),
         }
-        for name, state in gateway.supervisor.states.items()
+        for name, state in states.items()
     ]
-    return {
-        "pid": os.getpid(),
-        "profile": gateway.supervisor.profile.name,
-        "profile_hash": gateway.supervisor.profile.sha256,  # of the bytes parsed, as the audit log records it
-        "follows_active": follow_active,
-        "reload_error": redact(gateway.supervisor.reload_error),
-        "startup_error": None,  # what a serve that could not start says instead of serving (`serve_unable`)
-        "host": gateway.relay.host.name,
-        "started_at": _STARTED_AT,
-        "servers": servers,
-    }
+
+
+def _redacted(redactor: Redactor, text: str | None) -> str | None:
+    return redactor.redact_text(text) if text is not None and redactor else text
 
 
 async def signed_in(gateway: Gateway, params: dict[str, Any]) -> dict[str, Any]:

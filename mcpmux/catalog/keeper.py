@@ -52,10 +52,7 @@ class CatalogKeeper:
         # Before filtering: a deny rule hides the tools it matches, which must not make it look unused.
         self._all_tools = tuple(n for name, r in raw.routes.items() for n in (name, *r.facts.names, *r.facts.shared))
         self._with_tools = frozenset(name for name, listing in listings.items() if listing.tools)
-        report = apply_integrity(self.profile, raw.routes.values(), self._pins)
-        if report.pins_changed and self.record_pins:
-            self._pins = report.pins
-            save_pins(self._lock, report.pins, self.profile.name)
+        report = self._pinned(raw)
         for warning in report.warnings():
             logger.warning("%s", warning)
         catalog, cut = with_integrity(raw, report, self.profile.max_tools)
@@ -72,12 +69,24 @@ class CatalogKeeper:
             if (event := lifecycle.catalog_changed(before, after)) is not None:
                 self.audit.write(event)
         self._report = report
-        differs = (
-            ("tools", catalog.visible != old.visible),
-            ("prompts", list(catalog.prompts.values()) != list(old.prompts.values())),
-            ("resources", (catalog.resources, catalog.templates) != (old.resources, old.templates)),
-        )
-        return frozenset(kind for kind, changed in differs if changed)
+        return changed_kinds(old, catalog)
+
+    def _pinned(self, raw: Catalog) -> IntegrityReport:
+        """Check `raw`'s tools against the pins, recording first uses (one pin set for every catalog built here)."""
+        report = apply_integrity(self.profile, raw.routes.values(), self._pins)
+        if report.pins_changed and self.record_pins:
+            self._pins = report.pins
+            save_pins(self._lock, report.pins, self.profile.name)
+        return report
+
+    def overlay(self, listings: Mapping[str, Listing]) -> tuple[Catalog, IntegrityReport]:
+        """The catalog of one host of a shared gateway that has servers of its own (`shared = false`):
+        `listings` are the shared servers' and that host's copies'. Named, decided and pinned exactly as the
+        shared catalog (the same profile, policy and pins), so a tool has one name and one pin for every host;
+        auditing what is the host's own is its caller's (front/private.py)."""
+        raw = build_catalog(self.profile, self.policy, listings)
+        report = self._pinned(raw)
+        return with_integrity(raw, report, self.profile.max_tools)[0], report
 
     def settle(self) -> None:
         """Every server's first start attempt is done: warn about the `max_tools` cut and unused policy rules.
@@ -108,6 +117,16 @@ class CatalogKeeper:
                     self.profile.path,
                     SEP,
                 )
+
+
+def changed_kinds(old: Catalog, new: Catalog) -> frozenset[str]:
+    """The kinds whose visible part differs between two catalogs (tools, prompts, resources)."""
+    differs = (
+        ("tools", new.visible != old.visible),
+        ("prompts", list(new.prompts.values()) != list(old.prompts.values())),
+        ("resources", (new.resources, new.templates) != (old.resources, old.templates)),
+    )
+    return frozenset(kind for kind, changed in differs if changed)
 
 
 def _may_match_tools_of(pattern: str, spec: ServerSpec, max_name_length: int) -> bool:

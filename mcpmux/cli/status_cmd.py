@@ -94,20 +94,31 @@ def _table(serve: dict[str, Any]) -> Table:
     table.add_column("log", overflow="fold")
     servers: list[Any] = serve.get("servers") or []
     for entry in servers:
-        server = as_object(entry) or {}
-        status = server.get("status")
-        table.add_row(
-            cell(server.get("name"), "bold"),
-            cell(status, _STATE_STYLES.get(str(status), "")),
-            cell(server.get("protocol")),
-            cell(server.get("pid")),
-            cell(_duration(server.get("uptime_seconds"))),
-            cell(server.get("restarts")),
-            cell(server.get("tools")),
-            cell(server.get("last_error"), "red"),
-            cell(server.get("log_path"), "dim"),
-        )
+        _row(table, as_object(entry) or {}, None)
+    hosts: list[Any] = serve.get("hosts") or [] if serve.get("shared") else []
+    for entry in hosts:  # each host's own copies of the `shared = false` servers
+        host = as_object(entry) or {}
+        own: list[Any] = host["servers"] if isinstance(host.get("servers"), list) else []
+        for server in own:
+            _row(table, as_object(server) or {}, f"{host.get('name') or '?'}, serve pid {host.get('pipe_pid') or '?'}")
     return table
+
+
+def _row(table: Table, server: dict[str, Any], host: str | None) -> None:
+    """One server's row; a host's own copy is named with its host."""
+    status = server.get("status")
+    name = server.get("name") if host is None else f"{server.get('name')} (for {host})"
+    table.add_row(
+        cell(name, "bold"),
+        cell(status, _STATE_STYLES.get(str(status), "")),
+        cell(server.get("protocol")),
+        cell(server.get("pid")),
+        cell(_duration(server.get("uptime_seconds"))),
+        cell(server.get("restarts")),
+        cell(server.get("tools")),
+        cell(server.get("last_error"), "red"),
+        cell(server.get("log_path"), "dim"),
+    )
 
 
 def _reload_error(serve: dict[str, Any]) -> None:

@@ -27,7 +27,7 @@ from mcpmux.audit import lifecycle
 from mcpmux.catalog.build import Catalog, PromptRoute
 from mcpmux.catalog.uris import expose_meta, expose_uri, split_uri
 from mcpmux.downstream.connection import Downstream
-from mcpmux.downstream.supervisor import Supervisor
+from mcpmux.downstream.servers import Servers
 from mcpmux.errors import DownstreamError
 from mcpmux.policy.primitives import Primitives
 from mcpmux.policy.verdict import Decision
@@ -84,7 +84,7 @@ class Handlers:
     (policy/primitives.py), for this connection's host."""
 
     def __init__(
-        self, supervisor: Supervisor, routed: Routed, host: Host, modern: ModernRouted, peers: Peers | None = None
+        self, supervisor: Servers, routed: Routed, host: Host, modern: ModernRouted, peers: Peers | None = None
     ) -> None:
         self.supervisor = supervisor
         self._routed = routed

@@ -37,7 +37,7 @@ from mcpmux.catalog.build import Catalog, host_view
 from mcpmux.downstream import facts as server_facts
 from mcpmux.downstream.connection import Downstream
 from mcpmux.downstream.process import process_age
-from mcpmux.downstream.supervisor import Supervisor
+from mcpmux.downstream.servers import Servers
 from mcpmux.errors import TooDeep, Unencodable
 from mcpmux.front import modern_rounds, output, stdio
 from mcpmux.front.channel import (
@@ -78,7 +78,7 @@ LineReader = Callable[[Callable[[bytes], None]], Awaitable[None]]
 
 
 class Front:
-    def __init__(self, supervisor: Supervisor, relay: Relay, peers: Peers | None = None) -> None:
+    def __init__(self, supervisor: Servers, relay: Relay, peers: Peers | None = None) -> None:
         """`peers`: the other hosts of a shared gateway, which hands this front its downstream events
         (front/hosts.py); without, the front is the gateway's only host and subscribes itself."""
         self.supervisor = supervisor

@@ -56,6 +56,7 @@ _SERVER_KEYS = (
     "idle_timeout_seconds",
     "health_interval_seconds",
     "restart",
+    "shared",
 )
 _AUDIT_KEYS = ("args", "required")
 _ARGS_MODES = ("digest", "none", "redacted")  # profile_model.AuditArgsMode, the default first
@@ -264,6 +265,8 @@ def _check_supervision(c: _Checker, table: Mapping[str, object], where: Key, spe
         c.problem((*where, "start"), f"must be 'eager' or 'lazy', not '{start}'", 'write start = "lazy"')
     elif start is not None:
         changes["start"] = start
+    if (shared := c.typed(table, "shared", where, bool, "true or false")) is not None:
+        changes["shared"] = shared
     if (idle := c.positive(table, "idle_timeout_seconds", where)) is not None:
         changes["idle_timeout_seconds"] = idle
     if table.get("health_interval_seconds") == 0:

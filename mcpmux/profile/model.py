@@ -104,6 +104,8 @@ class ServerSpec:
     health_interval_seconds: float = 30.0
     """Seconds between pings of a running server; one that does not answer in time is restarted. 0: never."""
     restart: RestartPolicy = field(default_factory=lambda: RestartPolicy())
+    shared: bool = True
+    """`shared = false`: in a shared gateway each attached host gets a copy of its own (downstream/private.py)."""
     search_path: tuple[str, ...] = ()
     """The profile's `path`: absolute folders searched for `command` ahead of PATH, and put ahead of its PATH."""
 

@@ -32,7 +32,7 @@ from mcpmux.audit.log import AuditLog
 from mcpmux.catalog.build import INTEGRITY_RULE, Catalog, Route
 from mcpmux.catalog.naming import closest
 from mcpmux.downstream.connection import Downstream
-from mcpmux.downstream.supervisor import Supervisor
+from mcpmux.downstream.servers import Servers
 from mcpmux.errors import DownstreamUnavailable, MCPMuxError, Unencodable
 from mcpmux.relay.call import Call, Writer, progress_token
 from mcpmux.relay.host import Host
@@ -57,7 +57,7 @@ def too_deep_text(exposed: str) -> str:
 
 class Relay:
     def __init__(
-        self, supervisor: Supervisor, audit: AuditLog, host: Host, *, subscribe: bool = True, token_tag: str = ""
+        self, supervisor: Servers, audit: AuditLog, host: Host, *, subscribe: bool = True, token_tag: str = ""
     ) -> None:
         self.supervisor = supervisor
         self.audit = audit

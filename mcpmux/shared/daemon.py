@@ -27,6 +27,7 @@ from mcpmux.audit import lifecycle
 from mcpmux.control import ControlServer, endpoint_path
 from mcpmux.downstream.flow import ReadGate
 from mcpmux.downstream.orphans import sweep_orphans
+from mcpmux.downstream.private import SharedSupervisor
 from mcpmux.downstream.process import child_watcher
 from mcpmux.front.hosts import Hosts
 from mcpmux.front.server import Front
@@ -34,7 +35,7 @@ from mcpmux.gateway import Gateway, open_gateway
 from mcpmux.paths import StatePaths, state_paths
 from mcpmux.profile.model import Profile
 from mcpmux.secrets.store import SecretStore
-from mcpmux.serve import Shutdown, signed_in, status_report, watch_signals
+from mcpmux.serve import Shutdown, server_rows, signed_in, status_report, watch_signals
 from mcpmux.shared import address, handoff, sock
 from mcpmux.shared.host_socket import serve_host
 from mcpmux.shared.http import HttpServing
@@ -117,11 +118,12 @@ class SharedGateway:
                 self._touch()
                 flow = HostFlow(self.gateway.supervisor.flow, self._paused)
                 try:
+                    held_back = self.hosts.flow(attached.front, flow)
                     if fds:
                         detach = partial(self.hosts.detach, attached.front)
-                        await handoff.serve_handed_off(attached.front, conn, fds, flow, detach)
+                        await handoff.serve_handed_off(attached.front, conn, fds, held_back, detach)
                     else:
-                        await serve_host(attached.front, conn, flow)
+                        await serve_host(attached.front, conn, held_back)
                 finally:
                     flow.resume_reading()  # a host that left while not reading holds nobody back
                     self.attached.remove(attached)
@@ -194,6 +196,7 @@ class SharedGateway:
         hosts: list[dict[str, Any]] = []
         for entry in self.attached:
             info = entry.front.host.info
+            view = self.hosts.views.get(entry.front)  # its own copies of `shared = false` servers
             hosts.append(
                 {
                     "name": info.name if info else None,
@@ -204,6 +207,7 @@ class SharedGateway:
                     "stdio": "handed over" if entry.handed_off else "piped",
                     "attached_seconds": round(time.time() - entry.since, 1),
                     "calls_in_flight": entry.front.relay.owed(),
+                    "servers": server_rows(view.own.states, view.redactor) if view is not None else [],
                 }
             )
         return hosts
@@ -242,7 +246,7 @@ async def _run(
     reason = "idle: no host attached"
     async with anyio.create_task_group() as guard:
         guard.start_soon(watch_signals, shutdown)
-        async with open_gateway(profile, paths=paths, store=store) as gateway:
+        async with open_gateway(profile, paths=paths, store=store, kind=SharedSupervisor) as gateway:
             gateway.audit.write(
                 lifecycle.serve_start(os.getpid(), __version__, profile_files=profile.source_hashes, shared=True)
             )

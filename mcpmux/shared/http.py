@@ -44,6 +44,7 @@ from mcpmux import wire
 from mcpmux.errors import MCPMuxError
 from mcpmux.front.hosts import Hosts
 from mcpmux.front.server import Front
+from mcpmux.serve import server_rows
 from mcpmux.shared import loopback
 from mcpmux.shared import token as tokens
 from mcpmux.shared.http_bridge import bridge
@@ -180,6 +181,7 @@ class Sessions:
         hosts: list[dict[str, Any]] = []
         for entry in self.attached:
             info = entry.front.host.info
+            view = self.hosts.views.get(entry.front)  # its own copies of `shared = false` servers
             hosts.append(
                 {
                     "name": info.name if info else None,
@@ -189,6 +191,7 @@ class Sessions:
                     "pipe_pid": None,
                     "attached_seconds": round(time.time() - entry.since, 1),
                     "calls_in_flight": entry.front.relay.owed(),
+                    "servers": server_rows(view.own.states, view.redactor) if view is not None else [],
                 }
             )
         return hosts
