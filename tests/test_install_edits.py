@@ -199,3 +199,24 @@ def test_install_help_lists_only_the_hosts_it_supports_and_import_help_all() -> 
     assert "claude-desktop, cursor, vscode or claude-code." in install
     assert "windsurf" not in install
     assert "claude-desktop, cursor, vscode, claude-code or windsurf." in imported
+
+
+def test_install_shared_makes_the_hosts_serve_attach_to_the_profiles_shared_gateway(tmp_path: Path) -> None:
+    config = tmp_path / "configs" / "mcp.json"
+    assert run("install", "cursor", "--path", str(config), "--shared").exit_code == 0
+    args = json.loads(config.read_text())["mcpServers"]["mcpmux"]["args"]
+    assert args[-2:] == ["serve", "--shared"]
+
+
+def test_install_keeps_a_byte_order_mark_and_edits_the_json_after_it(tmp_path: Path) -> None:
+    path = tmp_path / "configs" / "mcp.json"
+    path.parent.mkdir()
+    path.write_bytes(b'\xef\xbb\xbf{\n  "mcpServers": {\n    "a": {"command": "x"}\n  }\n}\n')
+    result = run("install", "cursor", "--path", str(path))
+    assert result.exit_code == 0, result.output
+    written = path.read_bytes()
+    assert written.startswith(b"\xef\xbb\xbf{\n")
+    servers = json.loads(written.decode("utf-8-sig"))["mcpServers"]
+    assert set(servers) == {"a", "mcpmux"}
+    (backup,) = path.parent.glob("*.bak-*")
+    assert backup.read_bytes().startswith(b"\xef\xbb\xbf")  # the backup is the file as it was

@@ -85,6 +85,9 @@ def install_cmd(
     profile: Annotated[str | None, typer.Option("--profile", "-p", help="Pin the host to this profile.")] = None,
     path: PathOption = None,
     replace: Annotated[bool, typer.Option("--replace", help="Remove the host's servers the profile fronts.")] = False,
+    shared: Annotated[
+        bool, typer.Option("--shared", help="The host's serve attaches to the profile's shared gateway.")
+    ] = False,
 ) -> None:
     """Add mcpmux to a host's config (backup first, idempotent, everything else kept) and print the diff."""
     from mcpmux.hosts.configs import default_config_path, get_host
@@ -102,7 +105,7 @@ def install_cmd(
         pinned = str(resolved.path)
     target = (path or default_config_path(chosen, for_writing=True)).expanduser()
     fronted = [s.name for s in resolved.servers] if replace and resolved is not None else []
-    result = install(chosen, target, mcpmux_entry(chosen, pinned), fronted)
+    result = install(chosen, target, mcpmux_entry(chosen, pinned, shared=shared), fronted)
     if not result.changed:
         say(f"{target} already runs mcpmux this way; nothing changed")
         return

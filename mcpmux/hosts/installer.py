@@ -53,11 +53,15 @@ def mcpmux_command() -> list[str]:
     return [str(Path(found).resolve())] if found else [sys.executable, "-m", "mcpmux"]
 
 
-def mcpmux_entry(host: Host, profile: str | None) -> dict[str, Any]:
+BOM = "\ufeff"
+
+
+def mcpmux_entry(host: Host, profile: str | None, *, shared: bool = False) -> dict[str, Any]:
     """The host's entry for this mcpmux; with `MCPMUX_HOME` set, the entry sets it too, so the serve the host
-    starts reads the same profiles, trust records and pins as the commands run here."""
+    starts reads the same profiles, trust records and pins as the commands run here. `shared`: the serve
+    attaches to the profile's shared gateway (README "Many hosts, one gateway")."""
     command, *prefix = mcpmux_command()
-    args = [*prefix, "serve", *(["--profile", profile] if profile else [])]
+    args = [*prefix, "serve", *(["--profile", profile] if profile else []), *(["--shared"] if shared else [])]
     entry: dict[str, Any] = {"type": "stdio"} if host.typed else {}
     entry |= {"command": command, "args": args}
     if home := os.environ.get("MCPMUX_HOME"):
@@ -73,8 +77,12 @@ def _indent(text: str) -> int | str:
 def planned(
     host: Host, path: Path, entry: dict[str, Any], replace: Iterable[str] = ()
 ) -> tuple[str, str, tuple[str, ...]]:
-    """(old text, new text, removed server names) for installing `entry` into `path`; nothing is written."""
-    old = path.read_bytes().decode("utf-8") if path.is_file() else ""  # bytes: CRLF line ends stay as they are
+    """(old text, new text, removed server names) for installing `entry` into `path`; nothing is written.
+
+    A byte order mark (Windows editors write one) is kept where it was and left out of the JSON read and edited."""
+    text = path.read_bytes().decode("utf-8") if path.is_file() else ""  # bytes: CRLF line ends stay as they are
+    bom = BOM if text.startswith(BOM) else ""
+    old = text.removeprefix(bom)
     config = _parsed(host, path, old, entry)
     servers = config.get(host.servers_key)
     if servers is None:
@@ -88,7 +96,7 @@ def planned(
         del table[name]
     table[ENTRY_NAME] = entry
     unchanged = bool(old.strip()) and _parsed(host, path, old, entry) == config
-    return old, (old if unchanged else _edited(old, host, config, removed, entry)), removed
+    return text, bom + (old if unchanged else _edited(old, host, config, removed, entry)), removed
 
 
 def _parsed(host: Host, path: Path, old: str, entry: dict[str, Any]) -> dict[str, Any]:
@@ -165,7 +173,7 @@ def install(host: Host, path: Path, entry: dict[str, Any], replace: Iterable[str
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    found = plaintext_credentials(host, json.loads(old)) if backup is not None else ()
+    found = plaintext_credentials(host, json.loads(old.removeprefix(BOM))) if backup is not None else ()
     return InstallResult(path, True, diff, backup, removed, found)
 
 
