@@ -107,3 +107,20 @@ def processes_marked_by(pid: int) -> list[int]:
         if state != "Z" and marker in environ.split(b"\0"):
             found.append(int(entry.name))
     return found
+
+
+@pytest.fixture
+def gateways(mcpmux_home: Path) -> Iterator[None]:
+    """Whatever shared gateway a test leaves running is ended (gently) and waited for: no test leaks one."""
+    import signal
+
+    import anyio
+
+    from mcpmux.control import pid_alive
+    from tests.e2e_helpers import gateway_pids, wait_for_exit
+
+    yield
+    for pid in gateway_pids(mcpmux_home):
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            anyio.run(wait_for_exit, pid, 15.0)

@@ -45,6 +45,11 @@ def audit_events(home: Path, event: str | None = None) -> list[dict[str, Any]]:
     return [e for e in events if event is None or e.get("event") == event]
 
 
+def gateway_pids(home: Path) -> list[int]:
+    """Every shared gateway started so far, oldest first (each writes a `serve_start` marked shared)."""
+    return [int(e["pid"]) for e in audit_events(home, "serve_start") if e.get("shared")]
+
+
 def serve_pid(home: Path) -> int:
     starts = audit_events(home, "serve_start")
     assert starts, "serve wrote no serve_start event"

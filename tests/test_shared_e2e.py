@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,30 +22,14 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
-from mcpmux.control import pid_alive
 from mcpmux.paths import state_paths
 from mcpmux.shared.address import gateway_key, socket_path
 from tests.conftest import REPO, fixture_server_toml, processes_marked_by
-from tests.e2e_helpers import audit_events, wait_for_exit
+from tests.e2e_helpers import audit_events, gateway_pids, wait_for_exit
 
 pytestmark = pytest.mark.anyio
 
 WriteProfile = Callable[..., Path]
-
-
-def gateway_pids(home: Path) -> list[int]:
-    """Every shared gateway started so far, oldest first (each writes a `serve_start` marked shared)."""
-    return [int(e["pid"]) for e in audit_events(home, "serve_start") if e.get("shared")]
-
-
-@pytest.fixture
-def gateways(mcpmux_home: Path) -> Iterator[None]:
-    """Whatever gateway a test leaves running is ended (gently) and waited for: no test leaks one."""
-    yield
-    for pid in gateway_pids(mcpmux_home):
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            anyio.run(wait_for_exit, pid, 15.0)
 
 
 def shared_params(profile: Path, idle: float = 30.0) -> StdioServerParameters:

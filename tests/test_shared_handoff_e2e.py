@@ -11,7 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,12 +20,11 @@ import anyio.to_thread
 import orjson
 import pytest
 
-from mcpmux.control import pid_alive
 from mcpmux.paths import state_paths
 from mcpmux.shared import address, sock
 from mcpmux.shared.address import gateway_key, socket_path
 from tests.conftest import REPO, fixture_server_toml, processes_marked_by
-from tests.e2e_helpers import audit_events, wait_for_exit
+from tests.e2e_helpers import audit_events, gateway_pids
 
 pytestmark = pytest.mark.anyio
 
@@ -37,19 +36,6 @@ INITIALIZE = {
     "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
 }
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-
-
-def gateway_pids(home: Path) -> list[int]:
-    return [int(e["pid"]) for e in audit_events(home, "serve_start") if e.get("shared")]
-
-
-@pytest.fixture
-def gateways(mcpmux_home: Path) -> Iterator[None]:
-    yield
-    for pid in gateway_pids(mcpmux_home):
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            anyio.run(wait_for_exit, pid, 15.0)
 
 
 class RawHost:

@@ -15,11 +15,10 @@ from mcp.client.session import ClientSession, ElicitationFnT, ListRootsFnT
 
 from mcpmux.control import pid_alive
 from tests.conftest import FIXTURES, REPO, fixture_server_toml, processes_marked_by
-from tests.e2e_helpers import audit_events, wait_for_exit
-from tests.test_shared_e2e import WriteProfile, gateway_pids, gateways, shared_host, status_json, text_of
+from tests.e2e_helpers import audit_events, gateway_pids, wait_for_exit
+from tests.test_shared_e2e import WriteProfile, shared_host, status_json, text_of
 
 pytestmark = pytest.mark.anyio
-__all__ = ["gateways"]  # the fixture that ends whatever gateway a test leaves running
 
 SESSION_SERVER = FIXTURES / "session_server.py"
 
