@@ -7,6 +7,8 @@ send no `tasks/*` requests, so the hosts here speak raw JSON-RPC lines.
 
 from __future__ import annotations
 
+import json
+import shlex
 import subprocess
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -325,6 +327,19 @@ async def test_a_2026_host_gets_a_task_handle_and_the_result_inlined_when_it_pol
     assert again["result"] == polled["result"]
     outcomes = [e["outcome"] for e in audit_events(mcpmux_home, "tool_call")]
     assert outcomes == ["task", "ok"]  # the result is fetched (and audited) once, however often the host polls
+
+
+async def test_a_2026_host_calling_a_task_tool_before_its_server_has_started_still_gets_a_task(
+    write_profile: WriteProfile,
+):
+    # A server that takes 2 s to start: the host's first call arrives before mcpmux knows its tools.
+    command = f"sleep 2 && exec {shlex.quote(sys.executable)} {shlex.quote(str(FIXTURES / 'task_server.py'))}"
+    profile = write_profile(f'[servers.t]\ncommand = "sh"\nargs = ["-c", {json.dumps(command)}]\n')
+    async with serve(profile, modern=True) as host:
+        created = await host.result("tools/call", {"name": "t__report", "arguments": {"text": "early"}})
+        polled = await host.result("tasks/get", {"taskId": created["taskId"]})
+    assert created["resultType"] == "task"
+    assert text_of(polled["result"]) == "early"
 
 
 async def test_a_2026_host_cancels_a_task_and_a_forged_id_is_unknown(write_profile: WriteProfile):

@@ -34,7 +34,7 @@ from mcpmux.front.host_requests import ServerRequests
 from mcpmux.front.input_rounds import InputBridge
 from mcpmux.relay.call import Writer
 from mcpmux.relay.host import Era, HostInfo
-from mcpmux.relay.relay import Relay
+from mcpmux.relay.relay import STARTUP_WAIT_SECONDS, Relay
 from mcpmux.relay.task_requests import TaskRequests
 from mcpmux.relay.tasks import TASKS_EXTENSION, missing_extension, wants_task
 from mcpmux.wire import JSON
@@ -250,7 +250,12 @@ class EnvelopeChannel:
         meta = envelope.envelope(params)
         if meta is None:  # an envelope-less request in this era: the SDK refuses it
             return False
-        route = self._relay.supervisor.catalog.routes.get(str(params.get("name")))
+        servers = self._relay.supervisor
+        route = servers.catalog.routes.get(str(params.get("name")))
+        if route is None and not servers.ready.is_set():
+            # Its server is still starting: whether the tool runs only as a task is known once it has listed.
+            servers.start_soon(self._call_when_ready, host_id, params)
+            return True
         caps = envelope.client_capabilities(meta)
         as_task = wants_task(route.definition, caps) if route is not None else False
         if as_task is not False and route is not None and not self._allowed(route):
@@ -269,6 +274,10 @@ class EnvelopeChannel:
             forwarded["task"] = {}  # the downstream's 2025-11-25 form; its CreateTaskResult is shown as this era's
         self._relay.call_from_host(host_id, forwarded, answer, self._write, caps)
         return True
+
+    async def _call_when_ready(self, host_id: Any, params: JSON) -> None:
+        await self._relay.supervisor.wait_ready(STARTUP_WAIT_SECONDS)  # ready from here on, even past the bound
+        self.call(host_id, params)
 
     def answer_writer(self, host_id: Any) -> Writer | None:
         return self._calls.answer_writer(host_id, self._write)
