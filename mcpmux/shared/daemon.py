@@ -35,10 +35,11 @@ from mcpmux.gateway import Gateway, open_gateway
 from mcpmux.paths import StatePaths, state_paths
 from mcpmux.profile.model import Profile
 from mcpmux.secrets.store import SecretStore
-from mcpmux.serve import Shutdown, server_rows, signed_in, status_report, watch_signals
+from mcpmux.serve import Shutdown, signed_in, status_report, watch_signals
 from mcpmux.shared import address, handoff, sock
 from mcpmux.shared.host_socket import serve_host
 from mcpmux.shared.http import HttpServing
+from mcpmux.shared.rows import host_row
 
 logger = logging.getLogger("mcpmux")
 
@@ -193,24 +194,17 @@ class SharedGateway:
             return
 
     def status(self) -> list[dict[str, Any]]:
-        hosts: list[dict[str, Any]] = []
-        for entry in self.attached:
-            info = entry.front.host.info
-            view = self.hosts.views.get(entry.front)  # its own copies of `shared = false` servers
-            hosts.append(
-                {
-                    "name": info.name if info else None,
-                    "version": info.version if info else None,
-                    "era": info.era if info else None,
-                    "transport": "socket",
-                    "pipe_pid": entry.pipe_pid,
-                    "stdio": "handed over" if entry.handed_off else "piped",
-                    "attached_seconds": round(time.time() - entry.since, 1),
-                    "calls_in_flight": entry.front.relay.owed(),
-                    "servers": server_rows(view.own.states, view.redactor) if view is not None else [],
-                }
+        return [
+            host_row(
+                self.hosts,
+                entry.front,
+                entry.since,
+                transport="socket",
+                pipe_pid=entry.pipe_pid,
+                stdio="handed over" if entry.handed_off else "piped",
             )
-        return hosts
+            for entry in self.attached
+        ]
 
 
 async def run_gateway(

@@ -59,21 +59,12 @@ def attach_running(argv: list[str]) -> None:
         return
     if conn is None:
         return
-    fds = sock.handoff_fds()
     try:
-        conn.sendall(address.hello(key, pid=os.getpid(), handoff=bool(fds)))
-        line = sock.read_line(conn, address.MAX_HELLO_BYTES)
+        line, handed_off = sock.greet(conn, key)
     except OSError:
-        line = b""
+        line, handed_off = b"", False
     if not line or address.mismatch(line) is not None:
         with contextlib.suppress(OSError):
             conn.close()
         return
-    handed_off = bool(fds) and address.handed_off(line)
-    if handed_off:
-        try:
-            sock.send_stdio(conn, fds)
-        except OSError:
-            conn.close()
-            return
     exec_pump(conn, str(address.log_path(paths, key)), handed_off=handed_off)

@@ -44,11 +44,11 @@ from mcpmux import wire
 from mcpmux.errors import MCPMuxError
 from mcpmux.front.hosts import Hosts
 from mcpmux.front.server import Front
-from mcpmux.serve import server_rows
 from mcpmux.shared import loopback
 from mcpmux.shared import token as tokens
 from mcpmux.shared.http_bridge import bridge
 from mcpmux.shared.loopback import Address
+from mcpmux.shared.rows import host_row
 
 logger = logging.getLogger("mcpmux")
 
@@ -178,23 +178,7 @@ class Sessions:
             await transport.terminate()
 
     def status(self) -> list[dict[str, Any]]:
-        hosts: list[dict[str, Any]] = []
-        for entry in self.attached:
-            info = entry.front.host.info
-            view = self.hosts.views.get(entry.front)  # its own copies of `shared = false` servers
-            hosts.append(
-                {
-                    "name": info.name if info else None,
-                    "version": info.version if info else None,
-                    "era": info.era if info else None,
-                    "transport": "http",
-                    "pipe_pid": None,
-                    "attached_seconds": round(time.time() - entry.since, 1),
-                    "calls_in_flight": entry.front.relay.owed(),
-                    "servers": server_rows(view.own.states, view.redactor) if view is not None else [],
-                }
-            )
-        return hosts
+        return [host_row(self.hosts, e.front, e.since, transport="http", pipe_pid=None) for e in self.attached]
 
 
 class Guard:

@@ -9,7 +9,6 @@ before its welcome: the serve then starts a new one.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 from pathlib import Path
 
@@ -48,25 +47,16 @@ def attach(paths: StatePaths, key: str, gateway_argv: list[str]) -> tuple[socket
                     conn = sock.connect(path)
         if conn is None:
             continue
-        fds = sock.handoff_fds()
         try:
-            conn.sendall(address.hello(key, pid=os.getpid(), handoff=bool(fds)))
-            line = sock.read_line(conn, address.MAX_HELLO_BYTES)
+            line, handed_off = sock.greet(conn, key)
         except OSError:
-            line = b""
+            line, handed_off = b"", False
         if not line:  # it was exiting: start another
             conn.close()
             continue
         if (why := address.mismatch(line)) is not None:
             conn.close()
             raise Fallback(f"the gateway on {path} cannot be shared with this serve: {why}")
-        handed_off = bool(fds) and address.handed_off(line)
-        if handed_off:
-            try:
-                sock.send_stdio(conn, fds)  # only now: the gateway welcomed this serve
-            except OSError:
-                conn.close()
-                continue
         return conn, handed_off
     raise MCPMuxError(f"could not attach to the shared gateway on {path} (log: {address.log_path(paths, key)})")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mcpmux.errors import MCPMuxError
 from mcpmux.paths import ensure_private_dir
+from mcpmux.shared import address
 
 # sun_path holds 108 bytes on Linux and 104 on macOS and the BSDs, the terminating NUL included.
 MAX_SOCKET_PATH_BYTES = 107 if sys.platform.startswith("linux") else 103
@@ -107,6 +108,19 @@ def handoff_fds(stdin_fd: int = 0, stdout_fd: int = 1) -> list[int]:
 
 def pollable(mode: int) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def greet(conn: socket.socket, key: str) -> tuple[bytes, bool]:
+    """A serve's side of attaching: its hello (offering the host's stdio when it can be handed over), the
+    gateway's answer line (b"" when it hung up), and whether the stdio went to it, sent only once that answer
+    welcomed this serve. A broken connection raises OSError."""
+    fds = handoff_fds()
+    conn.sendall(address.hello(key, pid=os.getpid(), handoff=bool(fds)))
+    line = read_line(conn, address.MAX_HELLO_BYTES)
+    handed_off = bool(fds and line) and address.mismatch(line) is None and address.handed_off(line)
+    if handed_off:
+        send_stdio(conn, fds)
+    return line, handed_off
 
 
 def send_stdio(conn: socket.socket, fds: list[int]) -> None:
